@@ -1,0 +1,718 @@
+package agent
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/goipa/goipa/netcfg"
+)
+
+// IPAVersion is the agent_version goipa reports: the IPA release whose
+// behaviour it matches. Ironic stores it and gates features on it.
+const IPAVersion = "9.4.2"
+
+// Version is goipa's own version (set with -ldflags at build time).
+var Version = "dev"
+
+// Hardware is what the agent needs to know about the machine.
+type Hardware interface {
+	// MACs lists the NICs' MAC addresses for lookup, the boot NIC first.
+	MACs(ctx context.Context) ([]string, error)
+	// Inventory returns the hardware inventory in Ironic's schema.
+	Inventory(ctx context.Context) (any, error)
+	// InspectionData returns the inspection callback body for the given
+	// collectors (spec 6.3), without the agent's logs.
+	InspectionData(ctx context.Context, collectors []string) (map[string]any, error)
+}
+
+// Option configures an Agent.
+type Option func(*Agent)
+
+// WithLogger sets the agent's logger.
+func WithLogger(l *slog.Logger) Option { return func(a *Agent) { a.log = l } }
+
+// WithHardware sets the inventory provider.
+func WithHardware(h Hardware) Option { return func(a *Agent) { a.hw = h } }
+
+// WithLogBuffer gives log.collect_system_logs the agent's own log.
+func WithLogBuffer(b *LogBuffer) Option { return func(a *Agent) { a.logs = b } }
+
+// WithRealPower makes power commands call reboot(2). Only `goipa init`
+// (PID 1 of the ramdisk) and goipa-power=system set it.
+func WithRealPower(real bool) Option { return func(a *Agent) { a.realPower = real } }
+
+// WithListener makes the API serve on l instead of listening itself.
+func WithListener(l net.Listener) Option { return func(a *Agent) { a.listener = l } }
+
+// Agent is one running goipa agent.
+type Agent struct {
+	cfg       *Config
+	log       *slog.Logger
+	hw        Hardware
+	logs      *LogBuffer
+	realPower bool
+	listener  net.Listener
+	metrics   *metrics
+	cmds      *Manager
+	steps     *Steps
+	ironic    *ironicClient
+	startedAt time.Time
+
+	force chan struct{} // a forced heartbeat is wanted
+	reset chan struct{} // Ironic ended the operation, or a simulated reboot
+
+	mu              sync.Mutex
+	phase           string
+	apiBase         string
+	apiVersion      microversion
+	node            map[string]any
+	lookupConfig    map[string]any
+	token           string
+	getLatched      bool // a GET once carried a token: GETs need one from now on
+	hbTimeout       time.Duration
+	callbackURL     string
+	verifyCA        string // PEM of the auto-TLS certificate, sent as agent_verify_ca
+	serverStop      context.CancelFunc
+	resetAfterAsync bool
+	lockedDown      bool
+}
+
+// New builds an agent and registers the standard extensions. Packages
+// that implement steps or commands register them before Run.
+func New(cfg *Config, opts ...Option) (*Agent, error) {
+	a := &Agent{
+		cfg:       cfg,
+		log:       slog.Default(),
+		metrics:   newMetrics(),
+		steps:     NewSteps(),
+		startedAt: time.Now(),
+		force:     make(chan struct{}, 1),
+		reset:     make(chan struct{}, 1),
+		phase:     "starting",
+		token:     cfg.AgentToken,
+		hbTimeout: 300 * time.Second,
+	}
+	for _, o := range opts {
+		o(a)
+	}
+	if a.hw == nil {
+		return nil, errors.New("agent: no hardware provider")
+	}
+	ic, err := newIronicClient(cfg)
+	if err != nil {
+		return nil, err
+	}
+	a.ironic = ic
+	a.cmds = NewManager(a.log, a.metrics, a.asyncDone)
+	for _, k := range []StepKind{Clean, Deploy, Service} {
+		a.cmds.Register(&stepExtension{kind: k, steps: a.steps, cacheNode: a.cacheNode})
+	}
+	a.registerStandard()
+	return a, nil
+}
+
+// Config returns the agent's configuration.
+func (a *Agent) Config() *Config { return a.cfg }
+
+// Steps is the registry clean, deploy and service steps are added to.
+func (a *Agent) Steps() *Steps { return a.steps }
+
+// Register adds an extension's commands.
+func (a *Agent) Register(e Extension) { a.cmds.Register(e) }
+
+// Metrics is where other packages add their collectors.
+func (a *Agent) Metrics() prometheus.Registerer { return a.metrics.Registry() }
+
+// Node returns the node dict last seen (lookup or a step command).
+func (a *Agent) Node() map[string]any {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.node
+}
+
+// LookupConfig returns the `config` object of the last lookup: the
+// image-format, md5 and TLS overrides Ironic sends.
+func (a *Agent) LookupConfig() map[string]any {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.lookupConfig
+}
+
+func (a *Agent) cacheNode(n map[string]any) {
+	a.mu.Lock()
+	a.node = n
+	a.mu.Unlock()
+}
+
+func (a *Agent) setPhase(p string) {
+	a.mu.Lock()
+	changed := a.phase != p
+	a.phase = p
+	a.mu.Unlock()
+	if changed {
+		a.log.Info("agent phase", "phase", p)
+	}
+}
+
+// Handler returns the agent's HTTP API, for tests and embedding.
+func (a *Agent) Handler() http.Handler {
+	return newAPIServer(a.log, a.cmds, a, a.status, a.metrics)
+}
+
+// checkToken implements the token rules: POST always needs the agent's
+// token once it has one; GETs are open until one arrives with a token
+// (Ironic 21.4 sends none on GET; newer Ironic always does), then need it.
+func (a *Agent) checkToken(token string, present bool, isGet bool) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if isGet {
+		if !present && !a.getLatched {
+			return true
+		}
+		if a.token != "" && tokenEqual(token, a.token) {
+			a.getLatched = true
+			return true
+		}
+		return false
+	}
+	if a.token == "" {
+		return token == "" // nothing handed out yet: only a token-less call matches
+	}
+	return tokenEqual(token, a.token)
+}
+
+func (a *Agent) status() map[string]any {
+	a.mu.Lock()
+	phase := a.phase
+	a.mu.Unlock()
+	st := map[string]any{
+		"started_at":    float64(a.startedAt.UnixNano()) / 1e9,
+		"version":       IPAVersion,
+		"goipa_version": Version,
+		"phase":         phase,
+		"command":       nil,
+	}
+	if r := a.cmds.Running(); r != nil {
+		st["command"] = map[string]any{"id": r.ID, "name": r.Command, "running_for": time.Since(r.Started).Seconds(), "result": r}
+	}
+	return st
+}
+
+// asyncDone runs after each async command: force a heartbeat so Ironic
+// looks at the result now, or start over after a simulated reboot.
+func (a *Agent) asyncDone(*Result) {
+	a.mu.Lock()
+	resetNow := a.resetAfterAsync
+	a.resetAfterAsync = false
+	a.mu.Unlock()
+	if resetNow {
+		select {
+		case a.reset <- struct{}{}:
+		default:
+		}
+		return
+	}
+	select {
+	case a.force <- struct{}{}:
+	default:
+	}
+}
+
+// Run runs the agent until ctx ends: (inspection,) lookup, the API and
+// heartbeats, starting over whenever Ironic ends the operation.
+func (a *Agent) Run(ctx context.Context) error {
+	defer a.cmds.Close()
+	if d := a.cfg.HardwareInitDelay; d > 0 {
+		a.log.Info("waiting before looking at the hardware", "delay", d)
+		if err := sleepCtx(ctx, d); err != nil {
+			return nil
+		}
+	}
+	if a.cfg.Standalone {
+		a.setPhase("standalone")
+		a.log.Warn("standalone: no lookup, no heartbeat")
+		return a.serve(ctx, nil)
+	}
+
+	nodeUUID := ""
+	if a.cfg.InspectionCallbackURL != "" {
+		a.setPhase("inspecting")
+		nodeUUID = a.inspect(ctx)
+	}
+	if len(a.cfg.APIURLs) == 0 {
+		a.setPhase("idle")
+		a.log.Warn("no ipa-api-url: inspection done, serving the API without lookup")
+		return a.serve(ctx, nil)
+	}
+	if err := a.discover(ctx); err != nil {
+		return nil // ctx ended
+	}
+
+	serverErr := make(chan error, 1)
+	started := false
+	for ctx.Err() == nil {
+		a.setPhase("lookup")
+		if err := a.lookupLoop(ctx, nodeUUID); err != nil {
+			return nil
+		}
+		nodeUUID = ""
+		if !started {
+			tlsCfg, err := a.prepareCallback(ctx)
+			if err != nil {
+				return nil
+			}
+			go func() { serverErr <- a.serve(ctx, tlsCfg) }()
+			started = true
+		}
+		a.setPhase("ready")
+		err := a.heartbeatLoop(ctx, serverErr)
+		if errors.Is(err, errStartOver) {
+			a.startOver()
+			continue
+		}
+		return err
+	}
+	return nil
+}
+
+var errStartOver = errors.New("start over")
+
+// startOver makes the agent what it is after a reboot: no node, no token
+// (but the kernel's ipa-agent-token), no command history.
+func (a *Agent) startOver() {
+	a.log.Info("starting over as after a reboot: forgetting node, token and commands")
+	a.cmds.Reset()
+	a.mu.Lock()
+	a.node, a.lookupConfig, a.token, a.getLatched = nil, nil, a.cfg.AgentToken, false
+	a.mu.Unlock()
+	select { // a stale force belongs to the old operation
+	case <-a.force:
+	default:
+	}
+}
+
+// discover finds Ironic's API version, trying each URL until one answers.
+func (a *Agent) discover(ctx context.Context) error {
+	if a.cfg.IronicAPIVersion != "" {
+		v, _ := parseMicroversion(a.cfg.IronicAPIVersion)
+		a.mu.Lock()
+		a.apiBase, a.apiVersion = a.cfg.APIURLs[0], v
+		a.mu.Unlock()
+		return nil
+	}
+	bo := newBackoff(a.cfg.LookupInterval, 60*time.Second)
+	for attempt := 1; ; attempt++ {
+		for _, base := range a.cfg.APIURLs {
+			v, err := a.ironic.discoverVersion(ctx, base)
+			if err == nil {
+				a.log.Info("Ironic API found", "url", base, "max_version", v.String())
+				a.mu.Lock()
+				a.apiBase, a.apiVersion = base, v
+				a.mu.Unlock()
+				return nil
+			}
+			a.log.Warn("Ironic API version discovery failed", "url", base, "attempt", attempt, "error", err)
+		}
+		if err := sleepCtx(ctx, bo.next()); err != nil {
+			return err
+		}
+	}
+}
+
+// lookupLoop looks the node up until Ironic answers, with capped
+// exponential backoff; it never gives up (decisions: a dead agent helps
+// nobody), but logs louder after ipa-lookup-timeout.
+func (a *Agent) lookupLoop(ctx context.Context, nodeUUID string) error {
+	bo := newBackoff(a.cfg.LookupInterval, 60*time.Second)
+	start := time.Now()
+	for attempt := 1; ; attempt++ {
+		macs, err := a.hw.MACs(ctx)
+		if err == nil && len(macs) == 0 && nodeUUID == "" {
+			err = errors.New("no network interface with a MAC address")
+		}
+		var res *LookupResult
+		if err == nil {
+			a.mu.Lock()
+			base, v := a.apiBase, a.apiVersion
+			a.mu.Unlock()
+			res, err = a.ironic.lookup(ctx, base, v, macs, nodeUUID)
+			if err != nil {
+				// Try the other URLs; keep the first that works (spec 2.2, [M]).
+				for _, other := range a.cfg.APIURLs {
+					if other == base {
+						continue
+					}
+					if r2, err2 := a.ironic.lookup(ctx, other, v, macs, nodeUUID); err2 == nil {
+						res, err = r2, nil
+						a.mu.Lock()
+						a.apiBase = other
+						a.mu.Unlock()
+						break
+					}
+				}
+			}
+		}
+		if err == nil {
+			a.metrics.lookups.WithLabelValues("ok").Inc()
+			a.applyLookup(res)
+			return nil
+		}
+		a.metrics.lookups.WithLabelValues("error").Inc()
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		wait := bo.next()
+		var ie *IronicError
+		if errors.As(err, &ie) && ie.Status == http.StatusConflict {
+			// The node is locked while Ironic hands out the token.
+			wait += []time.Duration{5 * time.Second, 10 * time.Second, 30 * time.Second}[min(attempt-1, 2)]
+		}
+		level := slog.LevelInfo
+		if time.Since(start) > a.cfg.LookupTimeout {
+			level = slog.LevelError
+		}
+		a.log.Log(ctx, level, "lookup failed, retrying", "attempt", attempt, "macs", macs, "error", err, "retry_in", wait.Round(time.Millisecond))
+		if err := sleepCtx(ctx, wait); err != nil {
+			return err
+		}
+	}
+}
+
+// applyLookup adopts what Ironic said (spec 2.3).
+func (a *Agent) applyLookup(res *LookupResult) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.node = res.Node
+	a.lookupConfig = res.Config
+	if t, ok := res.Config["heartbeat_timeout"].(float64); ok && t > 0 {
+		a.hbTimeout = time.Duration(t * float64(time.Second))
+	}
+	switch tok, _ := res.Config["agent_token"].(string); {
+	case len(tok) >= 32:
+		a.token = tok
+	case tok == "******":
+		// Already handed out: keep the one we have (ipa-agent-token).
+		if a.token == "" {
+			a.log.Error("Ironic handed the agent token out already and this agent has none: heartbeats will be refused until the operation is restarted")
+		}
+	default:
+		if req, _ := res.Config["agent_token_required"].(bool); req && a.token == "" {
+			a.log.Error("Ironic requires an agent token but sent none")
+		}
+	}
+	a.log.Info("lookup succeeded", "node", res.NodeUUID(), "heartbeat_timeout", a.hbTimeout, "has_token", a.token != "")
+}
+
+// prepareCallback settles the callback URL and, with auto-TLS, the
+// certificate; both stay fixed for the agent's life (spec 12.8).
+func (a *Agent) prepareCallback(ctx context.Context) (*tls.Config, error) {
+	host, err := a.advertiseHost(ctx)
+	if err != nil {
+		return nil, err
+	}
+	proto := a.cfg.AdvertiseProtocol
+	var tlsCfg *tls.Config
+	a.mu.Lock()
+	v := a.apiVersion
+	a.mu.Unlock()
+	switch {
+	case a.cfg.ListenTLS:
+		cert, err := tls.LoadX509KeyPair(a.cfg.CertFile, a.cfg.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("ipa-listen-tls: %w", err)
+		}
+		tlsCfg = a.serverTLS(cert)
+	case a.cfg.EnableAutoTLS && v.atLeast("1.68"):
+		cert, pem, err := selfSignedCert(host, a.cfg.TLSCurve, time.Now())
+		if err != nil {
+			return nil, fmt.Errorf("auto-TLS: %w", err)
+		}
+		tlsCfg = a.serverTLS(cert)
+		proto = "https"
+		a.mu.Lock()
+		a.verifyCA = pem
+		a.mu.Unlock()
+		a.log.Info("auto-TLS: serving HTTPS with a generated certificate", "host", host)
+	}
+	hp := net.JoinHostPort(host, strconv.Itoa(a.cfg.AdvertisePort))
+	a.mu.Lock()
+	a.callbackURL = proto + "://" + hp
+	a.mu.Unlock()
+	a.log.Info("callback URL", "url", proto+"://"+hp)
+	return tlsCfg, nil
+}
+
+func (a *Agent) serverTLS(cert tls.Certificate) *tls.Config {
+	minV := uint16(tls.VersionTLS12)
+	if a.cfg.TLSMinVersion == "1.3" {
+		minV = tls.VersionTLS13
+	}
+	if s, _ := a.LookupConfig()["tls_min_version"].(string); s == "1.3" {
+		minV = tls.VersionTLS13
+	}
+	return &tls.Config{
+		Certificates: []tls.Certificate{cert},
+		MinVersion:   minV,
+		// TLS 1.2 only with the AEAD ECDHE suites IPA allows.
+		CipherSuites: []uint16{
+			tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+			tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+		},
+	}
+}
+
+// advertiseHost finds the address Ironic calls back: the parameter, the
+// named NIC's address, or the source of the route to Ironic.
+func (a *Agent) advertiseHost(ctx context.Context) (string, error) {
+	if a.cfg.AdvertiseHost != "" {
+		return a.cfg.AdvertiseHost, nil
+	}
+	for attempt := 1; ; attempt++ {
+		if a.cfg.NetworkInterface != "" {
+			if addr, err := interfaceIPv4(a.cfg.NetworkInterface); err == nil {
+				return addr, nil
+			} else {
+				a.log.Warn("no address on ipa-network-interface yet", "interface", a.cfg.NetworkInterface, "error", err)
+			}
+		} else {
+			for _, base := range a.cfg.APIURLs {
+				addr, err := a.routeSource(ctx, base)
+				if err == nil {
+					return addr.String(), nil
+				}
+				a.log.Warn("cannot find the address on the route to Ironic", "url", base, "attempt", attempt, "error", err)
+			}
+		}
+		if attempt == a.cfg.IPLookupAttempts {
+			a.log.Error("still no address to advertise to Ironic; retrying", "attempts", attempt)
+		}
+		if err := sleepCtx(ctx, max(a.cfg.IPLookupTimeout, time.Second)); err != nil {
+			return "", err
+		}
+	}
+}
+
+func (a *Agent) routeSource(ctx context.Context, base string) (netip.Addr, error) {
+	u, err := url.Parse(base)
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	addrs, err := net.DefaultResolver.LookupNetIP(ctx, "ip", u.Hostname())
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	var lastErr error
+	for _, ip := range addrs {
+		src, err := netcfg.SourceAddr(ctx, ip.Unmap())
+		if err == nil {
+			return src, nil
+		}
+		lastErr = err
+	}
+	if lastErr == nil {
+		lastErr = fmt.Errorf("%s resolves to no address", u.Hostname())
+	}
+	return netip.Addr{}, lastErr
+}
+
+func interfaceIPv4(name string) (string, error) {
+	ifc, err := net.InterfaceByName(name)
+	if err != nil {
+		return "", err
+	}
+	addrs, err := ifc.Addrs()
+	if err != nil {
+		return "", err
+	}
+	for _, ad := range addrs {
+		if ipn, ok := ad.(*net.IPNet); ok && ipn.IP.To4() != nil {
+			return ipn.IP.String(), nil
+		}
+	}
+	return "", fmt.Errorf("%s has no IPv4 address", name)
+}
+
+// serve runs the API until ctx ends or a lockdown stops it.
+func (a *Agent) serve(ctx context.Context, tlsCfg *tls.Config) error {
+	sctx, stop := context.WithCancel(ctx)
+	defer stop()
+	a.mu.Lock()
+	a.serverStop = stop
+	a.mu.Unlock()
+	ln := a.listener
+	if ln == nil {
+		var err error
+		ln, err = listen(a.cfg.ListenHost, a.cfg.ListenPort)
+		if err != nil {
+			return err
+		}
+	}
+	srv := &http.Server{
+		Handler:           a.Handler(),
+		ReadHeaderTimeout: 30 * time.Second,
+		TLSConfig:         tlsCfg,
+		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelDebug),
+	}
+	a.log.Info("API listening", "address", ln.Addr().String(), "tls", tlsCfg != nil)
+	return serveUntil(sctx, srv, func() error {
+		if tlsCfg != nil {
+			return srv.ServeTLS(ln, "", "")
+		}
+		return srv.Serve(ln)
+	})
+}
+
+// listen binds host:port; "::" falls back to 0.0.0.0 without IPv6.
+func listen(host string, port int) (net.Listener, error) {
+	addr := net.JoinHostPort(host, strconv.Itoa(port))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil && host == "::" {
+		ln, err = net.Listen("tcp", net.JoinHostPort("0.0.0.0", strconv.Itoa(port)))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("API listen on %s: %w", addr, err)
+	}
+	return ln, nil
+}
+
+// heartbeatLoop heartbeats until ctx ends (nil), the server fails, or
+// Ironic ends the operation (errStartOver).
+func (a *Agent) heartbeatLoop(ctx context.Context, serverErr <-chan error) error {
+	next := time.Now() // the first beat follows the lookup at once
+	var last time.Time
+	forced := false
+	for {
+		now := time.Now()
+		due := next
+		if forced {
+			// A forced beat still waits 5 s after the previous one, as IPA
+			// does, so a burst of commands is not a burst of heartbeats.
+			due = minTime(due, last.Add(5*time.Second))
+		}
+		if !now.Before(due) {
+			forced = false
+			last = time.Now()
+			err := a.beat(ctx)
+			switch {
+			case err == nil:
+				next = time.Now().Add(time.Duration(float64(a.heartbeatTimeout()) * (0.3 + 0.3*rand.Float64())))
+			case errors.Is(err, errStartOver):
+				return err
+			default:
+				next = time.Now().Add(time.Duration(float64(5*time.Second) * (1 + rand.Float64())))
+			}
+			continue
+		}
+		wait := min(time.Until(due), 5*time.Second)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case err := <-serverErr:
+			t.Stop()
+			if err != nil {
+				return err
+			}
+			if a.isLockedDown() {
+				a.setPhase("locked down")
+				<-ctx.Done()
+			}
+			return nil
+		case <-a.reset:
+			t.Stop()
+			return errStartOver
+		case <-a.force:
+			forced = true
+		case <-t.C:
+		}
+	}
+}
+
+func (a *Agent) heartbeatTimeout() time.Duration {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.hbTimeout
+}
+
+func (a *Agent) isLockedDown() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.lockedDown
+}
+
+// beat sends one heartbeat.
+func (a *Agent) beat(ctx context.Context) error {
+	a.mu.Lock()
+	base, v, node, cb, tok, ca := a.apiBase, a.apiVersion, a.node, a.callbackURL, a.token, a.verifyCA
+	a.mu.Unlock()
+	uuid, _ := node["uuid"].(string)
+	err := a.ironic.heartbeat(ctx, base, v, uuid, heartbeatBody(v, cb, tok, IPAVersion, ca))
+	if err == nil {
+		a.metrics.heartbeats.WithLabelValues("ok").Inc()
+		a.log.Debug("heartbeat sent", "node", uuid)
+		return nil
+	}
+	var ie *IronicError
+	if errors.As(err, &ie) {
+		a.metrics.heartbeats.WithLabelValues(strconv.Itoa(ie.Status)).Inc()
+		if ie.tokenWiped() {
+			a.log.Info("Ironic refused the token: the operation has ended", "node", uuid, "error", err)
+			return errStartOver
+		}
+	} else {
+		a.metrics.heartbeats.WithLabelValues("error").Inc()
+	}
+	a.log.Warn("heartbeat failed, retrying", "node", uuid, "error", err)
+	return err
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+// backoff is a capped, jittered exponential backoff.
+type backoff struct {
+	cur, max time.Duration
+}
+
+func newBackoff(first, maxWait time.Duration) *backoff {
+	if first <= 0 {
+		first = time.Second
+	}
+	return &backoff{cur: first, max: maxWait}
+}
+
+func (b *backoff) next() time.Duration {
+	d := b.cur
+	b.cur = min(b.cur*2, b.max)
+	// Full jitter between d/2 and d, so a rack of agents spreads out.
+	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}

@@ -1,0 +1,333 @@
+package agent
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Command statuses, exactly as IPA spells them.
+const (
+	StatusRunning         = "RUNNING"
+	StatusSucceeded       = "SUCCEEDED"
+	StatusFailed          = "FAILED"
+	StatusVersionMismatch = "CLEAN_VERSION_MISMATCH"
+)
+
+// Command is one `<extension>.<name>` the agent runs for Ironic.
+type Command struct {
+	// Async commands answer RUNNING at once and finish in the background;
+	// sync ones run inside the request.
+	Async bool
+	Run   func(ctx context.Context, call *Call) (any, error)
+}
+
+// Extension groups commands under a name, as IPA's extensions do.
+type Extension interface {
+	Name() string
+	Commands() map[string]Command
+}
+
+// Call is what a running command sees of its invocation.
+type Call struct {
+	Params map[string]any
+	Log    *slog.Logger
+	result *Result
+}
+
+// SetProgress publishes v (any JSON value) as the running command's
+// `progress`, read by GET /v1/commands, /v1/status and the log.
+func (c *Call) SetProgress(v any) {
+	if c.result == nil {
+		return
+	}
+	c.result.mu.Lock()
+	c.result.progress = v
+	c.result.mu.Unlock()
+}
+
+// Result is one executed command, serialized as IPA's command result.
+type Result struct {
+	ID      string
+	Name    string // short name, or the dotted one for a sync command that failed
+	Command string // always <extension>.<name>, for logs and metrics
+	Started time.Time
+
+	mu       sync.Mutex
+	status   string
+	err      *Error
+	value    any
+	progress any
+	ended    time.Time
+	done     chan struct{}
+}
+
+// Status returns the current command status.
+func (r *Result) Status() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.status
+}
+
+// Wait blocks until the command has finished or ctx ends.
+func (r *Result) Wait(ctx context.Context) error {
+	select {
+	case <-r.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+type resultJSON struct {
+	ID       string `json:"id"`
+	Name     string `json:"command_name"`
+	Status   string `json:"command_status"`
+	Error    *Error `json:"command_error"`
+	Result   any    `json:"command_result"`
+	Progress any    `json:"progress,omitempty"`
+}
+
+// MarshalJSON renders IPA's result object; `progress` is goipa's addition
+// (Ironic ignores unknown keys).
+func (r *Result) MarshalJSON() ([]byte, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return json.Marshal(resultJSON{ID: r.ID, Name: r.Name, Status: r.status, Error: r.err, Result: r.value, Progress: r.progress})
+}
+
+func (r *Result) finish(status string, value any, err *Error) {
+	r.mu.Lock()
+	r.status, r.value, r.err, r.ended = status, value, err, time.Now()
+	r.mu.Unlock()
+	close(r.done)
+}
+
+// Manager runs commands one at a time and keeps every result, oldest
+// first, as IPA does: Ironic reads the last entry to know where a step is.
+type Manager struct {
+	log     *slog.Logger
+	metrics *metrics
+	// onAsyncDone is called after each async command ends (the agent
+	// forces a heartbeat then: Ironic only looks on heartbeats).
+	onAsyncDone func(*Result)
+
+	execMu sync.Mutex // held across execute; sync commands keep it while they run
+
+	mu      sync.Mutex
+	exts    map[string]map[string]Command
+	results []*Result
+	ctx     context.Context // cancelled on reset: a "reboot" ends running commands
+	cancel  context.CancelFunc
+}
+
+// NewManager returns a Manager with no extensions.
+func NewManager(log *slog.Logger, m *metrics, onAsyncDone func(*Result)) *Manager {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Manager{log: log, metrics: m, onAsyncDone: onAsyncDone, exts: map[string]map[string]Command{}, ctx: ctx, cancel: cancel}
+}
+
+// Register adds an extension's commands. Several packages may add
+// commands to one extension (standby holds power and image commands);
+// registering one command twice panics: a programming error any test finds.
+func (m *Manager) Register(e Extension) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	cmds := m.exts[e.Name()]
+	if cmds == nil {
+		cmds = map[string]Command{}
+		m.exts[e.Name()] = cmds
+	}
+	for name, c := range e.Commands() {
+		if _, dup := cmds[name]; dup {
+			panic("agent: command registered twice: " + e.Name() + "." + name)
+		}
+		cmds[name] = c
+	}
+}
+
+// Commands is an Extension made of a name and a command table.
+type Commands struct {
+	Ext  string
+	Cmds map[string]Command
+}
+
+// Name implements Extension.
+func (c Commands) Name() string { return c.Ext }
+
+// Commands implements Extension.
+func (c Commands) Commands() map[string]Command { return c.Cmds }
+
+// Results returns a snapshot of all results, oldest first.
+func (m *Manager) Results() []*Result {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]*Result(nil), m.results...)
+}
+
+// Get returns one result by id.
+func (m *Manager) Get(id string) (*Result, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, r := range m.results {
+		if r.ID == id {
+			return r, nil
+		}
+	}
+	return nil, errNotFound(fmt.Sprintf("Command Result with id %s not found.", id))
+}
+
+// Running returns the running command, if any.
+func (m *Manager) Running() *Result {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if n := len(m.results); n > 0 && m.results[n-1].Status() == StatusRunning {
+		return m.results[n-1]
+	}
+	return nil
+}
+
+// Reset forgets every result and cancels what runs: what the agent does
+// when a simulated reboot makes it a fresh agent.
+func (m *Manager) Reset() {
+	m.execMu.Lock()
+	defer m.execMu.Unlock()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.cancel()
+	m.ctx, m.cancel = context.WithCancel(context.Background())
+	m.results = nil
+}
+
+// Close cancels running commands for good.
+func (m *Manager) Close() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.cancel()
+}
+
+// Execute runs `<ext>.<cmd>` with params. It returns the result (RUNNING for
+// an async command) or an *Error for a request IPA would refuse (busy,
+// unknown extension or command). A command that fails returns a FAILED
+// result, not an error.
+func (m *Manager) Execute(name string, params map[string]any) (*Result, error) {
+	m.execMu.Lock()
+	defer m.execMu.Unlock()
+
+	extName, cmdName, ok := strings.Cut(name, ".")
+	if !ok || extName == "" || cmdName == "" {
+		return nil, errInvalidCommand("Command name must be of the form <extension>.<name>")
+	}
+	if r := m.Running(); r != nil {
+		return nil, errBusy(r.Name)
+	}
+	m.mu.Lock()
+	cmds, ok := m.exts[extName]
+	ctx := m.ctx
+	m.mu.Unlock()
+	if !ok {
+		return nil, errNotFound(fmt.Sprintf("Extension with id %s not found.", extName))
+	}
+	cmd, ok := cmds[cmdName]
+	if !ok {
+		return nil, errInvalidCommand("Unknown command: " + name)
+	}
+	if params == nil {
+		params = map[string]any{}
+	}
+	r := &Result{ID: newUUID(), Name: cmdName, Command: name, Started: time.Now(), status: StatusRunning, done: make(chan struct{})}
+	call := &Call{Params: params, Log: m.log.With("command", name, "command_id", r.ID), result: r}
+	m.metrics.commandStarted(name)
+	if cmd.Async {
+		m.mu.Lock()
+		m.results = append(m.results, r)
+		m.mu.Unlock()
+		call.Log.Info("command started")
+		go func() {
+			m.run(ctx, cmd, call, r, true)
+			if m.onAsyncDone != nil {
+				m.onAsyncDone(r)
+			}
+		}()
+		return r, nil
+	}
+	m.run(ctx, cmd, call, r, false)
+	m.mu.Lock()
+	m.results = append(m.results, r)
+	m.mu.Unlock()
+	return r, nil
+}
+
+// run executes one command, turning its value, error or panic into the
+// result IPA would report.
+func (m *Manager) run(ctx context.Context, cmd Command, call *Call, r *Result, async bool) {
+	var (
+		value any
+		err   error
+	)
+	func() {
+		defer func() {
+			if p := recover(); p != nil {
+				call.Log.Error("command panicked", "panic", p, "stack", string(debug.Stack()))
+				err = errExecution(fmt.Sprintf("command %s panicked: %v", r.Command, p))
+			}
+		}()
+		value, err = cmd.Run(ctx, call)
+	}()
+	status := StatusSucceeded
+	var aerr *Error
+	if err != nil {
+		aerr = asAgentError(err)
+		status = StatusFailed
+		if aerr.Type == "VersionMismatch" {
+			status = StatusVersionMismatch
+		}
+		if !async {
+			r.Name = r.Command // IPA keeps the dotted name only here
+		}
+		value = nil
+		call.Log.Error("command failed", "status", status, "error", aerr.Error(), "duration", time.Since(r.Started).Round(time.Millisecond))
+	} else {
+		value = wrapValue(value, r.Name, async)
+		call.Log.Info("command finished", "status", status, "duration", time.Since(r.Started).Round(time.Millisecond))
+	}
+	r.finish(status, value, aerr)
+	m.metrics.commandEnded(r.Command, status, time.Since(r.Started))
+}
+
+// wrapValue applies IPA's rule for plain-string results.
+func wrapValue(v any, name string, async bool) any {
+	s, ok := v.(string)
+	if !ok {
+		return v
+	}
+	if async {
+		return map[string]any{"result": name + ": " + s}
+	}
+	return map[string]any{"result": s}
+}
+
+// newUUID returns a random (version 4) UUID.
+func newUUID() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err) // crypto/rand never fails on Linux
+	}
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
+}
+
+func jsonText(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Sprint(v)
+	}
+	return string(b)
+}
