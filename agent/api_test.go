@@ -100,10 +100,9 @@ func (b *blockingExt) Commands() map[string]Command {
 		"async": {Async: true, Run: wait},
 		"sync":  {Run: wait},
 		"quick": {Run: func(context.Context, *Call) (any, error) { return "quick", nil }},
-		"panic_async": {Async: true, Run: func(context.Context, *Call) (any, error) {
-			var m map[string]int
-			m["boom"] = 1
-			return nil, nil
+		"panic_async": {Async: true, Run: func(_ context.Context, c *Call) (any, error) {
+			s := []int{}
+			return s[len(c.Params)+1], nil // a runtime panic, not an explicit one
 		}},
 		"panic_sync": {Run: func(context.Context, *Call) (any, error) { panic("sync boom") }},
 		"fail":       {Run: func(context.Context, *Call) (any, error) { return nil, errors.New("disk on fire") }},
