@@ -357,7 +357,9 @@ func TestSteps(t *testing.T) {
 		ArgsInfo: map[string]ArgInfo{"duration": {Description: "seconds", Required: false}},
 		Run:      func(ctx context.Context, sc *StepCall) (any, error) { return nil, errors.New("too hot") }})
 	a.Steps().Register(Deploy, Step{Name: "write_image", Interface: "deploy",
-		Run: func(ctx context.Context, sc *StepCall) (any, error) { return map[string]any{"result": "prepare_image: done"}, nil }})
+		Run: func(ctx context.Context, sc *StepCall) (any, error) {
+			return map[string]any{"result": "prepare_image: done"}, nil
+		}})
 	c := newAPI(t, a)
 	node := map[string]any{"uuid": "n1"}
 

@@ -31,12 +31,12 @@ type Config struct {
 	Standalone       bool          // ipa-standalone: no lookup, no heartbeat
 
 	// The agent's own API.
-	ListenHost        string // ipa-listen-host
-	ListenPort        int    // ipa-listen-port
-	AdvertiseHost     string // ipa-advertise-host (auto when empty)
-	AdvertisePort     int    // ipa-advertise-port (defaults to the listen port)
-	AdvertiseProtocol string // ipa-advertise-protocol
-	NetworkInterface  string // ipa-network-interface
+	ListenHost        string        // ipa-listen-host
+	ListenPort        int           // ipa-listen-port
+	AdvertiseHost     string        // ipa-advertise-host (auto when empty)
+	AdvertisePort     int           // ipa-advertise-port (defaults to the listen port)
+	AdvertiseProtocol string        // ipa-advertise-protocol
+	NetworkInterface  string        // ipa-network-interface
 	IPLookupAttempts  int           // ipa-ip-lookup-attempts
 	IPLookupTimeout   time.Duration // ipa-ip-lookup-timeout (between attempts)
 

@@ -135,7 +135,7 @@ func (e *stepExtension) Name() string { return string(e.kind) }
 
 func (e *stepExtension) Commands() map[string]Command {
 	return map[string]Command{
-		"get_" + string(e.kind) + "_steps":     {Run: e.getSteps},
+		"get_" + string(e.kind) + "_steps":    {Run: e.getSteps},
 		"execute_" + string(e.kind) + "_step": {Async: true, Run: e.executeStep},
 	}
 }
