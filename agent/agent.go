@@ -65,6 +65,7 @@ type Agent struct {
 	logs      *LogBuffer
 	realPower bool
 	listener  net.Listener
+	deploy    *deployer
 	metrics   *metrics
 	cmds      *Manager
 	steps     *Steps
@@ -121,6 +122,7 @@ func New(cfg *Config, opts ...Option) (*Agent, error) {
 		a.cmds.Register(&stepExtension{kind: k, steps: a.steps, cacheNode: a.cacheNode})
 	}
 	a.registerStandard()
+	a.registerDeploy()
 	return a, nil
 }
 

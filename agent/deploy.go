@@ -1,0 +1,228 @@
+package agent
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"time"
+)
+
+// ImageWriter streams, verifies and writes an image onto a device,
+// leaving it unbootable on any failure. The image package implements it.
+type ImageWriter interface {
+	WriteImage(ctx context.Context, ii *ImageInfo, device string, progress func(any)) error
+}
+
+// ConfigDriveWriter adds a config-2 partition holding iso to a disk that
+// already carries a whole-disk image. The disk package implements it.
+type ConfigDriveWriter interface {
+	WriteConfigDrive(ctx context.Context, device string, iso []byte) (partition string, err error)
+}
+
+// DiskSelector picks the install disk by root device hints (nil hints:
+// IPA's default rule). The inventory package implements it, and it only
+// ever sees the devices goipa may touch (goipa-devices).
+type DiskSelector interface {
+	RootDisk(ctx context.Context, hints map[string]any) (string, error)
+}
+
+// WithDeploy enables the image deploy commands and steps.
+func WithDeploy(sel DiskSelector, w ImageWriter, cd ConfigDriveWriter) Option {
+	return func(a *Agent) { a.deploy = &deployer{a: a, disks: sel, images: w, configDrive: cd} }
+}
+
+// maxConfigDrive is the largest config drive a whole-disk image gets
+// (spec 10: IPA's 64 MiB partition).
+const maxConfigDrive = 64 << 20
+
+// deployer holds what the last image deploy did, for get_partition_uuids.
+type deployer struct {
+	a           *Agent
+	disks       DiskSelector
+	images      ImageWriter
+	configDrive ConfigDriveWriter
+
+	mu     sync.Mutex
+	device string // the disk the last image went to
+}
+
+func (a *Agent) registerDeploy() {
+	d := a.deploy
+	if d == nil {
+		return
+	}
+	a.cmds.Register(Commands{Ext: "standby", Cmds: map[string]Command{
+		"prepare_image": {Async: true, Run: func(ctx context.Context, c *Call) (any, error) {
+			ii, _ := c.Params["image_info"].(map[string]any)
+			cd, _ := c.Params["configdrive"].(string)
+			return d.prepareImage(ctx, c, ii, cd)
+		}},
+		"get_partition_uuids": {Run: d.getPartitionUUIDs},
+	}})
+	write := func(ctx context.Context, sc *StepCall) (any, error) {
+		ii, _ := sc.Args["image_info"].(map[string]any)
+		cd, _ := sc.Args["configdrive"].(string)
+		msg, err := d.prepareImage(ctx, sc.Call, ii, cd)
+		if err != nil {
+			return nil, err
+		}
+		return map[string]any{"result": "prepare_image: " + msg}, nil
+	}
+	a.steps.Register(Deploy, Step{Name: "write_image", Interface: "deploy", Priority: 0, Run: write})
+	a.steps.Register(Service, Step{Name: "write_image", Interface: "deploy", Priority: 0, Run: write})
+}
+
+// hints returns the node's root device hints: instance_info first.
+func rootDeviceHints(node map[string]any) map[string]any {
+	for _, key := range []string{"instance_info", "properties"} {
+		if m, ok := node[key].(map[string]any); ok {
+			if h, ok := m["root_device"].(map[string]any); ok && len(h) > 0 {
+				return h
+			}
+		}
+	}
+	return nil
+}
+
+func (d *deployer) prepareImage(ctx context.Context, c *Call, raw map[string]any, configdrive string) (string, error) {
+	md5 := true
+	if v, ok := d.a.LookupConfig()["agent_md5_checksum_enable"].(bool); ok {
+		md5 = v
+	}
+	ii, err := ParseImageInfo(raw, md5)
+	if err != nil {
+		return "", err
+	}
+	if ii.IsPartition() {
+		return "", &Error{Type: "ImageWriteError", Code: 500, Message: "Error writing image to device",
+			Details: "partition images are not supported by this goipa yet; use a whole-disk image"}
+	}
+	if configdrive == "" {
+		configdrive = ii.Configdrive
+	}
+	if !d.a.realPower && d.a.cfg.Power != "system" && len(d.a.cfg.Devices) == 0 {
+		return "", errors.New("goipa agent refuses to write images on this host without goipa-devices naming the devices it may use")
+	}
+	device, err := d.disks.RootDisk(ctx, rootDeviceHints(d.a.Node()))
+	if err != nil {
+		return "", &Error{Type: "DeviceNotFound", Code: 404, Message: "Error finding the disk or partition device to deploy the image onto", Details: err.Error()}
+	}
+	var iso []byte
+	if configdrive != "" {
+		if iso, err = d.fetchConfigDrive(ctx, configdrive); err != nil {
+			return "", err
+		}
+	}
+	c.Log.Info("writing image", "image", ii.ID, "device", device, "urls", ii.URLs, "format", ii.DiskFormat)
+	d.mu.Lock()
+	d.device = ""
+	d.mu.Unlock()
+	start := time.Now()
+	if err := d.images.WriteImage(ctx, ii, device, c.SetProgress); err != nil {
+		return "", &Error{Type: "ImageWriteError", Code: 500, Message: "Error writing image to device", Details: err.Error()}
+	}
+	c.Log.Info("image written", "image", ii.ID, "device", device, "duration", time.Since(start).Round(time.Millisecond))
+	if iso != nil {
+		part, err := d.configDrive.WriteConfigDrive(ctx, device, iso)
+		if err != nil {
+			return "", &Error{Type: "InstanceDeployFailure", Code: 500, Message: "Failed to deploy instance", Details: "config drive: " + err.Error()}
+		}
+		c.Log.Info("config drive written", "partition", part, "bytes", len(iso))
+	}
+	d.mu.Lock()
+	d.device = device
+	d.mu.Unlock()
+	return fmt.Sprintf("image (%s) written to device %s root_uuid=None", ii.ID, device), nil
+}
+
+// fetchConfigDrive turns Ironic's config drive string (a URL, or base64 of
+// a gzipped ISO) into the ISO bytes (spec 10).
+func (d *deployer) fetchConfigDrive(ctx context.Context, s string) ([]byte, error) {
+	var data []byte
+	if strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://") {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, s, nil)
+		if err != nil {
+			return nil, ErrInvalidParams("config drive URL %q: %v", s, err)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return nil, fmt.Errorf("downloading the config drive: %w", err)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode >= 400 {
+			return nil, fmt.Errorf("downloading the config drive: HTTP %d", resp.StatusCode)
+		}
+		if data, err = io.ReadAll(io.LimitReader(resp.Body, 4*maxConfigDrive)); err != nil {
+			return nil, fmt.Errorf("downloading the config drive: %w", err)
+		}
+	} else {
+		dec, err := base64.StdEncoding.DecodeString(strings.TrimSpace(s))
+		if err != nil {
+			// IPA uses undecodable text as it is; a gzip check below still guards it.
+			dec = []byte(s)
+		}
+		data = dec
+	}
+	return decodeConfigDrive(data)
+}
+
+// decodeConfigDrive gunzips the config drive (it may also come plain) and
+// checks its size.
+func decodeConfigDrive(data []byte) ([]byte, error) {
+	iso := data
+	if len(data) >= 2 && data[0] == 0x1f && data[1] == 0x8b {
+		zr, err := gzip.NewReader(bytes.NewReader(data))
+		if err != nil {
+			return nil, ErrInvalidParams("config drive is not valid gzip: %v", err)
+		}
+		if iso, err = io.ReadAll(io.LimitReader(zr, maxConfigDrive+1)); err != nil {
+			return nil, ErrInvalidParams("config drive is not valid gzip: %v", err)
+		}
+	}
+	if len(iso) > maxConfigDrive {
+		return nil, ErrInvalidParams("config drive is larger than %d MiB", maxConfigDrive>>20)
+	}
+	if len(iso) == 0 {
+		return nil, ErrInvalidParams("config drive is empty")
+	}
+	return iso, nil
+}
+
+// getPartitionUUIDs answers as IPA does: nothing written yet is {}; a
+// whole-disk image gives its MBR disk signature as the root uuid.
+func (d *deployer) getPartitionUUIDs(ctx context.Context, c *Call) (any, error) {
+	d.mu.Lock()
+	dev := d.device
+	d.mu.Unlock()
+	if dev == "" {
+		return map[string]any{}, nil
+	}
+	sig, err := mbrSignature(dev)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"root uuid": fmt.Sprintf("0x%08x", sig)}, nil
+}
+
+// mbrSignature reads the 32-bit disk signature at byte 440.
+func mbrSignature(dev string) (uint32, error) {
+	f, err := os.Open(dev)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	var b [4]byte
+	if _, err := f.ReadAt(b[:], 440); err != nil {
+		return 0, fmt.Errorf("reading the disk signature of %s: %w", dev, err)
+	}
+	return binary.LittleEndian.Uint32(b[:]), nil
+}
