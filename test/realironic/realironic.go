@@ -1,0 +1,536 @@
+// Package realironic runs Debian's unmodified Ironic 21.4 (and optionally
+// ironic-inspector) as single processes on loopback for tests, with the
+// configuration that the project's notes verified: sqlite, noauth, no
+// message bus, fake power, the direct deploy interface.
+//
+// Every wait is bounded; processes are started in their own process group
+// and stopped by pid when the test ends.
+package realironic
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"text/template"
+	"time"
+)
+
+// APIVersion is the microversion the harness speaks (21.4's newest).
+const APIVersion = "1.82"
+
+// Ironic is one running Ironic.
+type Ironic struct {
+	URL          string // API base, http://127.0.0.1:<port>
+	InspectorURL string // set with WithInspector
+	StateDir     string
+	ImageDir     string // served at ImageURL
+	ImageBase    string // http://127.0.0.1:<port>
+	LogPath      string
+	InspectorLog string
+
+	t     testing.TB
+	http  *http.Client
+	procs []*exec.Cmd
+	imgSv *http.Server
+}
+
+type options struct {
+	heartbeatTimeout int
+	inspector        bool
+	automatedClean   bool
+	callbackTimeout  int
+}
+
+// Option changes the configuration.
+type Option func(*options)
+
+// WithHeartbeatTimeout sets [api]ramdisk_heartbeat_timeout (sent to the
+// agent; it heartbeats every 0.3-0.6 of it).
+func WithHeartbeatTimeout(s int) Option { return func(o *options) { o.heartbeatTimeout = s } }
+
+// WithInspector also runs ironic-inspector and enables the inspector
+// inspect interface.
+func WithInspector() Option { return func(o *options) { o.inspector = true } }
+
+// WithCallbackTimeout sets how long Ironic waits in *wait states.
+func WithCallbackTimeout(s int) Option { return func(o *options) { o.callbackTimeout = s } }
+
+// FreePort returns a loopback TCP port that was free a moment ago.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("free port: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+const ironicConf = `[DEFAULT]
+auth_strategy = noauth
+rpc_transport = none
+host = goipa-test-ironic
+my_ip = 127.0.0.1
+state_path = {{.State}}
+tempdir = {{.State}}/tmp
+debug = true
+log_file = {{.Log}}
+use_stderr = false
+minimum_required_memory = 128
+minimum_memory_warning_only = true
+enabled_hardware_types = manual-management,fake-hardware
+enabled_boot_interfaces = pxe,fake
+enabled_deploy_interfaces = direct,fake
+enabled_power_interfaces = fake
+enabled_management_interfaces = noop,fake
+enabled_network_interfaces = noop
+enabled_inspect_interfaces = no-inspect,fake{{if .Inspector}},inspector{{end}}
+enabled_raid_interfaces = no-raid,agent,fake
+enabled_rescue_interfaces = no-rescue,agent,fake
+enabled_bios_interfaces = no-bios,fake
+enabled_console_interfaces = no-console,fake
+enabled_vendor_interfaces = no-vendor,fake
+enabled_storage_interfaces = noop
+default_deploy_interface = direct
+default_network_interface = noop
+
+[api]
+host_ip = 127.0.0.1
+port = {{.APIPort}}
+api_workers = 1
+ramdisk_heartbeat_timeout = {{.HeartbeatTimeout}}
+restrict_lookup = true
+
+[database]
+connection = sqlite:///{{.State}}/ironic.sqlite
+
+[conductor]
+automated_clean = {{.AutomatedClean}}
+deploy_callback_timeout = {{.CallbackTimeout}}
+clean_callback_timeout = {{.CallbackTimeout}}
+inspect_wait_timeout = {{.CallbackTimeout}}
+check_provision_state_interval = 5
+sync_power_state_interval = 60
+heartbeat_interval = 5
+power_state_change_timeout = 5
+soft_power_off_timeout = 5
+node_locked_retry_attempts = 10
+node_locked_retry_interval = 1
+sync_local_state_interval = 0
+deploy_kernel = {{.ImageBase}}/agent.kernel
+deploy_ramdisk = {{.ImageBase}}/agent.ramdisk
+
+[deploy]
+http_url = {{.ImageBase}}
+http_root = {{.State}}/http
+default_boot_mode = bios
+fast_track = false
+erase_devices_priority = 0
+erase_devices_metadata_priority = 10
+power_off_after_deploy_failure = true
+
+[agent]
+command_timeout = 30
+max_command_attempts = 3
+command_wait_attempts = 60
+command_wait_interval = 2
+post_deploy_get_power_state_retries = 3
+post_deploy_get_power_state_retry_interval = 1
+deploy_logs_collect = on_failure
+deploy_logs_storage_backend = local
+deploy_logs_local_path = {{.State}}/deploy-logs
+image_download_source = http
+certificates_path = {{.State}}/certificates
+verify_ca = False
+require_tls = false
+
+[dhcp]
+dhcp_provider = none
+
+[service_catalog]
+auth_type = none
+endpoint_override = http://127.0.0.1:{{.APIPort}}
+
+[pxe]
+images_path = {{.State}}/images
+instance_master_path = {{.State}}/master_images
+tftp_root = {{.State}}/tftp
+tftp_master_path = {{.State}}/tftp_master
+
+[inspector]
+auth_type = none
+endpoint_override = http://127.0.0.1:{{.InspectorPort}}
+callback_endpoint_override = http://127.1:{{.InspectorPort}}
+require_managed_boot = false
+power_off = false
+status_check_period = 5
+
+[oslo_concurrency]
+lock_path = {{.State}}/locks
+
+[oslo_messaging_notifications]
+driver = noop
+`
+
+const inspectorConf = `[DEFAULT]
+auth_strategy = noauth
+transport_url = fake://
+listen_address = 127.0.0.1
+listen_port = {{.InspectorPort}}
+debug = true
+log_file = {{.InspectorLog}}
+use_stderr = false
+standalone = true
+
+[database]
+connection = sqlite:///{{.State}}/inspector.sqlite
+
+[ironic]
+auth_type = none
+endpoint_override = http://127.0.0.1:{{.APIPort}}
+
+[pxe_filter]
+driver = noop
+
+[processing]
+add_ports = all
+keep_ports = all
+store_data = none
+ramdisk_logs_dir = {{.State}}/ramdisk-logs
+always_store_ramdisk_logs = false
+
+[oslo_concurrency]
+lock_path = {{.State}}/locks
+`
+
+// Start runs Ironic (and ironic-inspector with WithInspector) for the
+// test and stops it at cleanup.
+func Start(t testing.TB, opts ...Option) *Ironic {
+	t.Helper()
+	o := options{heartbeatTimeout: 30, callbackTimeout: 180}
+	for _, f := range opts {
+		f(&o)
+	}
+	for _, bin := range []string{"ironic", "ironic-dbsync"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			t.Fatalf("%s is not installed (make test installs it with test/install-deps.sh): %v", bin, err)
+		}
+	}
+	state := t.TempDir()
+	ir := &Ironic{t: t, StateDir: state, ImageDir: filepath.Join(state, "images-served"),
+		LogPath: filepath.Join(state, "ironic.log"), InspectorLog: filepath.Join(state, "inspector.log"),
+		http: &http.Client{Timeout: 30 * time.Second}}
+	for _, d := range []string{"tmp", "http", "images", "master_images", "tftp", "tftp_master", "locks", "deploy-logs", "certificates", "images-served", "ramdisk-logs"} {
+		if err := os.MkdirAll(filepath.Join(state, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Dummy deploy kernel and ramdisk: the pxe boot interface downloads them.
+	for _, f := range []string{"agent.kernel", "agent.ramdisk"} {
+		os.WriteFile(filepath.Join(ir.ImageDir, f), []byte("goipa test placeholder\n"), 0o644)
+	}
+	ir.startImageServer()
+	t.Cleanup(ir.stop)
+
+	apiPort, inspPort := FreePort(t), FreePort(t)
+	vals := map[string]any{
+		"State": state, "Log": ir.LogPath, "InspectorLog": ir.InspectorLog, "APIPort": apiPort, "InspectorPort": inspPort,
+		"HeartbeatTimeout": o.heartbeatTimeout, "AutomatedClean": o.automatedClean, "CallbackTimeout": o.callbackTimeout,
+		"ImageBase": ir.ImageBase, "Inspector": o.inspector,
+	}
+	conf := filepath.Join(state, "ironic.conf")
+	writeTemplate(t, conf, ironicConf, vals)
+	ir.URL = fmt.Sprintf("http://127.0.0.1:%d", apiPort)
+
+	run(t, 60*time.Second, "ironic-dbsync", "--config-file", conf, "create_schema")
+	ir.spawn("ironic", "--config-file", conf)
+	if o.inspector {
+		iconf := filepath.Join(state, "inspector.conf")
+		writeTemplate(t, iconf, inspectorConf, vals)
+		run(t, 60*time.Second, "ironic-inspector-dbsync", "--config-file", iconf, "upgrade")
+		ir.spawn("ironic-inspector", "--config-file", iconf)
+		ir.InspectorURL = fmt.Sprintf("http://127.0.0.1:%d", inspPort)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	if err := ir.waitReady(ctx, o.inspector); err != nil {
+		ir.dumpLogs()
+		t.Fatalf("Ironic did not come up: %v", err)
+	}
+	return ir
+}
+
+func writeTemplate(t testing.TB, path, text string, vals any) {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := template.Must(template.New(path).Parse(text)).Execute(&buf, vals); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func run(t testing.TB, timeout time.Duration, name string, args ...string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %v: %v\n%s", name, args, err, out)
+	}
+}
+
+func (ir *Ironic) spawn(name string, args ...string) {
+	cmd := exec.Command(name, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	out, err := os.Create(filepath.Join(ir.StateDir, name+".stdout"))
+	if err != nil {
+		ir.t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		ir.t.Fatalf("starting %s: %v", name, err)
+	}
+	ir.procs = append(ir.procs, cmd)
+}
+
+func (ir *Ironic) startImageServer() {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		ir.t.Fatal(err)
+	}
+	ir.ImageBase = "http://" + l.Addr().String()
+	ir.imgSv = &http.Server{Handler: http.FileServer(http.Dir(ir.ImageDir)), ReadHeaderTimeout: 10 * time.Second}
+	go ir.imgSv.Serve(l)
+}
+
+// ImageURL is the URL of a file the test put into ImageDir.
+func (ir *Ironic) ImageURL(name string) string { return ir.ImageBase + "/" + name }
+
+// stop ends every process by pid (its process group), with a bound.
+func (ir *Ironic) stop() {
+	if ir.t.Failed() {
+		ir.dumpLogs()
+	}
+	for _, c := range ir.procs {
+		if c.Process == nil {
+			continue
+		}
+		syscall.Kill(-c.Process.Pid, syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { c.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			syscall.Kill(-c.Process.Pid, syscall.SIGKILL)
+			<-done
+		}
+	}
+	if ir.imgSv != nil {
+		ir.imgSv.Close()
+	}
+}
+
+func (ir *Ironic) dumpLogs() {
+	for _, p := range []string{ir.LogPath, ir.InspectorLog, filepath.Join(ir.StateDir, "ironic.stdout")} {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		lines := strings.Split(string(b), "\n")
+		if len(lines) > 150 {
+			lines = lines[len(lines)-150:]
+		}
+		ir.t.Logf("---- last lines of %s ----\n%s", p, strings.Join(lines, "\n"))
+	}
+}
+
+// Log returns Ironic's log so far.
+func (ir *Ironic) Log() string {
+	b, _ := os.ReadFile(ir.LogPath)
+	return string(b)
+}
+
+func (ir *Ironic) waitReady(ctx context.Context, inspector bool) error {
+	for {
+		for _, c := range ir.procs {
+			if c.ProcessState != nil {
+				return fmt.Errorf("%s exited", c.Path)
+			}
+		}
+		var drivers struct {
+			Drivers []struct {
+				Name string `json:"name"`
+			} `json:"drivers"`
+		}
+		err := ir.Do(ctx, http.MethodGet, "/v1/drivers", nil, &drivers)
+		ready := false
+		if err == nil {
+			for _, d := range drivers.Drivers {
+				ready = ready || d.Name == "manual-management"
+			}
+		}
+		if ready && inspector {
+			resp, err := ir.http.Get(ir.InspectorURL + "/")
+			if err == nil {
+				resp.Body.Close()
+			} else {
+				ready = false
+			}
+		}
+		if ready {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (last error: %v)", ctx.Err(), err)
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// Do calls Ironic's API with the harness's microversion.
+func (ir *Ironic) Do(ctx context.Context, method, path string, body, out any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, ir.URL+path, rd)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("X-OpenStack-Ironic-API-Version", APIVersion)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := ir.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode >= 300 {
+		return fmt.Errorf("%s %s: HTTP %d: %s", method, path, resp.StatusCode, data)
+	}
+	if out != nil && len(data) > 0 {
+		return json.Unmarshal(data, out)
+	}
+	return nil
+}
+
+// Node is the part of a node tests look at.
+type Node struct {
+	UUID               string         `json:"uuid"`
+	ProvisionState     string         `json:"provision_state"`
+	TargetProvision    *string        `json:"target_provision_state"`
+	LastError          *string        `json:"last_error"`
+	PowerState         *string        `json:"power_state"`
+	Properties         map[string]any `json:"properties"`
+	InstanceInfo       map[string]any `json:"instance_info"`
+	DriverInternalInfo map[string]any `json:"driver_internal_info"`
+}
+
+// Err is the node's last_error or "".
+func (n *Node) Err() string {
+	if n.LastError == nil {
+		return ""
+	}
+	return *n.LastError
+}
+
+// EnrollManualNode creates a node with the interfaces that complete a
+// direct deploy (manual-management, pxe, fake power, noop management and
+// network) and a port with mac, and returns its UUID.
+func (ir *Ironic) EnrollManualNode(ctx context.Context, name, mac string, props map[string]any, extra map[string]any) (string, error) {
+	body := map[string]any{
+		"name": name, "driver": "manual-management", "boot_interface": "pxe", "deploy_interface": "direct",
+		"power_interface": "fake", "management_interface": "noop", "network_interface": "noop",
+		"automated_clean": false, "properties": props,
+		"driver_info": map[string]any{"deploy_kernel": ir.ImageURL("agent.kernel"), "deploy_ramdisk": ir.ImageURL("agent.ramdisk")},
+	}
+	for k, v := range extra {
+		body[k] = v
+	}
+	var n Node
+	if err := ir.Do(ctx, http.MethodPost, "/v1/nodes", body, &n); err != nil {
+		return "", err
+	}
+	if mac != "" {
+		if err := ir.Do(ctx, http.MethodPost, "/v1/ports", map[string]any{"node_uuid": n.UUID, "address": mac, "pxe_enabled": true}, nil); err != nil {
+			return "", err
+		}
+	}
+	return n.UUID, nil
+}
+
+// GetNode reads a node.
+func (ir *Ironic) GetNode(ctx context.Context, uuid string) (*Node, error) {
+	var n Node
+	return &n, ir.Do(ctx, http.MethodGet, "/v1/nodes/"+uuid, nil, &n)
+}
+
+// Patch applies a JSON patch to a node.
+func (ir *Ironic) Patch(ctx context.Context, uuid string, ops ...map[string]any) error {
+	return ir.Do(ctx, http.MethodPatch, "/v1/nodes/"+uuid, ops, nil)
+}
+
+// Provision asks for a provision state change; extra carries
+// clean_steps, configdrive and the like.
+func (ir *Ironic) Provision(ctx context.Context, uuid, target string, extra map[string]any) error {
+	body := map[string]any{"target": target}
+	for k, v := range extra {
+		body[k] = v
+	}
+	return ir.Do(ctx, http.MethodPut, "/v1/nodes/"+uuid+"/states/provision", body, nil)
+}
+
+// ErrFailedState is returned when a node lands in a failure state that
+// was not the one waited for.
+var ErrFailedState = errors.New("node reached a failure state")
+
+// WaitState polls until the node is in want, fails fast on an unexpected failure state, and gives up
+// after timeout with the current state and last_error. each, if given,
+// sees every polled node.
+func (ir *Ironic) WaitState(ctx context.Context, uuid, want string, timeout time.Duration, each func(*Node)) (*Node, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var last *Node
+	for {
+		n, err := ir.GetNode(ctx, uuid)
+		if err == nil {
+			last = n
+			if each != nil {
+				each(n)
+			}
+			if n.ProvisionState == want {
+				return n, nil
+			}
+			if strings.HasSuffix(n.ProvisionState, "failed") && n.ProvisionState != want {
+				return n, fmt.Errorf("%w: %s (last_error: %s)", ErrFailedState, n.ProvisionState, n.Err())
+			}
+		}
+		select {
+		case <-ctx.Done():
+			if last != nil {
+				return last, fmt.Errorf("node %s still %q after %s, want %q (last_error: %s)", uuid, last.ProvisionState, timeout, want, last.Err())
+			}
+			return nil, fmt.Errorf("node %s: %w (last error: %v)", uuid, ctx.Err(), err)
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
