@@ -1,0 +1,76 @@
+package agent
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/goipa/goipa/inventory"
+)
+
+// machine is the Hardware and DiskSelector of the machine goipa runs on,
+// read through the inventory package and limited to goipa-devices.
+type machine struct {
+	cfg *Config
+	log *slog.Logger
+	// skipBMC returns lookup's agent_skip_bmc_detect.
+	skipBMC func() bool
+}
+
+// NewMachine returns the inventory-backed hardware for cfg.
+func NewMachine(cfg *Config, log *slog.Logger) *machine {
+	return &machine{cfg: cfg, log: log, skipBMC: func() bool { return false }}
+}
+
+func (m *machine) opts() []inventory.Option {
+	return []inventory.Option{
+		inventory.WithDevices(m.cfg.Devices),
+		inventory.WithBootIF(m.cfg.BootIF),
+		inventory.WithLogger(m.log),
+		inventory.WithSkipBMC(m.skipBMC()),
+	}
+}
+
+func (m *machine) MACs(ctx context.Context) ([]string, error) {
+	return inventory.MACs(ctx, m.opts()...)
+}
+
+func (m *machine) Inventory(ctx context.Context) (any, error) {
+	return inventory.Collect(ctx, m.opts()...)
+}
+
+func (m *machine) InspectionData(ctx context.Context, collectors []string) (map[string]any, error) {
+	inv, err := inventory.Collect(ctx, m.opts()...)
+	if err != nil {
+		return nil, err
+	}
+	return inventory.InspectionData(ctx, inv, collectors, m.opts()...), nil
+}
+
+// RootDisk implements DiskSelector, waiting for disks as IPA does
+// (ipa-disk-wait-attempts x ipa-disk-wait-delay) when none matches yet.
+func (m *machine) RootDisk(ctx context.Context, hints map[string]any) (string, error) {
+	attempts := max(m.cfg.DiskWaitAttempts, 1)
+	var lastErr error
+	for i := 0; i < attempts; i++ {
+		disks, err := inventory.BlockDevices(ctx, m.opts()...)
+		if err == nil {
+			d, err := inventory.SelectRootDisk(disks, hints)
+			if err == nil {
+				return d.Name, nil
+			}
+			if _, notFound := err.(*inventory.DeviceNotFoundError); !notFound {
+				return "", err // bad hints do not get better by waiting
+			}
+			lastErr = err
+		} else {
+			lastErr = err
+		}
+		if i+1 < attempts {
+			m.log.Info("install disk not found yet, waiting", "attempt", i+1, "error", lastErr)
+			if err := sleepCtx(ctx, m.cfg.DiskWaitDelay); err != nil {
+				return "", err
+			}
+		}
+	}
+	return "", lastErr
+}

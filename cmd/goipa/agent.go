@@ -1,0 +1,120 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/goipa/goipa/agent"
+	"github.com/goipa/goipa/initramfs/boot"
+)
+
+func init() {
+	register("agent", "run the agent on a host whose network is up (power commands simulated)", runAgent)
+	register("init", "PID 1 of the ramdisk: mounts, network, then the agent", runInit)
+}
+
+// splitCmdlineFile takes --cmdline-file out of args: it says where the
+// kernel parameters come from, it is not one of them.
+func splitCmdlineFile(args []string) (string, []string, error) {
+	path := "/proc/cmdline"
+	var rest []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		name := strings.TrimLeft(a, "-")
+		switch {
+		case (strings.HasPrefix(a, "-")) && strings.HasPrefix(name, "cmdline-file="):
+			path = strings.TrimPrefix(name, "cmdline-file=")
+		case (strings.HasPrefix(a, "-")) && name == "cmdline-file":
+			if i+1 >= len(args) {
+				return "", nil, errors.New("--cmdline-file needs a path")
+			}
+			i++
+			path = args[i]
+		default:
+			rest = append(rest, a)
+		}
+	}
+	return path, rest, nil
+}
+
+func loadConfig(args []string) (*agent.Config, error) {
+	for _, a := range args {
+		if a == "-h" || a == "--help" || a == "-help" {
+			fmt.Fprintln(os.Stderr, "usage: goipa agent|init [--cmdline-file=PATH] [--<kernel parameter>=VALUE ...]\n\nparameters (kernel command line or flags; flags win):")
+			agent.PrintDefaults(os.Stderr)
+			os.Exit(0)
+		}
+	}
+	path, rest, err := splitCmdlineFile(args)
+	if err != nil {
+		return nil, err
+	}
+	return agent.LoadConfig(path, rest)
+}
+
+// newLogger logs text for a person on the console, one line per event,
+// and keeps the newest lines for log.collect_system_logs.
+func newLogger(cfg *agent.Config, console io.Writer) (*slog.Logger, *agent.LogBuffer) {
+	buf := agent.NewLogBuffer(4 << 20)
+	level := slog.LevelInfo
+	if cfg.Debug {
+		level = slog.LevelDebug
+	}
+	h := slog.NewTextHandler(io.MultiWriter(console, buf), &slog.HandlerOptions{Level: level})
+	l := slog.New(h)
+	if cfg.GlobalRequestID != "" {
+		l = l.With("request_id", cfg.GlobalRequestID)
+	}
+	return l, buf
+}
+
+func runAgent(ctx context.Context, args []string) error {
+	cfg, err := loadConfig(args)
+	if err != nil {
+		return err
+	}
+	return startAgent(ctx, cfg, false)
+}
+
+func startAgent(ctx context.Context, cfg *agent.Config, realPower bool) error {
+	log, buf := newLogger(cfg, os.Stderr)
+	slog.SetDefault(log)
+	log.Info("goipa starting", "version", agent.Version, "ipa_version", agent.IPAVersion, "pid", os.Getpid(),
+		"standalone", cfg.Standalone, "api_urls", cfg.APIURLs, "devices", cfg.Devices, "real_power", realPower || cfg.Power == "system")
+	hw := agent.NewMachine(cfg, log)
+	a, err := agent.New(cfg,
+		agent.WithLogger(log),
+		agent.WithLogBuffer(buf),
+		agent.WithHardware(hw),
+		agent.WithRealPower(realPower),
+	)
+	if err != nil {
+		return err
+	}
+	return a.Run(ctx)
+}
+
+// runInit is PID 1 in the ramdisk. It never returns on its own: a PID 1
+// that exits panics the kernel, and an operator at the console gets
+// nothing to look at.
+func runInit(ctx context.Context, args []string) error {
+	if err := boot.MountKernelFilesystems(); err != nil {
+		fmt.Fprintln(os.Stderr, "goipa init: mounts:", err)
+	}
+	cfg, err := loadConfig(args)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "goipa init: configuration:", err)
+		<-ctx.Done()
+		return err
+	}
+	if err := startAgent(ctx, cfg, true); err != nil {
+		fmt.Fprintln(os.Stderr, "goipa init: agent stopped:", err)
+	}
+	<-ctx.Done()
+	return nil
+}

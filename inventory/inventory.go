@@ -1,0 +1,276 @@
+// Package inventory gathers the hardware inventory in the schema Ironic,
+// ironic-inspector and Metal3 read from IPA, lists the block devices goipa
+// may touch, and picks the install disk by IPA's root device hints.
+//
+// It knows nothing of Ironic's protocol; the agent sends what it returns.
+// CPU, memory and DMI data come from jaypipes/ghw; disks and NICs are read
+// from sysfs and udev's database, which carry what ghw lacks (wwn, hctl,
+// by-path, sector sizes, transport).
+package inventory
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/jaypipes/ghw"
+)
+
+// Inventory is IPA's inventory (spec 6.1), plus goipa's own keys, named
+// so that they never collide with Ironic's.
+type Inventory struct {
+	Interfaces   []Interface  `json:"interfaces"`
+	CPU          CPU          `json:"cpu"`
+	Disks        []Disk       `json:"disks"`
+	Memory       Memory       `json:"memory"`
+	BMCAddress   *string      `json:"bmc_address"`
+	BMCV6Address *string      `json:"bmc_v6address"`
+	BMCMAC       *string      `json:"bmc_mac,omitempty"`
+	SystemVendor SystemVendor `json:"system_vendor"`
+	Boot         Boot         `json:"boot"`
+	Hostname     string       `json:"hostname"`
+}
+
+// Interface is one NIC.
+type Interface struct {
+	Name        string    `json:"name"`
+	MACAddress  string    `json:"mac_address"`
+	IPv4Address *string   `json:"ipv4_address"`
+	IPv6Address *string   `json:"ipv6_address"`
+	HasCarrier  bool      `json:"has_carrier"`
+	LLDP        []LLDPTLV `json:"lldp"`
+	Vendor      *string   `json:"vendor"`
+	Product     *string   `json:"product"`
+	ClientID    *string   `json:"client_id"`
+	BiosDevName *string   `json:"biosdevname"`
+	SpeedMbps   *int      `json:"speed_mbps"`
+	PCIAddress  *string   `json:"pci_address"`
+	Driver      *string   `json:"driver"`
+	PXEEnabled  bool      `json:"pxe_enabled"`
+}
+
+// LLDPTLV is one LLDP TLV; it marshals as IPA's [type, "hex"] pair.
+type LLDPTLV struct {
+	Type  int
+	Value []byte
+}
+
+// MarshalJSON renders the pair.
+func (t LLDPTLV) MarshalJSON() ([]byte, error) {
+	return []byte(fmt.Sprintf("[%d, %q]", t.Type, fmt.Sprintf("%x", t.Value))), nil
+}
+
+// CPU is the processor summary.
+type CPU struct {
+	ModelName    string   `json:"model_name"`
+	Frequency    string   `json:"frequency"`
+	Count        int      `json:"count"`
+	Architecture string   `json:"architecture"`
+	Flags        []string `json:"flags"`
+	SocketCount  int      `json:"socket_count"`
+}
+
+// Memory is total RAM.
+type Memory struct {
+	Total      int64 `json:"total"`
+	PhysicalMB int64 `json:"physical_mb"`
+}
+
+// Firmware is the system firmware.
+type Firmware struct {
+	Vendor    string `json:"vendor"`
+	Version   string `json:"version"`
+	BuildDate string `json:"build_date"`
+}
+
+// SystemVendor is the DMI system identity.
+type SystemVendor struct {
+	ProductName  string   `json:"product_name"`
+	SerialNumber string   `json:"serial_number"`
+	Manufacturer string   `json:"manufacturer"`
+	Firmware     Firmware `json:"firmware"`
+}
+
+// Boot says how the machine booted.
+type Boot struct {
+	CurrentBootMode string  `json:"current_boot_mode"`
+	PXEInterface    *string `json:"pxe_interface"`
+}
+
+// Option configures collection.
+type Option func(*options)
+
+type options struct {
+	devices []string
+	bootif  string
+	skipBMC bool
+	lldp    func(string) []LLDPTLV
+	sysRoot string // "/" normally; a snapshot in tests
+	log     *slog.Logger
+}
+
+func newOptions(opts []Option) *options {
+	o := &options{sysRoot: "/", log: slog.Default()}
+	for _, f := range opts {
+		f(o)
+	}
+	return o
+}
+
+// WithDevices restricts every device list to exactly these paths, loop
+// devices included (goipa-devices). Empty means IPA's rules.
+func WithDevices(paths []string) Option { return func(o *options) { o.devices = paths } }
+
+// WithBootIF names the PXE NIC (the raw BOOTIF parameter).
+func WithBootIF(bootif string) Option { return func(o *options) { o.bootif = bootif } }
+
+// WithSkipBMC reports no BMC addresses (lookup's agent_skip_bmc_detect).
+func WithSkipBMC(skip bool) Option { return func(o *options) { o.skipBMC = skip } }
+
+// WithLLDP supplies the LLDP TLVs seen on each interface.
+func WithLLDP(f func(ifname string) []LLDPTLV) Option { return func(o *options) { o.lldp = f } }
+
+// WithRoot reads /sys, /proc, /run and /dev under root (a snapshot).
+func WithRoot(root string) Option { return func(o *options) { o.sysRoot = root } }
+
+// WithLogger logs what could not be read.
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
+
+func (o *options) path(p string) string { return filepath.Join(o.sysRoot, p) }
+
+// Collect gathers the inventory. It never fails as a whole because a part
+// could not be read: the gap is logged and the rest returned.
+func Collect(ctx context.Context, opts ...Option) (*Inventory, error) {
+	o := newOptions(opts)
+	inv := &Inventory{}
+	var err error
+	if inv.Interfaces, err = interfaces(ctx, o); err != nil {
+		o.log.Warn("inventory: interfaces", "error", err)
+	}
+	if inv.Interfaces == nil {
+		inv.Interfaces = []Interface{}
+	}
+	if inv.Disks, err = blockDevices(ctx, o); err != nil {
+		o.log.Warn("inventory: disks", "error", err)
+	}
+	if inv.Disks == nil {
+		inv.Disks = []Disk{}
+	}
+	inv.CPU = collectCPU(o)
+	inv.Memory = collectMemory(o)
+	inv.SystemVendor = collectVendor(o)
+	inv.Boot.CurrentBootMode = "bios"
+	if _, err := os.Stat(o.path("sys/firmware/efi")); err == nil {
+		inv.Boot.CurrentBootMode = "uefi"
+	}
+	if o.bootif != "" {
+		b := o.bootif
+		inv.Boot.PXEInterface = &b
+	}
+	inv.Hostname, _ = os.Hostname()
+	// No IPMI device: IPA reports null addresses unless it found a BMC.
+	if !o.skipBMC {
+		if _, err := os.Stat(o.path("dev/ipmi0")); err == nil {
+			o.log.Info("inventory: an IPMI device exists, but reading the BMC's LAN configuration is not implemented; reporting no BMC address")
+		}
+	}
+	return inv, ctx.Err()
+}
+
+func ghwOpts(o *options) []any {
+	return []any{ghw.WithChroot(o.sysRoot), ghw.WithDisableWarnings()}
+}
+
+func collectCPU(o *options) CPU {
+	c := CPU{Architecture: machineArch(), Flags: []string{}}
+	info, err := ghw.CPU(ghwOpts(o)...)
+	if err != nil {
+		o.log.Warn("inventory: cpu", "error", err)
+		return c
+	}
+	c.Count = int(info.TotalHardwareThreads)
+	if c.Count == 0 {
+		c.Count = int(info.TotalThreads)
+	}
+	c.SocketCount = len(info.Processors)
+	if len(info.Processors) > 0 {
+		p := info.Processors[0]
+		c.ModelName = p.Model
+		if len(p.Capabilities) > 0 {
+			c.Flags = p.Capabilities
+		}
+	}
+	c.Frequency = cpuFrequency(o)
+	return c
+}
+
+// cpuFrequency is IPA's: the maximum MHz if the kernel knows it, else the
+// current MHz, as a string.
+func cpuFrequency(o *options) string {
+	if b, err := os.ReadFile(o.path("sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq")); err == nil {
+		var khz float64
+		if _, err := fmt.Sscan(strings.TrimSpace(string(b)), &khz); err == nil && khz > 0 {
+			return fmt.Sprintf("%.0f", khz/1000)
+		}
+	}
+	b, err := os.ReadFile(o.path("proc/cpuinfo"))
+	if err != nil {
+		return ""
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if ok && strings.TrimSpace(k) == "cpu MHz" {
+			var mhz float64
+			if _, err := fmt.Sscan(strings.TrimSpace(v), &mhz); err == nil {
+				return fmt.Sprintf("%.4f", mhz)
+			}
+		}
+	}
+	return ""
+}
+
+func collectMemory(o *options) Memory {
+	var m Memory
+	info, err := ghw.Memory(ghwOpts(o)...)
+	if err != nil {
+		o.log.Warn("inventory: memory", "error", err)
+		return m
+	}
+	m.Total = info.TotalUsableBytes
+	phys := info.TotalPhysicalBytes
+	if phys <= 0 {
+		phys = m.Total
+	}
+	// IPA sums the DIMMs; without DMI, round the kernel's figure up to
+	// a whole GiB the way installed memory comes.
+	m.PhysicalMB = phys >> 20
+	if info.TotalPhysicalBytes <= 0 || info.TotalPhysicalBytes == info.TotalUsableBytes {
+		m.PhysicalMB = int64(math.Ceil(float64(phys)/float64(1<<30))) * 1024
+	}
+	return m
+}
+
+func collectVendor(o *options) SystemVendor {
+	var v SystemVendor
+	if p, err := ghw.Product(ghwOpts(o)...); err == nil {
+		v.ProductName, v.SerialNumber, v.Manufacturer = unknownEmpty(p.Name), unknownEmpty(p.SerialNumber), unknownEmpty(p.Vendor)
+	} else {
+		o.log.Debug("inventory: product", "error", err)
+	}
+	if b, err := ghw.BIOS(ghwOpts(o)...); err == nil {
+		v.Firmware = Firmware{Vendor: unknownEmpty(b.Vendor), Version: unknownEmpty(b.Version), BuildDate: unknownEmpty(b.Date)}
+	}
+	return v
+}
+
+// unknownEmpty maps ghw's "unknown" to IPA's "".
+func unknownEmpty(s string) string {
+	if strings.EqualFold(s, "unknown") {
+		return ""
+	}
+	return s
+}
