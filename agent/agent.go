@@ -123,6 +123,7 @@ func New(cfg *Config, opts ...Option) (*Agent, error) {
 	}
 	a.registerStandard()
 	a.registerDeploy()
+	a.registerErase()
 	return a, nil
 }
 

@@ -351,12 +351,12 @@ func TestNoTokenYetAcceptsTokenlessPost(t *testing.T) {
 func TestSteps(t *testing.T) {
 	a := newTestAgent(t, "ipa-standalone=1")
 	var seenArgs map[string]any
-	a.Steps().Register(Clean, Step{Name: "erase_devices_metadata", Interface: "deploy", Priority: 99, Abortable: true,
+	a.Steps().Register(Clean, Step{Name: "test_wipe", Interface: "deploy", Priority: 99, Abortable: true,
 		Run: func(ctx context.Context, sc *StepCall) (any, error) { seenArgs = sc.Args; return nil, nil }})
 	a.Steps().Register(Clean, Step{Name: "burn", Interface: "deploy",
 		ArgsInfo: map[string]ArgInfo{"duration": {Description: "seconds", Required: false}},
 		Run:      func(ctx context.Context, sc *StepCall) (any, error) { return nil, errors.New("too hot") }})
-	a.Steps().Register(Deploy, Step{Name: "write_image", Interface: "deploy",
+	a.Steps().Register(Deploy, Step{Name: "test_write", Interface: "deploy",
 		Run: func(ctx context.Context, sc *StepCall) (any, error) {
 			return map[string]any{"result": "prepare_image: done"}, nil
 		}})
@@ -367,20 +367,25 @@ func TestSteps(t *testing.T) {
 	require.Equal(t, 200, code)
 	cr := res["command_result"].(map[string]any)
 	assert.Equal(t, map[string]any{"generic_hardware_manager": "1.1"}, cr["hardware_manager_version"])
-	steps := cr["clean_steps"].(map[string]any)["GenericHardwareManager"].([]any)
-	require.Len(t, steps, 2)
-	burn, meta := steps[0].(map[string]any), steps[1].(map[string]any)
-	assert.Equal(t, map[string]any{"step": "erase_devices_metadata", "priority": float64(99), "interface": "deploy", "reboot_requested": false, "abortable": true}, meta)
+	steps := map[string]map[string]any{}
+	for _, s := range cr["clean_steps"].(map[string]any)["GenericHardwareManager"].([]any) {
+		steps[s.(map[string]any)["step"].(string)] = s.(map[string]any)
+	}
+	burn, meta := steps["burn"], steps["test_wipe"]
+	assert.Equal(t, map[string]any{"step": "test_wipe", "priority": float64(99), "interface": "deploy", "reboot_requested": false, "abortable": true}, meta)
+	assert.Contains(t, steps, "erase_devices_metadata", "the built-in erase step is offered")
 	assert.Equal(t, map[string]any{"duration": map[string]any{"description": "seconds", "required": false}}, burn["argsinfo"])
 	assert.Equal(t, node, a.Node(), "the node is cached")
 
 	code, res = c.post("deploy.get_deploy_steps", map[string]any{"node": node, "ports": []any{}}, "?wait=true")
 	require.Equal(t, 200, code)
 	ds := res["command_result"].(map[string]any)["deploy_steps"].(map[string]any)["GenericHardwareManager"].([]any)
-	require.Len(t, ds, 1)
-	assert.NotContains(t, ds[0], "abortable", "deploy steps carry no abortable")
+	require.NotEmpty(t, ds)
+	for _, d := range ds {
+		assert.NotContains(t, d, "abortable", "deploy steps carry no abortable")
+	}
 
-	step := map[string]any{"step": "erase_devices_metadata", "priority": 10, "interface": "deploy", "reboot_requested": false, "abortable": true, "requires_ramdisk": true, "args": map[string]any{"k": "v"}}
+	step := map[string]any{"step": "test_wipe", "priority": 10, "interface": "deploy", "reboot_requested": false, "abortable": true, "requires_ramdisk": true, "args": map[string]any{"k": "v"}}
 	version := map[string]any{"generic_hardware_manager": "1.1"}
 	code, res = c.post("clean.execute_clean_step", map[string]any{"step": step, "node": node, "ports": []any{}, "clean_version": version}, "?wait=true")
 	require.Equal(t, 200, code)
@@ -388,11 +393,11 @@ func TestSteps(t *testing.T) {
 	assert.Equal(t, StatusSucceeded, res["command_status"])
 	cres := res["command_result"].(map[string]any)
 	assert.Nil(t, cres["clean_result"])
-	assert.Equal(t, "erase_devices_metadata", cres["clean_step"].(map[string]any)["step"])
+	assert.Equal(t, "test_wipe", cres["clean_step"].(map[string]any)["step"])
 	assert.Equal(t, true, cres["clean_step"].(map[string]any)["requires_ramdisk"], "the step is echoed as received")
 	assert.Equal(t, map[string]any{"k": "v"}, seenArgs)
 
-	code, res = c.post("deploy.execute_deploy_step", map[string]any{"step": map[string]any{"step": "write_image", "interface": "deploy"}, "node": node, "deploy_version": version}, "?wait=true")
+	code, res = c.post("deploy.execute_deploy_step", map[string]any{"step": map[string]any{"step": "test_write", "interface": "deploy"}, "node": node, "deploy_version": version}, "?wait=true")
 	require.Equal(t, 200, code)
 	assert.Equal(t, map[string]any{"result": "prepare_image: done"}, res["command_result"].(map[string]any)["deploy_result"])
 

@@ -124,3 +124,11 @@ func TestHostAgentRefusesToWriteWithoutDevices(t *testing.T) {
 	assert.Contains(t, res["command_error"].(map[string]any)["details"], "goipa-devices")
 	assert.Nil(t, fd.written, "nothing was written")
 }
+
+func TestHostAgentRefusesToEraseWithoutDevices(t *testing.T) {
+	c := newAPI(t, newTestAgent(t, "ipa-standalone=1"))
+	_, res := c.post("clean.execute_clean_step", map[string]any{"step": map[string]any{"step": "erase_devices_metadata", "interface": "deploy"}, "node": map[string]any{}}, "?wait=true")
+	assert.Equal(t, StatusFailed, res["command_status"])
+	assert.Equal(t, "CleaningError", res["command_error"].(map[string]any)["type"])
+	assert.Contains(t, res["command_error"].(map[string]any)["details"], "goipa-devices")
+}

@@ -100,3 +100,46 @@ func CheckSafe(ctx context.Context, dev string) error {
 	}
 	return nil
 }
+
+// ProtectedError says a device holds a filesystem IPA never erases
+// without being told to (wipe_special_filesystems): a cluster filesystem
+// another host may still use.
+type ProtectedError struct {
+	Device, What string
+}
+
+func (e *ProtectedError) Error() string {
+	return fmt.Sprintf("%s holds %s, which goipa does not erase unless driver_internal_info.wipe_special_filesystems is false", e.Device, e.What)
+}
+
+var protectedTypes = map[string]string{
+	"37AFFC90-EF7D-4E96-91C3-2D7AE055B174": "an IBM GPFS partition",
+	"AA31E02A-400F-11DB-9590-000C2911D1B8": "a VMware VMFS partition",
+}
+
+// CheckSpecialFilesystems refuses devices holding GPFS or VMFS partitions
+// or a gfs2 filesystem (spec 5.3).
+func CheckSpecialFilesystems(dev string) error {
+	f, err := os.Open(dev)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	head := make([]byte, 34*512+128*128)
+	n, _ := f.ReadAt(head, 0)
+	tab, _ := ParseTable(head[:n], 512)
+	for _, p := range tab.Partitions {
+		if what, ok := protectedTypes[p.TypeGUID]; ok {
+			return &ProtectedError{Device: dev, What: what}
+		}
+		if p.MBRType == 0xfb {
+			return &ProtectedError{Device: dev, What: "a VMware VMFS partition"}
+		}
+	}
+	// gfs2's superblock sits at 64 KiB, magic 0x01161970 big-endian.
+	var magic [4]byte
+	if _, err := f.ReadAt(magic[:], 64<<10); err == nil && magic == [4]byte{0x01, 0x16, 0x19, 0x70} {
+		return &ProtectedError{Device: dev, What: "a gfs2 filesystem"}
+	}
+	return nil
+}

@@ -421,3 +421,16 @@ func SelectRootDisk(disks []Disk, raw map[string]any) (Disk, error) {
 	}
 	return Disk{}, &DeviceNotFoundError{Hints: raw, Seen: disks}
 }
+
+// Matches reports whether d satisfies every hint in raw (as in
+// properties.skip_block_devices entries).
+func Matches(d Disk, raw map[string]any) (bool, error) {
+	h, err := ParseHints(raw)
+	if err != nil {
+		return false, err
+	}
+	if len(h) == 0 {
+		return false, nil
+	}
+	return h.matches(d), nil
+}
