@@ -1,0 +1,76 @@
+package image
+
+import (
+	"bufio"
+	"bytes"
+	"compress/bzip2"
+	"fmt"
+	"io"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+	"github.com/ulikunitz/xz"
+)
+
+// UnsupportedFormatError names a disk image format goipa cannot write.
+type UnsupportedFormatError struct{ Format string }
+
+func (e *UnsupportedFormatError) Error() string {
+	return fmt.Sprintf("unsupported image format %s: goipa writes raw images (compressed or not)", e.Format)
+}
+
+// FormatNotPermittedError says Ironic's permitted_image_formats excludes it.
+type FormatNotPermittedError struct {
+	Format    string
+	Permitted []string
+}
+
+func (e *FormatNotPermittedError) Error() string {
+	return fmt.Sprintf("image format %s is not permitted (permitted: %v)", e.Format, e.Permitted)
+}
+
+// decompress unwraps gzip, zstd, xz and bzip2 by their magic bytes and
+// returns the inner stream and the compression's name ("" for none).
+func decompress(r *bufio.Reader) (io.Reader, string, func(), error) {
+	magic, _ := r.Peek(6)
+	switch {
+	case bytes.HasPrefix(magic, []byte{0x1f, 0x8b}):
+		zr, err := gzip.NewReader(r)
+		if err != nil {
+			return nil, "gzip", nil, fmt.Errorf("gzip: %w", err)
+		}
+		return zr, "gzip", func() { zr.Close() }, nil
+	case bytes.HasPrefix(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
+		zr, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(2), zstd.WithDecoderMaxWindow(1<<30))
+		if err != nil {
+			return nil, "zstd", nil, fmt.Errorf("zstd: %w", err)
+		}
+		return zr, "zstd", zr.Close, nil
+	case bytes.HasPrefix(magic, []byte{0xfd, '7', 'z', 'X', 'Z', 0x00}):
+		zr, err := xz.NewReader(r)
+		if err != nil {
+			return nil, "xz", nil, fmt.Errorf("xz: %w", err)
+		}
+		return zr, "xz", nil, nil
+	case bytes.HasPrefix(magic, []byte("BZh")):
+		return bzip2.NewReader(r), "bzip2", nil, nil
+	}
+	return r, "", nil, nil
+}
+
+// detectFormat names the disk image format from its first bytes.
+func detectFormat(head []byte) string {
+	switch {
+	case bytes.HasPrefix(head, []byte("QFI\xfb")):
+		return "qcow2"
+	case bytes.HasPrefix(head, []byte("KDMV")), bytes.HasPrefix(head, []byte("# Disk DescriptorFile")):
+		return "vmdk"
+	case bytes.HasPrefix(head, []byte("vhdxfile")):
+		return "vhdx"
+	case bytes.HasPrefix(head, []byte("conectix")):
+		return "vhd"
+	case bytes.HasPrefix(head, []byte("<<< Oracle VM VirtualBox Disk Image >>>")):
+		return "vdi"
+	}
+	return "raw"
+}

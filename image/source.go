@@ -1,0 +1,311 @@
+// Package image gets an OS image onto a disk: it fetches it (HTTP or a
+// local file), verifies the checksum while the bytes stream past,
+// unwraps compression by magic bytes, and writes it so that the disk
+// never boots a half-written or unverified image: the image's first MiB
+// is held back and written only after everything else is verified and
+// synced, and any failure leaves the first and last MiB zeroed.
+package image
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/net/http/httpproxy"
+)
+
+// Source is where image bytes come from. Open returns the bytes from
+// offset on, so a dropped connection resumes where it broke instead of
+// starting again from byte 0.
+type Source interface {
+	Open(ctx context.Context, offset int64) (body io.ReadCloser, size int64, err error)
+	String() string
+}
+
+// HTTPStatusError is a non-success HTTP answer. 4xx answers are final;
+// 5xx are retried.
+type HTTPStatusError struct {
+	URL    string
+	Status int
+}
+
+func (e *HTTPStatusError) Error() string {
+	return fmt.Sprintf("GET %s: HTTP %d %s", e.URL, e.Status, http.StatusText(e.Status))
+}
+
+// Retriable reports whether trying again may help.
+func (e *HTTPStatusError) Retriable() bool { return e.Status >= 500 || e.Status == 429 || e.Status == 408 }
+
+// HTTPOptions configures the HTTP client the way Ironic's image_info and
+// the agent's parameters ask.
+type HTTPOptions struct {
+	Proxies       map[string]string // "http", "https"
+	NoProxy       string
+	Insecure      bool
+	CAFile        string
+	Timeout       time.Duration // connect and stall timeout
+	BasicUser     string
+	BasicPassword string
+	Authorization string // a full Authorization header value
+}
+
+// NewHTTPClient builds the client: connection reuse, the proxies Ironic
+// passes (so a pull-through cache can serve a rack), TLS as configured.
+func NewHTTPClient(o HTTPOptions) (*http.Client, error) {
+	tc := &tls.Config{InsecureSkipVerify: o.Insecure}
+	if o.CAFile != "" {
+		pem, err := os.ReadFile(o.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("CA bundle: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("CA bundle %s holds no certificate", o.CAFile)
+		}
+		tc.RootCAs = pool
+	}
+	pc := &httpproxy.Config{HTTPProxy: o.Proxies["http"], HTTPSProxy: o.Proxies["https"], NoProxy: o.NoProxy}
+	proxy := pc.ProxyFunc()
+	timeout := o.Timeout
+	if timeout <= 0 {
+		timeout = 60 * time.Second
+	}
+	tr := &http.Transport{
+		Proxy:                 func(r *http.Request) (*url.URL, error) { return proxy(r.URL) },
+		TLSClientConfig:       tc,
+		ResponseHeaderTimeout: timeout,
+		TLSHandshakeTimeout:   timeout,
+		IdleConnTimeout:       90 * time.Second,
+		MaxIdleConnsPerHost:   8,
+		// Images are compressed already or must hash as served.
+		DisableCompression: true,
+	}
+	tr.DialContext = (&dialer{timeout: timeout}).DialContext
+	return &http.Client{Transport: tr}, nil
+}
+
+// HTTPSource reads an image over HTTP(S).
+type HTTPSource struct {
+	URL    string
+	Client *http.Client
+	Opts   HTTPOptions
+}
+
+func (s *HTTPSource) String() string { return s.URL }
+
+// Open GETs the image from offset on. A server that ignores Range gets
+// its first offset bytes discarded, so the caller still sees the bytes
+// it asked for.
+func (s *HTTPSource) Open(ctx context.Context, offset int64) (io.ReadCloser, int64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.URL, nil)
+	if err != nil {
+		return nil, 0, err
+	}
+	if offset > 0 {
+		req.Header.Set("Range", fmt.Sprintf("bytes=%d-", offset))
+	}
+	switch {
+	case s.Opts.Authorization != "":
+		req.Header.Set("Authorization", s.Opts.Authorization)
+	case s.Opts.BasicUser != "":
+		req.SetBasicAuth(s.Opts.BasicUser, s.Opts.BasicPassword)
+	}
+	resp, err := s.Client.Do(req)
+	if err != nil {
+		return nil, 0, err
+	}
+	total := int64(-1)
+	switch {
+	case resp.StatusCode == http.StatusPartialContent && offset > 0:
+		// Content-Range: bytes start-end/total
+		cr := resp.Header.Get("Content-Range")
+		var start, end int64
+		var tot string
+		if _, err := fmt.Sscanf(cr, "bytes %d-%d/%s", &start, &end, &tot); err != nil || start != offset {
+			resp.Body.Close()
+			return nil, 0, fmt.Errorf("GET %s: bad Content-Range %q for offset %d", s.URL, cr, offset)
+		}
+		if n, err := strconv.ParseInt(tot, 10, 64); err == nil {
+			total = n
+		}
+		return resp.Body, total, nil
+	case resp.StatusCode == http.StatusOK:
+		total = resp.ContentLength
+		if offset > 0 {
+			if _, err := io.CopyN(io.Discard, resp.Body, offset); err != nil {
+				resp.Body.Close()
+				return nil, 0, fmt.Errorf("GET %s: skipping to byte %d: %w", s.URL, offset, err)
+			}
+		}
+		return resp.Body, total, nil
+	default:
+		io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
+		resp.Body.Close()
+		return nil, 0, &HTTPStatusError{URL: s.URL, Status: resp.StatusCode}
+	}
+}
+
+// FileSource reads a local file (file:// URLs), for debugging.
+type FileSource struct{ Path string }
+
+func (s *FileSource) String() string { return "file://" + s.Path }
+
+// Open opens the file at offset.
+func (s *FileSource) Open(ctx context.Context, offset int64) (io.ReadCloser, int64, error) {
+	f, err := os.Open(s.Path)
+	if err != nil {
+		return nil, 0, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, 0, err
+	}
+	if _, err := f.Seek(offset, io.SeekStart); err != nil {
+		f.Close()
+		return nil, 0, err
+	}
+	return f, st.Size(), nil
+}
+
+// NewSource picks the source for a URL.
+func NewSource(rawURL string, client *http.Client, o HTTPOptions) (Source, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("image URL %q: %w", rawURL, err)
+	}
+	switch u.Scheme {
+	case "http", "https":
+		return &HTTPSource{URL: rawURL, Client: client, Opts: o}, nil
+	case "file":
+		return &FileSource{Path: u.Path}, nil
+	case "oci":
+		return nil, fmt.Errorf("image URL %q: OCI registries are not supported by this goipa yet", rawURL)
+	}
+	return nil, fmt.Errorf("image URL %q: unsupported scheme %q", rawURL, u.Scheme)
+}
+
+// Retry says how often and how long to retry a broken download.
+type Retry struct {
+	Attempts int           // reconnections after the first try
+	Interval time.Duration // base wait between them
+}
+
+// resumingReader reads a Source to the end, reconnecting from the last
+// byte received when the connection drops or a 5xx comes back.
+type resumingReader struct {
+	ctx    context.Context
+	src    Source
+	retry  Retry
+	body   io.ReadCloser
+	offset int64
+	size   int64 // -1 unknown
+	tries  int
+	onRetry func(error)
+}
+
+func newResumingReader(ctx context.Context, src Source, retry Retry, onRetry func(error)) (*resumingReader, error) {
+	r := &resumingReader{ctx: ctx, src: src, retry: retry, size: -1, onRetry: onRetry}
+	if err := r.reopen(); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+func (r *resumingReader) reopen() error {
+	for {
+		body, size, err := r.src.Open(r.ctx, r.offset)
+		if err == nil {
+			r.body = body
+			if size >= 0 {
+				if r.size >= 0 && size != r.size {
+					body.Close()
+					return fmt.Errorf("%s changed size during the download (%d, then %d bytes)", r.src, r.size, size)
+				}
+				r.size = size
+			}
+			return nil
+		}
+		if err := r.backoff(err); err != nil {
+			return err
+		}
+	}
+}
+
+// backoff decides whether err is worth another try and waits.
+func (r *resumingReader) backoff(err error) error {
+	var se *HTTPStatusError
+	if errors.As(err, &se) && !se.Retriable() {
+		return err
+	}
+	if r.ctx.Err() != nil {
+		return r.ctx.Err()
+	}
+	if r.tries >= r.retry.Attempts {
+		return fmt.Errorf("%s: giving up after %d retries: %w", r.src, r.tries, err)
+	}
+	r.tries++
+	if r.onRetry != nil {
+		r.onRetry(err)
+	}
+	wait := r.retry.Interval/2 + time.Duration(rand.Int64N(int64(r.retry.Interval/2)+1))
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-r.ctx.Done():
+		return r.ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+func (r *resumingReader) Read(p []byte) (int, error) {
+	for {
+		n, err := r.body.Read(p)
+		r.offset += int64(n)
+		if err == nil || n > 0 && err != io.EOF {
+			return n, nil
+		}
+		if err == io.EOF {
+			if r.size < 0 || r.offset == r.size {
+				return n, io.EOF
+			}
+			err = fmt.Errorf("connection closed at byte %d of %d", r.offset, r.size)
+		}
+		r.body.Close()
+		if r.ctx.Err() != nil {
+			return n, r.ctx.Err()
+		}
+		if berr := r.backoff(err); berr != nil {
+			return n, berr
+		}
+		if rerr := r.reopen(); rerr != nil {
+			return n, rerr
+		}
+		if n > 0 {
+			return n, nil
+		}
+	}
+}
+
+func (r *resumingReader) Close() error {
+	if r.body != nil {
+		return r.body.Close()
+	}
+	return nil
+}
+
+// isURL reports whether s is an http(s) URL.
+func isURL(s string) bool {
+	return strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://")
+}

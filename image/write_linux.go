@@ -1,0 +1,374 @@
+package image
+
+import (
+	"bufio"
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/goipa/goipa/disk"
+)
+
+const (
+	// holdBack is the part of the image written last: the partition
+	// table and boot code live there, so until it is written the disk
+	// does not boot.
+	holdBack  = 1 << 20
+	chunkSize = 4 << 20
+	inFlight  = 8 // chunks between decompression and the writer: bounded memory
+)
+
+// TooLargeError says the image does not fit the device.
+type TooLargeError struct {
+	Device     string
+	DeviceSize int64
+	ImageSize  int64 // at least this much
+}
+
+func (e *TooLargeError) Error() string {
+	return fmt.Sprintf("image (at least %d bytes) does not fit %s (%d bytes)", e.ImageSize, e.Device, e.DeviceSize)
+}
+
+// Request is one image to write.
+type Request struct {
+	URLs     []string
+	Checksum ChecksumSpec
+	HTTP     HTTPOptions
+	Retry    Retry
+	Device   string
+	// PermittedFormats are the disk formats allowed inside any
+	// compression (Ironic's permitted_image_formats); empty allows raw.
+	PermittedFormats []string
+	MaxDuration      time.Duration // 0 = no limit
+	Progress         *Progress
+	Log              *slog.Logger
+}
+
+// Result says what was written.
+type Result struct {
+	Device      string
+	Source      string
+	Downloaded  int64 // bytes as served (hashed)
+	Written     int64 // bytes of disk image
+	Algo        string
+	Digest      string
+	Compression string
+	Format      string
+	Duration    time.Duration
+}
+
+// Progress is read by whoever shows it while Write runs.
+type Progress struct {
+	Downloaded atomic.Int64
+	Written    atomic.Int64
+	Total      atomic.Int64 // download size if known, else 0
+	started    atomic.Int64 // unix nanos
+	Retries    atomic.Int64
+}
+
+// Snapshot renders the progress as JSON-friendly values: bytes, rate, ETA.
+func (p *Progress) Snapshot() map[string]any {
+	start := time.Unix(0, p.started.Load())
+	el := time.Since(start).Seconds()
+	down, total := p.Downloaded.Load(), p.Total.Load()
+	m := map[string]any{"downloaded_bytes": down, "written_bytes": p.Written.Load(), "elapsed_s": el, "retries": p.Retries.Load()}
+	if el > 0 {
+		rate := float64(down) / el
+		m["download_rate_mib_s"] = rate / (1 << 20)
+		if total > 0 {
+			m["total_bytes"] = total
+			if rate > 0 {
+				m["eta_s"] = float64(total-down) / rate
+			}
+		}
+	}
+	return m
+}
+
+// Write downloads, verifies and writes the image to req.Device. On any
+// failure the device's first and last MiB are zeroed, so it does not
+// boot a half-written or unverified image.
+func Write(ctx context.Context, req Request) (*Result, error) {
+	if req.Log == nil {
+		req.Log = slog.Default()
+	}
+	if req.Progress == nil {
+		req.Progress = &Progress{}
+	}
+	req.Progress.started.Store(time.Now().UnixNano())
+	if len(req.URLs) == 0 {
+		return nil, errors.New("no image URL")
+	}
+	if req.MaxDuration > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, req.MaxDuration)
+		defer cancel()
+	}
+	if err := disk.CheckSafe(ctx, req.Device); err != nil {
+		return nil, err
+	}
+	client, err := NewHTTPClient(req.HTTP)
+	if err != nil {
+		return nil, err
+	}
+	if req.Checksum.ImageURL == "" {
+		req.Checksum.ImageURL = req.URLs[0]
+	}
+	sum, err := req.Checksum.Resolve(ctx, client)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(req.Device, os.O_WRONLY|unix.O_EXCL|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("opening %s: %w", req.Device, err)
+	}
+	defer f.Close()
+	devSize, err := disk.DeviceSize(f)
+	if err != nil {
+		return nil, err
+	}
+	// Not bootable from here on until the end: the old boot sector goes first.
+	if err := zeroAt(f, 0, min(holdBack, devSize)); err != nil {
+		return nil, fmt.Errorf("zeroing the start of %s: %w", req.Device, err)
+	}
+	var lastErr error
+	for _, u := range req.URLs {
+		src, err := NewSource(u, client, req.HTTP)
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		res, err := writeOne(ctx, req, src, sum, f, devSize)
+		if err == nil {
+			res.Duration = time.Since(time.Unix(0, req.Progress.started.Load()))
+			return res, nil
+		}
+		lastErr = err
+		req.Log.Warn("image write failed", "url", u, "error", err)
+		var tl *TooLargeError
+		var cm *ChecksumMismatchError
+		var uf *UnsupportedFormatError
+		var fp *FormatNotPermittedError
+		if errors.As(err, &tl) || errors.As(err, &cm) || errors.As(err, &uf) || errors.As(err, &fp) || ctx.Err() != nil {
+			break // another mirror serves the same bytes
+		}
+	}
+	scrub(f, devSize, req.Log)
+	return nil, lastErr
+}
+
+// scrub leaves a failed target unbootable: first MiB (boot sector,
+// primary GPT) and last MiB (backup GPT) zeroed.
+func scrub(f *os.File, size int64, log *slog.Logger) {
+	n := min(int64(holdBack), size)
+	err1 := zeroAt(f, 0, n)
+	err2 := zeroAt(f, size-n, n)
+	if err := errors.Join(err1, err2, f.Sync()); err != nil {
+		log.Error("could not zero the ends of the target after a failure", "error", err)
+	}
+}
+
+func zeroAt(f *os.File, off, n int64) error {
+	if n <= 0 {
+		return nil
+	}
+	_, err := f.WriteAt(make([]byte, n), off)
+	return err
+}
+
+func permitted(format string, list []string) bool {
+	if len(list) == 0 {
+		return format == "raw"
+	}
+	for _, p := range list {
+		if p == format {
+			return true
+		}
+	}
+	return false
+}
+
+// writeOne runs the pipeline for one source: download and hash (one
+// goroutine), decompress and cut into chunks (another), write (a third).
+func writeOne(ctx context.Context, req Request, src Source, sum Checksum, f *os.File, devSize int64) (*Result, error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	h, err := sum.NewHash()
+	if err != nil {
+		return nil, err
+	}
+	rr, err := newResumingReader(ctx, src, req.Retry, func(err error) {
+		req.Progress.Retries.Add(1)
+		req.Log.Warn("image download interrupted, resuming", "url", src.String(), "error", err)
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer rr.Close()
+	if rr.size > 0 {
+		req.Progress.Total.Store(rr.size)
+	}
+	res := &Result{Device: req.Device, Source: src.String(), Algo: sum.Algo}
+
+	// Stage 1: download and hash, into a pipe.
+	pr, pw := io.Pipe()
+	var hashErr error
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		buf := make([]byte, 1<<20)
+		for {
+			n, err := rr.Read(buf)
+			if n > 0 {
+				h.Write(buf[:n])
+				req.Progress.Downloaded.Add(int64(n))
+				if _, werr := pw.Write(buf[:n]); werr != nil {
+					hashErr = werr
+					return
+				}
+			}
+			if err == io.EOF {
+				pw.Close()
+				return
+			}
+			if err != nil {
+				hashErr = err
+				pw.CloseWithError(err)
+				return
+			}
+		}
+	}()
+	defer func() { pr.CloseWithError(errors.New("image write ended")); wg.Wait() }()
+
+	// Stage 2: decompress and chunk.
+	br := bufio.NewReaderSize(pr, 1<<20)
+	inner, comp, closeDec, err := decompress(br)
+	if err != nil {
+		return nil, err
+	}
+	if closeDec != nil {
+		defer closeDec()
+	}
+	res.Compression = comp
+	ib := bufio.NewReaderSize(inner, 64<<10)
+	head, _ := ib.Peek(512)
+	res.Format = detectFormat(head)
+	if res.Format != "raw" {
+		if !permitted(res.Format, req.PermittedFormats) {
+			return nil, &FormatNotPermittedError{Format: res.Format, Permitted: req.PermittedFormats}
+		}
+		return nil, &UnsupportedFormatError{Format: res.Format}
+	}
+	if comp == "" && rr.size > devSize {
+		return nil, &TooLargeError{Device: req.Device, DeviceSize: devSize, ImageSize: rr.size}
+	}
+
+	chunks := make(chan []byte, inFlight)
+	pool := sync.Pool{New: func() any { return make([]byte, chunkSize) }}
+	var readErr error
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer close(chunks)
+		for {
+			b := pool.Get().([]byte)[:chunkSize]
+			n, err := io.ReadFull(ib, b)
+			if n > 0 {
+				select {
+				case chunks <- b[:n]:
+				case <-ctx.Done():
+					return
+				}
+			}
+			if err == io.EOF || err == io.ErrUnexpectedEOF {
+				return
+			}
+			if err != nil {
+				readErr = err
+				return
+			}
+		}
+	}()
+
+	// Stage 3: write, holding the first MiB back.
+	held := make([]byte, 0, holdBack)
+	var off int64
+	var writeErr error
+	for b := range chunks {
+		if writeErr != nil {
+			continue // drain so the producer ends
+		}
+		if off+int64(len(b)) > devSize {
+			writeErr = &TooLargeError{Device: req.Device, DeviceSize: devSize, ImageSize: off + int64(len(b))}
+			cancel(writeErr)
+			continue
+		}
+		data, at := b, off
+		if off < holdBack {
+			keep := min(int64(len(b)), holdBack-off)
+			held = append(held, b[:keep]...)
+			data, at = b[keep:], off+keep
+		}
+		if len(data) > 0 {
+			if _, err := f.WriteAt(data, at); err != nil {
+				writeErr = fmt.Errorf("writing %s at %d: %w", req.Device, at, err)
+				cancel(writeErr)
+			}
+		}
+		off += int64(len(b))
+		req.Progress.Written.Store(off)
+		pool.Put(b[:cap(b)])
+	}
+	if writeErr == nil && readErr == nil {
+		// Let the hasher see every byte served (a compressed stream may
+		// carry bytes after its end), so the digest covers the download.
+		io.Copy(io.Discard, pr)
+	}
+	pr.Close()
+	wg.Wait()
+	if writeErr != nil {
+		return nil, writeErr
+	}
+	if readErr != nil {
+		if comp != "" {
+			return nil, fmt.Errorf("decompressing the %s image from %s: %w", comp, src, readErr)
+		}
+		return nil, fmt.Errorf("reading the image from %s: %w", src, readErr)
+	}
+	if hashErr != nil && !errors.Is(hashErr, io.ErrClosedPipe) {
+		return nil, fmt.Errorf("downloading %s: %w", src, hashErr)
+	}
+	if ctx.Err() != nil {
+		return nil, context.Cause(ctx)
+	}
+	if rr.size >= 0 && rr.offset != rr.size {
+		return nil, fmt.Errorf("downloading %s: got %d of %d bytes", src, rr.offset, rr.size)
+	}
+	got := hex.EncodeToString(h.Sum(nil))
+	res.Digest, res.Downloaded, res.Written = got, rr.offset, off
+	if got != sum.Value {
+		return nil, &ChecksumMismatchError{Algo: sum.Algo, Want: sum.Value, Got: got}
+	}
+	// Verified: everything else reaches the disk first, then the head.
+	if err := f.Sync(); err != nil {
+		return nil, fmt.Errorf("syncing %s: %w", req.Device, err)
+	}
+	if _, err := f.WriteAt(held, 0); err != nil {
+		return nil, fmt.Errorf("writing the first MiB of %s: %w", req.Device, err)
+	}
+	if err := f.Sync(); err != nil {
+		return nil, fmt.Errorf("syncing %s: %w", req.Device, err)
+	}
+	req.Log.Info("image written and verified", "device", req.Device, "bytes", off, "downloaded", rr.offset, sum.Algo, got, "compression", comp)
+	return res, nil
+}
