@@ -44,7 +44,9 @@ func (e *HTTPStatusError) Error() string {
 }
 
 // Retriable reports whether trying again may help.
-func (e *HTTPStatusError) Retriable() bool { return e.Status >= 500 || e.Status == 429 || e.Status == 408 }
+func (e *HTTPStatusError) Retriable() bool {
+	return e.Status >= 500 || e.Status == 429 || e.Status == 408
+}
 
 // HTTPOptions configures the HTTP client the way Ironic's image_info and
 // the agent's parameters ask.
@@ -204,13 +206,13 @@ type Retry struct {
 // resumingReader reads a Source to the end, reconnecting from the last
 // byte received when the connection drops or a 5xx comes back.
 type resumingReader struct {
-	ctx    context.Context
-	src    Source
-	retry  Retry
-	body   io.ReadCloser
-	offset int64
-	size   int64 // -1 unknown
-	tries  int
+	ctx     context.Context
+	src     Source
+	retry   Retry
+	body    io.ReadCloser
+	offset  int64
+	size    int64 // -1 unknown
+	tries   int
 	onRetry func(error)
 }
 
