@@ -87,11 +87,14 @@ func startAgent(ctx context.Context, cfg *agent.Config, realPower bool) error {
 	log.Info("goipa starting", "version", agent.Version, "ipa_version", agent.IPAVersion, "pid", os.Getpid(),
 		"standalone", cfg.Standalone, "api_urls", cfg.APIURLs, "devices", cfg.Devices, "real_power", realPower || cfg.Power == "system")
 	hw := agent.NewMachine(cfg, log)
+	var a *agent.Agent
+	lookupConfig := func() map[string]any { return a.LookupConfig() }
 	a, err := agent.New(cfg,
 		agent.WithLogger(log),
 		agent.WithLogBuffer(buf),
 		agent.WithHardware(hw),
 		agent.WithRealPower(realPower),
+		agent.WithDeploy(hw, agent.NewImageEngine(cfg, log, lookupConfig), agent.NewConfigDriveWriter(log)),
 	)
 	if err != nil {
 		return err
