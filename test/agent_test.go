@@ -1,0 +1,318 @@
+// Package test holds goipa's tests against real parts: Debian's Ironic,
+// loop devices, QEMU. Each test builds goipa and runs it as Ironic would
+// meet it.
+package test
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/goipa/goipa/internal/testenv"
+	"github.com/goipa/goipa/test/realironic"
+)
+
+var (
+	buildOnce sync.Once
+	goipaBin  string
+	buildErr  error
+)
+
+// goipa builds the agent binary once per test run.
+func goipa(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "goipa-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		goipaBin = filepath.Join(dir, "goipa")
+		out, err := exec.Command("go", "build", "-o", goipaBin, "../cmd/goipa").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return goipaBin
+}
+
+// loopDevice makes a loop device over a sparse file of size bytes and
+// detaches it when the test ends.
+func loopDevice(t *testing.T, size int64) string {
+	t.Helper()
+	f := filepath.Join(t.TempDir(), "disk.img")
+	if err := os.WriteFile(f, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(f, size); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("losetup", "--find", "--show", f).CombinedOutput()
+	if err != nil {
+		t.Fatalf("losetup: %v: %s", err, out)
+	}
+	dev := strings.TrimSpace(string(out))
+	t.Cleanup(func() { exec.Command("losetup", "--detach", dev).Run() })
+	return dev
+}
+
+// agentProcess is a goipa running on this host, in its own PID namespace
+// so a stray reboot(2) could only end that namespace.
+type agentProcess struct {
+	cmd     *exec.Cmd
+	logPath string
+	port    int
+}
+
+// startAgent runs `goipa agent` in its own PID namespace (needs root).
+func startAgent(t *testing.T, args ...string) *agentProcess {
+	t.Helper()
+	return spawnAgent(t, true, args...)
+}
+
+// startAgentPlain runs `goipa agent` as a plain child process: for tests
+// that need no root and in which no command reaches the host.
+func startAgentPlain(t *testing.T, args ...string) *agentProcess {
+	t.Helper()
+	return spawnAgent(t, false, args...)
+}
+
+func spawnAgent(t *testing.T, pidNamespace bool, args ...string) *agentProcess {
+	t.Helper()
+	port := realironic.FreePort(t)
+	logPath := filepath.Join(t.TempDir(), "goipa.log")
+	logf, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	full := append([]string{"agent", "--cmdline-file=/dev/null",
+		"--ipa-listen-host=127.0.0.1", fmt.Sprintf("--ipa-listen-port=%d", port), "--ipa-debug=1"}, args...)
+	cmd := exec.Command(goipa(t), full...)
+	if pidNamespace {
+		cmd = exec.Command("unshare", append([]string{"--pid", "--fork", "--mount-proc", "--kill-child", goipa(t)}, full...)...)
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &agentProcess{cmd: cmd, logPath: logPath, port: port}
+	t.Cleanup(func() {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-done
+		}
+		logf.Close()
+		if t.Failed() {
+			t.Logf("---- goipa log ----\n%s", tail(p.Log(), 200))
+		}
+	})
+	return p
+}
+
+func (p *agentProcess) Log() string {
+	b, _ := os.ReadFile(p.logPath)
+	return string(b)
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(s, "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// hostMAC returns a MAC that goipa reports on this host, as `goipa
+// inventory` sees it: the node's port must carry one for lookup to match.
+func hostMAC(t *testing.T) string {
+	t.Helper()
+	out, err := exec.Command(goipa(t), "inventory", "--devices=/dev/null").Output()
+	if err != nil {
+		t.Fatalf("goipa inventory: %v", err)
+	}
+	var inv struct {
+		Interfaces []struct {
+			MAC string `json:"mac_address"`
+		} `json:"interfaces"`
+	}
+	if err := json.Unmarshal(out, &inv); err != nil {
+		t.Fatalf("goipa inventory output: %v", err)
+	}
+	for _, i := range inv.Interfaces {
+		if i.MAC != "" && i.MAC != "00:00:00:00:00:00" {
+			return i.MAC
+		}
+	}
+	t.Fatal("goipa reports no NIC with a MAC on this host")
+	return ""
+}
+
+// countLines counts log lines that contain every one of subs.
+func countLines(log string, subs ...string) int {
+	n := 0
+	sc := bufio.NewScanner(strings.NewReader(log))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		ok := true
+		for _, s := range subs {
+			ok = ok && strings.Contains(sc.Text(), s)
+		}
+		if ok {
+			n++
+		}
+	}
+	return n
+}
+
+// TestAgentCoreWithRealIronic runs goipa as a host process against Debian's
+// Ironic 21.4 through manual cleaning and a deploy: lookup hands over the
+// token, heartbeats are accepted, Ironic records goipa's HTTPS callback URL
+// and certificate, calls get_clean_steps / get_deploy_steps and runs what
+// goipa offers.
+func TestAgentCoreWithRealIronic(t *testing.T) {
+	testenv.NeedRoot(t)
+	testenv.NeedCommands(t, "ironic", "ironic-dbsync", "unshare", "losetup", "go")
+	ctx := context.Background()
+	ir := realironic.Start(t, realironic.WithHeartbeatTimeout(10))
+	mac := hostMAC(t)
+	loop := loopDevice(t, 256<<20)
+
+	uuid, err := ir.EnrollManualNode(ctx, "goipa-core", mac, map[string]any{
+		"cpus": 2, "memory_mb": 2048, "local_gb": 1, "cpu_arch": "x86_64",
+		"root_device": map[string]any{"name": loop},
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ir.Provision(ctx, uuid, "manage", nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ir.WaitState(ctx, uuid, "manageable", 60*time.Second, nil); err != nil {
+		t.Fatal(err)
+	}
+
+	agent := startAgent(t, "--ipa-api-url="+ir.URL, "--goipa-devices="+loop)
+
+	// Manual cleaning with erase_devices_metadata.
+	if err := ir.Provision(ctx, uuid, "clean", map[string]any{"clean_steps": []any{
+		map[string]any{"interface": "deploy", "step": "erase_devices_metadata"}}}); err != nil {
+		t.Fatal(err)
+	}
+	var agentURL, verifyCA string
+	record := func(n *realironic.Node) {
+		if u, _ := n.DriverInternalInfo["agent_url"].(string); u != "" {
+			agentURL = u
+		}
+		if c, _ := n.DriverInternalInfo["agent_verify_ca"].(string); c != "" {
+			verifyCA = c
+		}
+	}
+	n, err := ir.WaitState(ctx, uuid, "manageable", 150*time.Second, record)
+	if err != nil {
+		t.Fatalf("manual cleaning: %v", err)
+	}
+	t.Logf("cleaning ended in %s, last_error %q", n.ProvisionState, n.Err())
+
+	want := fmt.Sprintf("https://127.0.0.1:%d", agent.port)
+	if agentURL != want {
+		t.Errorf("Ironic recorded agent_url %q, want %q (auto-TLS callback)", agentURL, want)
+	}
+	if verifyCA == "" {
+		t.Error("Ironic recorded no agent_verify_ca: the certificate was not accepted")
+	}
+	log := agent.Log()
+	for _, line := range [][]string{
+		{"lookup succeeded", uuid},
+		{"command finished", "command=clean.get_clean_steps", "status=SUCCEEDED"},
+		{"command finished", "command=clean.execute_clean_step", "status=SUCCEEDED"},
+	} {
+		if countLines(log, line...) == 0 {
+			t.Errorf("goipa log has no line with %q", line)
+		}
+	}
+	if strings.Contains(ir.Log(), "Invalid or missing agent token") && countLines(log, "Ironic refused the token") == 0 {
+		t.Error("Ironic refused goipa's token during the operation")
+	}
+
+	// A deploy: goipa starts over once Ironic wipes the cleaning token,
+	// looks the node up again, and Ironic runs the deploy steps.
+	if err := ir.Provision(ctx, uuid, "provide", nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ir.WaitState(ctx, uuid, "available", 60*time.Second, nil); err != nil {
+		t.Fatal(err)
+	}
+	image := make([]byte, 4<<20)
+	for i := range image {
+		image[i] = byte(i * 7)
+	}
+	copy(image[440:], []byte{0xef, 0xbe, 0xad, 0xde})
+	image[510], image[511] = 0x55, 0xaa
+	if err := os.WriteFile(filepath.Join(ir.ImageDir, "core.raw"), image, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256Hex(image)
+	if err := ir.Patch(ctx, uuid, map[string]any{"op": "add", "path": "/instance_info", "value": map[string]any{
+		"image_source": ir.ImageURL("core.raw"), "image_os_hash_algo": "sha256", "image_os_hash_value": sum,
+		"image_type": "whole-disk", "image_disk_format": "raw", "root_gb": 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := ir.Provision(ctx, uuid, "active", nil); err != nil {
+		t.Fatal(err)
+	}
+	n, err = ir.WaitState(ctx, uuid, "active", 240*time.Second, nil)
+	if err != nil {
+		t.Fatalf("deploy: %v", err)
+	}
+	log = agent.Log()
+	for _, line := range [][]string{
+		{"command finished", "command=deploy.get_deploy_steps", "status=SUCCEEDED"},
+		{"command finished", "command=deploy.execute_deploy_step", "status=SUCCEEDED"},
+		{"command finished", "command=standby.get_partition_uuids", "status=SUCCEEDED"},
+		{"command=standby.power_off"},
+	} {
+		if countLines(log, line...) == 0 {
+			t.Errorf("goipa log has no line with %q", line)
+		}
+	}
+	if countLines(log, "lookup succeeded", uuid) < 2 {
+		t.Error("goipa did not look the node up again for the deploy")
+	}
+	got := make([]byte, len(image))
+	f, err := os.Open(loop)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.ReadAt(got, 0); err != nil {
+		t.Fatal(err)
+	}
+	if sha256Hex(got) != sum {
+		t.Error("the loop device does not hold the image")
+	}
+}
+
+func sha256Hex(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
