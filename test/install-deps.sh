@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Installs the Debian packages goipa's tests drive: real Ironic and
+# ironic-inspector, QEMU, dnsmasq and disk tools. Idempotent and quick when
+# everything is there; run by `make deps` (and so by `make test`).
+set -euo pipefail
+
+packages=(
+  ironic-api ironic-conductor ironic-inspector python3-ironicclient genisoimage
+  qemu-system-x86 qemu-utils dnsmasq-base
+  gdisk fdisk dosfstools e2fsprogs util-linux mount
+  "$@"
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$p")
+  fi
+done
+
+if [ "${#missing[@]}" -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "install-deps: need root to install: ${missing[*]}" >&2
+    exit 1
+  fi
+  echo "install-deps: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  # Packaged services must not start (there is no systemd here, and the
+  # tests run their own Ironic on their own ports).
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+    chmod +x /usr/sbin/policy-rc.d
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+  fi
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# If a packaged Ironic or inspector did start (a host with systemd), stop
+# it by its unit, never by process name.
+if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+  for unit in ironic-api ironic-conductor ironic-inspector; do
+    if systemctl is-active --quiet "$unit" 2>/dev/null; then
+      systemctl stop "$unit" && systemctl disable "$unit" >/dev/null 2>&1 || true
+    fi
+  done
+fi
+echo "install-deps: all test packages present"
