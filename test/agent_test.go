@@ -5,6 +5,7 @@ package test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -262,12 +263,7 @@ func TestAgentCoreWithRealIronic(t *testing.T) {
 	if _, err := ir.WaitState(ctx, uuid, "available", 60*time.Second, nil); err != nil {
 		t.Fatal(err)
 	}
-	image := make([]byte, 4<<20)
-	for i := range image {
-		image[i] = byte(i * 7)
-	}
-	copy(image[440:], []byte{0xef, 0xbe, 0xad, 0xde})
-	image[510], image[511] = 0x55, 0xaa
+	image := gptImage(t, 8<<20)
 	if err := os.WriteFile(filepath.Join(ir.ImageDir, "core.raw"), image, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -277,7 +273,9 @@ func TestAgentCoreWithRealIronic(t *testing.T) {
 		"image_type": "whole-disk", "image_disk_format": "raw", "root_gb": 1}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := ir.Provision(ctx, uuid, "active", nil); err != nil {
+	// Ironic builds the config drive ISO from this and sends it gzipped.
+	configdrive := map[string]any{"meta_data": map[string]any{"uuid": uuid, "name": "goipa-configdrive-test"}, "user_data": "#cloud-config\n"}
+	if err := ir.Provision(ctx, uuid, "active", map[string]any{"configdrive": configdrive}); err != nil {
 		t.Fatal(err)
 	}
 	n, err = ir.WaitState(ctx, uuid, "active", 240*time.Second, nil)
@@ -298,17 +296,93 @@ func TestAgentCoreWithRealIronic(t *testing.T) {
 	if countLines(log, "lookup succeeded", uuid) < 2 {
 		t.Error("goipa did not look the node up again for the deploy")
 	}
-	got := make([]byte, len(image))
+	dev, err := os.ReadFile(loop)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The image, except its GPT, which the config drive's new entry and
+	// the backup moved to the disk's end have changed.
+	if !bytes.Equal(dev[34*512:len(image)], image[34*512:]) {
+		t.Error("the loop device does not hold the image")
+	}
+	checkConfigDrive(t, loop, dev, "goipa-configdrive-test")
+
+	// Undeploy with automated cleaning: goipa looks the node up again and
+	// Ironic runs erase_devices_metadata.
+	if err := ir.Patch(ctx, uuid, map[string]any{"op": "replace", "path": "/automated_clean", "value": true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := ir.Provision(ctx, uuid, "deleted", nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ir.WaitState(ctx, uuid, "available", 240*time.Second, nil); err != nil {
+		t.Fatalf("undeploy and cleaning: %v", err)
+	}
+	if countLines(agent.Log(), "lookup succeeded", uuid) < 3 {
+		t.Error("goipa did not look the node up for the cleaning after undeploy")
+	}
+	head := make([]byte, 1<<20)
 	f, err := os.Open(loop)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	if _, err := f.ReadAt(got, 0); err != nil {
+	if _, err := f.ReadAt(head, 0); err != nil {
 		t.Fatal(err)
 	}
-	if sha256Hex(got) != sum {
-		t.Error("the loop device does not hold the image")
+	if !bytes.Equal(head, make([]byte, 1<<20)) {
+		t.Error("cleaning after undeploy left the partition table on the disk")
+	}
+}
+
+// gptImage makes a whole-disk image with a GPT and one partition full
+// of a pattern.
+func gptImage(t *testing.T, size int) []byte {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "image.raw")
+	if err := os.WriteFile(path, make([]byte, size), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("sgdisk", "-n", "1:2048:0", "-c", "1:root", path).CombinedOutput(); err != nil {
+		t.Fatalf("sgdisk: %v: %s", err, out)
+	}
+	img, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 2048 * 512; i < size-64*512; i++ {
+		img[i] = byte(i*7 + i>>12)
+	}
+	return img
+}
+
+// checkConfigDrive finds the config-2 partition in dev's GPT and checks
+// it holds Ironic's ISO with our metadata.
+func checkConfigDrive(t *testing.T, loop string, dev []byte, marker string) {
+	t.Helper()
+	out, err := exec.Command("sgdisk", "--print", loop).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "config-2") {
+		t.Fatalf("no config-2 partition on the disk: %v\n%s", err, out)
+	}
+	info, _ := exec.Command("sgdisk", "--info=2", loop).CombinedOutput()
+	var first int64
+	for _, l := range strings.Split(string(info), "\n") {
+		if strings.HasPrefix(l, "First sector:") {
+			fmt.Sscan(strings.Fields(l)[2], &first)
+		}
+	}
+	if first == 0 {
+		t.Fatalf("cannot read the config drive's first sector:\n%s", info)
+	}
+	part := dev[first*512:]
+	if string(part[32769:32774]) != "CD001" || !strings.HasPrefix(string(part[32768+40:32768+72]), "config-2") {
+		t.Fatalf("partition 2 does not hold an ISO9660 labelled config-2")
+	}
+	if !bytes.Contains(part[:min(len(part), 64<<20)], []byte(marker)) {
+		t.Errorf("the config drive does not carry the node's meta_data (%q)", marker)
+	}
+	if v, _ := exec.Command("sgdisk", "--verify", loop).CombinedOutput(); !strings.Contains(string(v), "No problems found") {
+		t.Errorf("sgdisk finds problems in the GPT after the config drive:\n%s", v)
 	}
 }
 
