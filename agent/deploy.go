@@ -14,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // ImageWriter streams, verifies and writes an image onto a device,
@@ -37,7 +39,12 @@ type DiskSelector interface {
 
 // WithDeploy enables the image deploy commands and steps.
 func WithDeploy(sel DiskSelector, w ImageWriter, cd ConfigDriveWriter) Option {
-	return func(a *Agent) { a.deploy = &deployer{a: a, disks: sel, images: w, configDrive: cd} }
+	return func(a *Agent) {
+		a.deploy = &deployer{a: a, disks: sel, images: w, configDrive: cd}
+		if c, ok := w.(interface{ Collectors() []prometheus.Collector }); ok {
+			a.metrics.registry.MustRegister(c.Collectors()...)
+		}
+	}
 }
 
 // maxConfigDrive is the largest config drive a whole-disk image gets

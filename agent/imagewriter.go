@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/goipa/goipa/disk"
 	"github.com/goipa/goipa/image"
 )
@@ -16,11 +18,26 @@ type imageEngine struct {
 	cfg    *Config
 	log    *slog.Logger
 	lookup func() map[string]any
+
+	downloaded, written prometheus.Counter
+	writes              *prometheus.CounterVec
+	seconds             prometheus.Histogram
 }
 
 // NewImageEngine returns the agent's ImageWriter.
 func NewImageEngine(cfg *Config, log *slog.Logger, lookupConfig func() map[string]any) ImageWriter {
-	return &imageEngine{cfg: cfg, log: log, lookup: lookupConfig}
+	return &imageEngine{cfg: cfg, log: log, lookup: lookupConfig,
+		downloaded: prometheus.NewCounter(prometheus.CounterOpts{Name: "goipa_image_downloaded_bytes_total", Help: "Image bytes downloaded (and hashed)."}),
+		written:    prometheus.NewCounter(prometheus.CounterOpts{Name: "goipa_image_written_bytes_total", Help: "Disk image bytes written to devices."}),
+		writes:     prometheus.NewCounterVec(prometheus.CounterOpts{Name: "goipa_image_writes_total", Help: "Image writes, by result."}, []string{"result"}),
+		seconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "goipa_image_write_seconds", Help: "Wall time of image writes, download to final sync.",
+			Buckets: []float64{1, 5, 15, 30, 60, 120, 300, 600, 1800}}),
+	}
+}
+
+// Collectors are the engine's metrics, which the agent serves.
+func (e *imageEngine) Collectors() []prometheus.Collector {
+	return []prometheus.Collector{e.downloaded, e.written, e.writes, e.seconds}
 }
 
 func (e *imageEngine) WriteImage(ctx context.Context, ii *ImageInfo, device string, progress func(any)) error {
@@ -82,9 +99,14 @@ func (e *imageEngine) WriteImage(ctx context.Context, ii *ImageInfo, device stri
 		}
 	}()
 	res, err := image.Write(ctx, req)
+	e.downloaded.Add(float64(req.Progress.Downloaded.Load()))
 	if err != nil {
+		e.writes.WithLabelValues("failed").Inc()
 		return err
 	}
+	e.writes.WithLabelValues("ok").Inc()
+	e.written.Add(float64(res.Written))
+	e.seconds.Observe(res.Duration.Seconds())
 	progress(req.Progress.Snapshot())
 	e.log.Info("image verified", "device", device, "algo", res.Algo, "digest", res.Digest, "bytes", res.Written, "duration", res.Duration.Round(time.Millisecond))
 	return nil

@@ -207,3 +207,27 @@ func TestForcedHeartbeatAfterAsyncCommand(t *testing.T) {
 	_, _, _, times, _ := fi.snapshot()
 	assert.WithinDuration(t, ended, times[1], 6*time.Second)
 }
+
+func TestLockdownStopsTheAPI(t *testing.T) {
+	fi := &fakeIronic{version: "1.82"}
+	srv := httptest.NewServer(fi)
+	defer srv.Close()
+	_, port := startAgent(t, srv.URL, "ipa-enable-auto-tls=0")
+	waitFor(t, 10*time.Second, "the first heartbeat", func() bool { _, hbs, _, _, _ := fi.snapshot(); return len(hbs) >= 1 })
+	_, _, _, _, tokens := fi.snapshot()
+	resp, err := http.Post(fmt.Sprintf("http://127.0.0.1:%d/v1/commands/?wait=true&agent_token=%s", port, tokens[0]), "application/json", strings.NewReader(`{"name": "system.lockdown", "params": {}}`))
+	require.NoError(t, err)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Equal(t, 200, resp.StatusCode)
+	assert.Contains(t, string(body), `"command_status":"SUCCEEDED"`, "lockdown answers before the API stops")
+	waitFor(t, 10*time.Second, "the API to stop", func() bool {
+		_, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/v1/status", port))
+		return err != nil
+	})
+	// No more heartbeats after a lockdown.
+	_, before, _, _, _ := fi.snapshot()
+	time.Sleep(6 * time.Second)
+	_, after, _, _, _ := fi.snapshot()
+	assert.Equal(t, len(before), len(after), "heartbeats go on after the lockdown")
+}
