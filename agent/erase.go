@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"sort"
 	"strings"
 	"sync"
@@ -17,6 +18,63 @@ func (a *Agent) registerErase() {
 	meta := func(ctx context.Context, sc *StepCall) (any, error) { return a.eraseMetadata(ctx, sc) }
 	a.steps.Register(Clean, Step{Name: "erase_devices_metadata", Interface: "deploy", Priority: 99, Abortable: true, Run: meta})
 	a.steps.Register(Deploy, Step{Name: "erase_devices_metadata", Interface: "deploy", Priority: 0, Run: meta})
+	full := func(ctx context.Context, sc *StepCall) (any, error) { return a.eraseDevices(ctx, sc, false) }
+	express := func(ctx context.Context, sc *StepCall) (any, error) { return a.eraseDevices(ctx, sc, true) }
+	a.steps.Register(Clean, Step{Name: "erase_devices", Interface: "deploy", Priority: 10, Abortable: true, Run: full})
+	a.steps.Register(Clean, Step{Name: "erase_devices_express", Interface: "deploy", Priority: 0, Abortable: true, Run: express})
+}
+
+// eraseDevices is erase_devices (and, with express, erase_devices_express):
+// every disk at once unless Ironic limits the concurrency, each with the
+// strongest method it supports. The result maps each device to its audit
+// report (IPA maps them to null; Ironic does not read it).
+func (a *Agent) eraseDevices(ctx context.Context, sc *StepCall, express bool) (any, error) {
+	dii, _ := sc.Node["driver_internal_info"].(map[string]any)
+	opts, err := disk.EraseOptionsFrom(dii)
+	if err != nil {
+		return nil, ErrInvalidParams("%v", err)
+	}
+	opts.Express = express
+	disks, err := a.eraseTargets(ctx, sc.Node)
+	if err != nil {
+		return nil, err
+	}
+	guard := guardSpecial(a, sc.Node)
+	var targets []disk.Target
+	for _, d := range disks {
+		if guard {
+			if err := disk.CheckSpecialFilesystems(d.Name); err != nil {
+				return nil, err
+			}
+		}
+		targets = append(targets, disk.Target{Path: d.Name, Serial: deref(d.Serial), Model: deref(d.Model), Size: d.Size, ReadOnly: d.ReadOnly})
+	}
+	var mu sync.Mutex
+	state := map[string]any{}
+	progress := func(dev string, done, total int64) {
+		mu.Lock()
+		state[dev] = map[string]any{"done_bytes": done, "total_bytes": total}
+		snap := map[string]any{"devices": maps.Clone(state)}
+		mu.Unlock()
+		sc.SetProgress(snap)
+	}
+	reports, err := disk.EraseDevices(ctx, targets, opts, progress, sc.Log)
+	result := map[string]any{}
+	for _, r := range reports {
+		result[r.Device] = r
+		sc.Log.Info("erase report", "device", r.Device, "serial", r.Serial, "methods", r.Methods, "verification", r.Verification, "error", r.Error)
+	}
+	if err != nil {
+		return nil, &Error{Type: "BlockDeviceEraseError", Code: 500, Message: "Failed to erase device(s)", Details: err.Error()}
+	}
+	return result, nil
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
 }
 
 // mayTouchDisks is the host-mode guard: a `goipa agent` without

@@ -71,6 +71,16 @@ func loopDevice(t *testing.T, size int64) string {
 	return dev
 }
 
+// loopBacking returns the file behind a loop device.
+func loopBacking(t *testing.T, dev string) string {
+	t.Helper()
+	b, err := os.ReadFile("/sys/block/" + filepath.Base(dev) + "/loop/backing_file")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(b))
+}
+
 // agentProcess is a goipa running on this host, in its own PID namespace
 // so a stray reboot(2) could only end that namespace.
 type agentProcess struct {
@@ -214,9 +224,14 @@ func TestAgentCoreWithRealIronic(t *testing.T) {
 
 	agent := startAgent(t, "--ipa-api-url="+ir.URL, "--goipa-devices="+loop)
 
-	// Manual cleaning with erase_devices_metadata.
+	// Manual cleaning with erase_devices_metadata, then a full erase_devices
+	// over a tenant's leftovers.
+	if err := os.WriteFile(loopBacking(t, loop), bytes.Repeat([]byte("TENANT"), (256<<20)/6), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	if err := ir.Provision(ctx, uuid, "clean", map[string]any{"clean_steps": []any{
-		map[string]any{"interface": "deploy", "step": "erase_devices_metadata"}}}); err != nil {
+		map[string]any{"interface": "deploy", "step": "erase_devices_metadata"},
+		map[string]any{"interface": "deploy", "step": "erase_devices"}}}); err != nil {
 		t.Fatal(err)
 	}
 	var agentURL, verifyCA string
@@ -246,10 +261,14 @@ func TestAgentCoreWithRealIronic(t *testing.T) {
 		{"lookup succeeded", uuid},
 		{"command finished", "command=clean.get_clean_steps", "status=SUCCEEDED"},
 		{"command finished", "command=clean.execute_clean_step", "status=SUCCEEDED"},
+		{"erase report", "device=" + loop, "overwrite-zero", "zeros"},
 	} {
 		if countLines(log, line...) == 0 {
 			t.Errorf("goipa log has no line with %q", line)
 		}
+	}
+	if wiped, _ := os.ReadFile(loopBacking(t, loop)); bytes.Contains(wiped, []byte("TENANT")) {
+		t.Error("erase_devices left the tenant's bytes on the disk")
 	}
 	if strings.Contains(ir.Log(), "Invalid or missing agent token") && countLines(log, "Ironic refused the token") == 0 {
 		t.Error("Ironic refused goipa's token during the operation")
