@@ -51,7 +51,7 @@ func TestParseIdentifyControllerAndFormatCommand(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, NVMeController{}, c)
 	binary.LittleEndian.PutUint16(id[256:], 0x0017) // OACS: security, format, firmware, ns mgmt
-	id[524] = 0x04                                   // FNA: crypto erase supported
+	id[524] = 0x04                                  // FNA: crypto erase supported
 	c, err = ParseIdentifyController(id)
 	require.NoError(t, err)
 	assert.Equal(t, NVMeController{FormatSupported: true, CryptoErase: true}, c)
