@@ -263,71 +263,24 @@ func writeOne(ctx context.Context, req Request, src Source, sum Checksum, f *os.
 	ib := bufio.NewReaderSize(inner, 64<<10)
 	head, _ := ib.Peek(512)
 	res.Format = detectFormat(head)
-	if res.Format != "raw" {
-		if !permitted(res.Format, req.PermittedFormats) {
-			return nil, &FormatNotPermittedError{Format: res.Format, Permitted: req.PermittedFormats}
+	if res.Format != "raw" && !permitted(res.Format, req.PermittedFormats) {
+		return nil, &FormatNotPermittedError{Format: res.Format, Permitted: req.PermittedFormats}
+	}
+	var (
+		held              []byte
+		off               int64
+		writeErr, readErr error
+	)
+	switch res.Format {
+	case "raw":
+		if comp == "" && rr.size > devSize {
+			return nil, &TooLargeError{Device: req.Device, DeviceSize: devSize, ImageSize: rr.size}
 		}
+		held, off, readErr, writeErr = writeRawStream(ctx, cancel, ib, f, devSize, req)
+	case "qcow2":
+		held, off, readErr, writeErr = writeQcow2(ib, f, devSize, req)
+	default:
 		return nil, &UnsupportedFormatError{Format: res.Format}
-	}
-	if comp == "" && rr.size > devSize {
-		return nil, &TooLargeError{Device: req.Device, DeviceSize: devSize, ImageSize: rr.size}
-	}
-
-	chunks := make(chan []byte, inFlight)
-	pool := sync.Pool{New: func() any { return make([]byte, chunkSize) }}
-	var readErr error
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		defer close(chunks)
-		for {
-			b := pool.Get().([]byte)[:chunkSize]
-			n, err := io.ReadFull(ib, b)
-			if n > 0 {
-				select {
-				case chunks <- b[:n]:
-				case <-ctx.Done():
-					return
-				}
-			}
-			if err == io.EOF || err == io.ErrUnexpectedEOF {
-				return
-			}
-			if err != nil {
-				readErr = err
-				return
-			}
-		}
-	}()
-
-	// Stage 3: write, holding the first MiB back.
-	held := make([]byte, 0, holdBack)
-	var off int64
-	var writeErr error
-	for b := range chunks {
-		if writeErr != nil {
-			continue // drain so the producer ends
-		}
-		if off+int64(len(b)) > devSize {
-			writeErr = &TooLargeError{Device: req.Device, DeviceSize: devSize, ImageSize: off + int64(len(b))}
-			cancel(writeErr)
-			continue
-		}
-		data, at := b, off
-		if off < holdBack {
-			keep := min(int64(len(b)), holdBack-off)
-			held = append(held, b[:keep]...)
-			data, at = b[keep:], off+keep
-		}
-		if len(data) > 0 {
-			if _, err := f.WriteAt(data, at); err != nil {
-				writeErr = fmt.Errorf("writing %s at %d: %w", req.Device, at, err)
-				cancel(writeErr)
-			}
-		}
-		off += int64(len(b))
-		req.Progress.Written.Store(off)
-		pool.Put(b[:cap(b)])
 	}
 	if writeErr == nil && readErr == nil {
 		// Let the hasher see every byte served (a compressed stream may
@@ -371,4 +324,65 @@ func writeOne(ctx context.Context, req Request, src Source, sum Checksum, f *os.
 	}
 	req.Log.Info("image written and verified", "device", req.Device, "bytes", off, "downloaded", rr.offset, sum.Algo, got, "compression", comp)
 	return res, nil
+}
+
+// writeRawStream cuts the raw stream into chunks on one goroutine and
+// writes them on this one, holding the first MiB back.
+func writeRawStream(ctx context.Context, cancel context.CancelCauseFunc, ib io.Reader, f *os.File, devSize int64, req Request) (held []byte, off int64, readErr, writeErr error) {
+	var wg sync.WaitGroup
+	chunks := make(chan []byte, inFlight)
+	pool := sync.Pool{New: func() any { return make([]byte, chunkSize) }}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer close(chunks)
+		for {
+			b := pool.Get().([]byte)[:chunkSize]
+			n, err := io.ReadFull(ib, b)
+			if n > 0 {
+				select {
+				case chunks <- b[:n]:
+				case <-ctx.Done():
+					return
+				}
+			}
+			if err == io.EOF || err == io.ErrUnexpectedEOF {
+				return
+			}
+			if err != nil {
+				readErr = err
+				return
+			}
+		}
+	}()
+
+	// Stage 3: write, holding the first MiB back.
+	held = make([]byte, 0, holdBack)
+	for b := range chunks {
+		if writeErr != nil {
+			continue // drain so the producer ends
+		}
+		if off+int64(len(b)) > devSize {
+			writeErr = &TooLargeError{Device: req.Device, DeviceSize: devSize, ImageSize: off + int64(len(b))}
+			cancel(writeErr)
+			continue
+		}
+		data, at := b, off
+		if off < holdBack {
+			keep := min(int64(len(b)), holdBack-off)
+			held = append(held, b[:keep]...)
+			data, at = b[keep:], off+keep
+		}
+		if len(data) > 0 {
+			if _, err := f.WriteAt(data, at); err != nil {
+				writeErr = fmt.Errorf("writing %s at %d: %w", req.Device, at, err)
+				cancel(writeErr)
+			}
+		}
+		off += int64(len(b))
+		req.Progress.Written.Store(off)
+		pool.Put(b[:cap(b)])
+	}
+	wg.Wait()
+	return held, off, readErr, writeErr
 }

@@ -1,0 +1,439 @@
+package image
+
+import (
+	"bytes"
+	"compress/flate"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// Qcow2Header is the part of a qcow2 header the decoder needs.
+type Qcow2Header struct {
+	Version         uint32
+	ClusterBits     uint32
+	VirtualSize     uint64
+	L1Size          uint32
+	L1Offset        uint64
+	HeaderLength    uint32
+	CompressionZstd bool
+	ExtendedL2      bool
+}
+
+// Qcow2Error is a malformed or unsupported qcow2 image.
+type Qcow2Error struct{ Msg string }
+
+func (e *Qcow2Error) Error() string { return "qcow2: " + e.Msg }
+
+func qerr(format string, a ...any) error { return &Qcow2Error{Msg: fmt.Sprintf(format, a...)} }
+
+// ParseQcow2Header validates a qcow2 header (versions 2 and 3): backing
+// files, encryption, external data files and dirty images are refused.
+func ParseQcow2Header(b []byte) (Qcow2Header, error) {
+	if len(b) < 72 || string(b[:4]) != "QFI\xfb" {
+		return Qcow2Header{}, qerr("not a qcow2 header")
+	}
+	be := binary.BigEndian
+	h := Qcow2Header{
+		Version:     be.Uint32(b[4:8]),
+		ClusterBits: be.Uint32(b[20:24]),
+		VirtualSize: be.Uint64(b[24:32]),
+		L1Size:      be.Uint32(b[36:40]),
+		L1Offset:    be.Uint64(b[40:48]),
+	}
+	if h.Version != 2 && h.Version != 3 {
+		return h, qerr("version %d is not supported", h.Version)
+	}
+	if be.Uint64(b[8:16]) != 0 {
+		return h, qerr("images with a backing file are not supported: goipa writes self-contained images")
+	}
+	if be.Uint32(b[32:36]) != 0 {
+		return h, qerr("encrypted images are not supported")
+	}
+	if h.ClusterBits < 9 || h.ClusterBits > 21 {
+		return h, qerr("cluster_bits %d out of range 9-21", h.ClusterBits)
+	}
+	if h.VirtualSize > 1<<50 {
+		return h, qerr("virtual size %d is implausible", h.VirtualSize)
+	}
+	csize := uint64(1) << h.ClusterBits
+	need := (h.VirtualSize + csize*(csize/8) - 1) / (csize * (csize / 8))
+	if uint64(h.L1Size) < need || h.L1Size > 1<<26 {
+		return h, qerr("L1 table of %d entries cannot map %d bytes", h.L1Size, h.VirtualSize)
+	}
+	h.HeaderLength = 72
+	if h.Version == 3 {
+		if len(b) < 104 {
+			return h, qerr("short version 3 header")
+		}
+		incompat := be.Uint64(b[72:80])
+		h.HeaderLength = be.Uint32(b[100:104])
+		if incompat&1 != 0 {
+			return h, qerr("the image is marked dirty (not closed cleanly); run qemu-img check -r all")
+		}
+		if incompat&2 != 0 {
+			return h, qerr("the image is marked corrupt")
+		}
+		if incompat&4 != 0 {
+			return h, qerr("images with an external data file are not supported")
+		}
+		if incompat&8 != 0 {
+			if len(b) < 105 || h.HeaderLength < 105 {
+				return h, qerr("compression type bit set but no compression type field")
+			}
+			switch b[104] {
+			case 0:
+			case 1:
+				h.CompressionZstd = true
+			default:
+				return h, qerr("unknown compression type %d", b[104])
+			}
+		}
+		if incompat&16 != 0 {
+			h.ExtendedL2 = true
+		}
+		if incompat&^uint64(31) != 0 {
+			return h, qerr("unknown incompatible features %#x", incompat)
+		}
+	}
+	return h, nil
+}
+
+// Extent is a piece of the guest disk: Data at Offset (nil Data with
+// Zero set means Length bytes of zeros).
+type Extent struct {
+	Offset int64
+	Data   []byte
+}
+
+// qcow2Stream decodes a qcow2 image read front to back, emitting data
+// extents as their clusters pass by. Metadata must come before the data
+// it maps (as qemu-img and qemu write it); data met before its L2 table
+// is buffered up to a bound.
+type qcow2Stream struct {
+	r       io.Reader
+	h       Qcow2Header
+	csize   int64
+	pos     int64 // file offset of the next byte of r
+	l1      []uint64
+	l2want  map[int64]int64  // host offset of an L2 table -> first guest offset it maps
+	data    map[int64]int64  // host offset of a data cluster -> guest offset
+	comp    []compressedRef  // compressed clusters, sorted by host offset when needed
+	early   map[int64][]byte // clusters read before anything mapped them
+	early_n int64
+	tail    []byte // recent bytes, for compressed clusters that straddle clusters
+	tailAt  int64  // file offset of tail[0]
+	zstd    *zstd.Decoder
+	emit    func(Extent) error
+}
+
+type compressedRef struct {
+	host, length, guest int64
+}
+
+const maxEarly = 64 << 20
+
+// decodeQcow2 streams a qcow2 image from r (positioned after head, the
+// bytes already read) and calls emit for every allocated cluster.
+// It returns the virtual size.
+func decodeQcow2(head []byte, r io.Reader, emit func(Extent) error) (int64, error) {
+	h, err := ParseQcow2Header(head)
+	if err != nil {
+		return 0, err
+	}
+	if h.ExtendedL2 {
+		return 0, qerr("extended L2 entries (subclusters) are not supported")
+	}
+	s := &qcow2Stream{r: io.MultiReader(bytes.NewReader(head), r), h: h, csize: 1 << h.ClusterBits,
+		l2want: map[int64]int64{}, data: map[int64]int64{}, early: map[int64][]byte{}, emit: emit}
+	if h.CompressionZstd {
+		if s.zstd, err = zstd.NewReader(nil); err != nil {
+			return 0, err
+		}
+		defer s.zstd.Close()
+	}
+	if err := s.run(); err != nil {
+		return 0, err
+	}
+	return int64(h.VirtualSize), nil
+}
+
+func (s *qcow2Stream) readCluster() ([]byte, error) {
+	b := make([]byte, s.csize)
+	n, err := io.ReadFull(s.r, b)
+	if err == io.ErrUnexpectedEOF {
+		b = b[:n] // the last cluster of a file may be short
+		err = nil
+	}
+	if n == 0 && err == nil {
+		err = io.EOF
+	}
+	return b, err
+}
+
+const (
+	l2OffsetMask = 0x00fffffffffffe00
+	flagCopied   = uint64(1) << 63
+	flagCompress = uint64(1) << 62
+	flagZero     = uint64(1)
+)
+
+func (s *qcow2Stream) run() error {
+	l1Start := int64(s.h.L1Offset)
+	l1Bytes := int64(s.h.L1Size) * 8
+	var l1buf []byte
+	for {
+		clusterAt := s.pos
+		b, err := s.readCluster()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		s.pos += int64(len(b))
+		// The L1 table may span clusters.
+		if l1Bytes > 0 && clusterAt+int64(len(b)) > l1Start && clusterAt < l1Start+l1Bytes && s.l1 == nil {
+			lo := max(l1Start-clusterAt, 0)
+			hi := min(l1Start+l1Bytes-clusterAt, int64(len(b)))
+			l1buf = append(l1buf, b[lo:hi]...)
+			if int64(len(l1buf)) == l1Bytes {
+				if err := s.parseL1(l1buf); err != nil {
+					return err
+				}
+				if err := s.replayEarly(); err != nil {
+					return err
+				}
+			}
+		}
+		if err := s.handle(clusterAt, b); err != nil {
+			return err
+		}
+		if err := s.handleCompressed(clusterAt, b); err != nil {
+			return err
+		}
+	}
+	if s.l1 == nil {
+		return qcowTruncated("the L1 table")
+	}
+	if len(s.l2want) > 0 {
+		return qcowTruncated(fmt.Sprintf("%d L2 tables", len(s.l2want)))
+	}
+	if len(s.data) > 0 || len(s.comp) > 0 {
+		return qcowTruncated(fmt.Sprintf("%d data clusters", len(s.data)+len(s.comp)))
+	}
+	return nil
+}
+
+func qcowTruncated(what string) error {
+	return qerr("the image ended before %s it refers to (truncated, or entries point past the end of the file)", what)
+}
+
+func (s *qcow2Stream) parseL1(b []byte) error {
+	s.l1 = make([]uint64, s.h.L1Size)
+	entriesPerL2 := s.csize / 8
+	for i := range s.l1 {
+		e := binary.BigEndian.Uint64(b[i*8:])
+		s.l1[i] = e
+		off := int64(e & l2OffsetMask)
+		if off == 0 {
+			continue
+		}
+		if off%s.csize != 0 {
+			return qerr("L1 entry %d points to an unaligned L2 table at %d", i, off)
+		}
+		if _, kept := s.early[off]; off < s.pos-s.csize && !kept {
+			return qerr("L2 table at %d comes before the L1 table and was not kept; convert the image with qemu-img first", off)
+		}
+		s.l2want[off] = int64(i) * entriesPerL2 * s.csize
+	}
+	return nil
+}
+
+// replayEarly handles clusters that passed before the L1 table.
+func (s *qcow2Stream) replayEarly() error {
+	hosts := make([]int64, 0, len(s.early))
+	for h := range s.early {
+		hosts = append(hosts, h)
+	}
+	sort.Slice(hosts, func(i, j int) bool { return hosts[i] < hosts[j] })
+	early := s.early
+	s.early, s.early_n = map[int64][]byte{}, 0
+	for _, h := range hosts {
+		if err := s.handle(h, early[h]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// handle routes one cluster: an L2 table, mapped data, or (until we know)
+// an early cluster kept aside.
+func (s *qcow2Stream) handle(at int64, b []byte) error {
+	if guest, ok := s.l2want[at]; ok {
+		delete(s.l2want, at)
+		if err := s.parseL2(at, b, guest); err != nil {
+			return err
+		}
+		return s.replayEarly()
+	}
+	if guest, ok := s.data[at]; ok {
+		delete(s.data, at)
+		n := min(int64(len(b)), int64(s.h.VirtualSize)-guest)
+		if n <= 0 {
+			return nil
+		}
+		return s.emit(Extent{Offset: guest, Data: b[:n]})
+	}
+	if s.l1 == nil || len(s.l2want) > 0 {
+		// Not known yet what this is: it may be data of an L2 table
+		// still to come. Keep it, within a bound.
+		if s.early_n+int64(len(b)) > maxEarly {
+			return qerr("more than %d MiB of data precede the tables that map them; convert the image with qemu-img first", maxEarly>>20)
+		}
+		s.early[at] = b
+		s.early_n += int64(len(b))
+	}
+	return nil
+}
+
+func (s *qcow2Stream) parseL2(at int64, b []byte, guestBase int64) error {
+	if int64(len(b)) < s.csize {
+		return qcowTruncated("an L2 table")
+	}
+	for i := int64(0); i < s.csize/8; i++ {
+		e := binary.BigEndian.Uint64(b[i*8:])
+		guest := guestBase + i*s.csize
+		if guest >= int64(s.h.VirtualSize) {
+			break
+		}
+		if e&flagCompress != 0 {
+			x := 62 - (s.h.ClusterBits - 8)
+			host := int64(e & (1<<x - 1))
+			sectors := int64((e&^flagCopied&^flagCompress)>>x) + 1
+			end := (host &^ 511) + sectors*512
+			s.comp = append(s.comp, compressedRef{host: host, length: end - host, guest: guest})
+			continue
+		}
+		if s.h.Version == 3 && e&flagZero != 0 {
+			continue // reads as zeros: the writer zeroes what is not written
+		}
+		host := int64(e & l2OffsetMask)
+		if host == 0 {
+			continue
+		}
+		if host%s.csize != 0 {
+			return qerr("L2 entry points to an unaligned cluster at %d", host)
+		}
+		if _, kept := s.early[host]; host < s.pos && !kept {
+			return qerr("data cluster at %d comes before the L2 table at %d that maps it and was not kept; convert the image with qemu-img first", host, at)
+		}
+		s.data[host] = guest
+	}
+	sort.Slice(s.comp, func(i, j int) bool { return s.comp[i].host < s.comp[j].host })
+	return nil
+}
+
+// handleCompressed decodes every compressed cluster whose bytes have all
+// been read. Compressed clusters are packed and may straddle cluster
+// boundaries, so recent bytes are kept in tail; ones that came before
+// their L2 table are found among the early clusters.
+func (s *qcow2Stream) handleCompressed(at int64, b []byte) error {
+	if len(s.comp) == 0 && len(s.tail) == 0 {
+		return nil
+	}
+	s.tail = append(s.tail, b...)
+	s.tailAt = at + int64(len(b)) - int64(len(s.tail))
+	done := 0
+	for _, c := range s.comp {
+		raw, ok, err := s.gather(c.host, c.length)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			break // not all of it read yet
+		}
+		out, err := s.inflate(raw)
+		if err != nil {
+			return qerr("compressed cluster for guest offset %d: %v", c.guest, err)
+		}
+		n := min(int64(len(out)), int64(s.h.VirtualSize)-c.guest)
+		if err := s.emit(Extent{Offset: c.guest, Data: out[:n]}); err != nil {
+			return err
+		}
+		done++
+	}
+	s.comp = s.comp[done:]
+	// Keep only what a pending compressed cluster may still need.
+	keepFrom := at + int64(len(b)) - 2*s.csize
+	if len(s.comp) > 0 {
+		keepFrom = min(keepFrom, s.comp[0].host)
+	}
+	if cut := keepFrom - s.tailAt; cut > 0 && cut <= int64(len(s.tail)) {
+		s.tail = append([]byte(nil), s.tail[cut:]...)
+		s.tailAt += cut
+	}
+	return nil
+}
+
+// gather returns the file bytes [host, host+n): ok is false when they
+// have not all been read yet.
+func (s *qcow2Stream) gather(host, n int64) ([]byte, bool, error) {
+	end := host + n
+	if end > s.pos {
+		return nil, false, nil
+	}
+	if host >= s.tailAt && end <= s.tailAt+int64(len(s.tail)) {
+		return s.tail[host-s.tailAt : end-s.tailAt], true, nil
+	}
+	out := make([]byte, 0, n)
+	for off := host; off < end; {
+		cl := off / s.csize * s.csize
+		var src []byte
+		if c, ok := s.early[cl]; ok {
+			src = c
+		} else if off >= s.tailAt && off < s.tailAt+int64(len(s.tail)) {
+			src, cl = s.tail, s.tailAt
+		} else {
+			return nil, false, qerr("compressed data at %d passed before its L2 table and was not kept; convert the image with qemu-img first", host)
+		}
+		k := min(end, cl+int64(len(src))) - off
+		if k <= 0 {
+			return nil, false, qcowTruncated("a compressed cluster")
+		}
+		out = append(out, src[off-cl:off-cl+k]...)
+		off += k
+	}
+	return out, true, nil
+}
+
+func (s *qcow2Stream) inflate(raw []byte) ([]byte, error) {
+	var zr io.Reader
+	if s.zstd != nil {
+		// qemu stops decoding once the cluster is full: padding after the
+		// frame is not an error.
+		d, err := zstd.NewReader(bytes.NewReader(raw), zstd.WithDecoderConcurrency(1))
+		if err != nil {
+			return nil, err
+		}
+		defer d.Close()
+		zr = d
+	} else {
+		fr := flate.NewReader(bytes.NewReader(raw))
+		defer fr.Close()
+		zr = fr
+	}
+	out := make([]byte, s.csize)
+	n, err := io.ReadFull(zr, out)
+	if err != nil && err != io.ErrUnexpectedEOF {
+		return nil, err
+	}
+	if int64(n) != s.csize {
+		return nil, errors.New("decompressed cluster is short")
+	}
+	return out, nil
+}
