@@ -3,8 +3,10 @@ package agent
 import (
 	"context"
 	"log/slog"
+	"sync"
 
 	"github.com/goipa/goipa/inventory"
+	"github.com/goipa/goipa/netcfg"
 )
 
 // machine is the Hardware and DiskSelector of the machine goipa runs on,
@@ -14,6 +16,40 @@ type machine struct {
 	log *slog.Logger
 	// skipBMC returns lookup's agent_skip_bmc_detect.
 	skipBMC func() bool
+
+	lldpMu sync.Mutex
+	lldp   map[string][]inventory.LLDPTLV
+}
+
+// CollectLLDP listens for LLDP on every NIC in the background for
+// ipa-lldp-timeout; the inventory reports what was heard.
+func (m *machine) CollectLLDP(ctx context.Context) {
+	go func() {
+		ifs, err := inventory.Interfaces(ctx, m.opts()...)
+		if err != nil {
+			m.log.Warn("lldp: listing interfaces", "error", err)
+			return
+		}
+		var names []string
+		for _, i := range ifs {
+			names = append(names, i.Name)
+		}
+		got, err := netcfg.CollectLLDP(ctx, names, m.cfg.LLDPTimeout)
+		if err != nil {
+			m.log.Warn("lldp", "error", err)
+		}
+		res := map[string][]inventory.LLDPTLV{}
+		for name, tlvs := range got {
+			n := netcfg.Summarize(tlvs)
+			m.log.Info("lldp neighbour", "interface", name, "switch", n.SystemName, "chassis", n.ChassisID, "port", n.PortID, "vlans", n.VLANs)
+			for _, t := range tlvs {
+				res[name] = append(res[name], inventory.LLDPTLV{Type: t.Type, Value: t.Value})
+			}
+		}
+		m.lldpMu.Lock()
+		m.lldp = res
+		m.lldpMu.Unlock()
+	}()
 }
 
 // NewMachine returns the inventory-backed hardware for cfg.
@@ -27,6 +63,17 @@ func (m *machine) opts() []inventory.Option {
 		inventory.WithBootIF(m.cfg.BootIF),
 		inventory.WithLogger(m.log),
 		inventory.WithSkipBMC(m.skipBMC()),
+		inventory.WithLLDP(func(name string) []inventory.LLDPTLV {
+			if !m.cfg.CollectLLDP {
+				return nil
+			}
+			m.lldpMu.Lock()
+			defer m.lldpMu.Unlock()
+			if t, ok := m.lldp[name]; ok {
+				return t
+			}
+			return []inventory.LLDPTLV{}
+		}),
 	}
 }
 

@@ -8,9 +8,11 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/goipa/goipa/agent"
 	"github.com/goipa/goipa/initramfs/boot"
+	"github.com/goipa/goipa/netcfg"
 )
 
 func init() {
@@ -84,9 +86,16 @@ func runAgent(ctx context.Context, args []string) error {
 func startAgent(ctx context.Context, cfg *agent.Config, realPower bool) error {
 	log, buf := newLogger(cfg, os.Stderr)
 	slog.SetDefault(log)
+	return runAgentWith(ctx, cfg, realPower, log, buf)
+}
+
+func runAgentWith(ctx context.Context, cfg *agent.Config, realPower bool, log *slog.Logger, buf *agent.LogBuffer) error {
 	log.Info("goipa starting", "version", agent.Version, "ipa_version", agent.IPAVersion, "pid", os.Getpid(),
 		"standalone", cfg.Standalone, "api_urls", cfg.APIURLs, "devices", cfg.Devices, "real_power", realPower || cfg.Power == "system")
 	hw := agent.NewMachine(cfg, log)
+	if cfg.CollectLLDP {
+		hw.CollectLLDP(ctx)
+	}
 	var a *agent.Agent
 	lookupConfig := func() map[string]any { return a.LookupConfig() }
 	a, err := agent.New(cfg,
@@ -115,7 +124,20 @@ func runInit(ctx context.Context, args []string) error {
 		<-ctx.Done()
 		return err
 	}
-	if err := startAgent(ctx, cfg, true); err != nil {
+	log, buf := newLogger(cfg, os.Stderr)
+	slog.SetDefault(log)
+	start := time.Now()
+	st, err := netcfg.Up(ctx, netcfg.Config{BootIF: cfg.BootIF, KernelIP: cfg.KernelIP, VLANs: cfg.EnableVLANInterfaces, Log: log})
+	if err != nil {
+		// Not fatal: DHCP goes on in the background, lookup retries.
+		log.Error("network not ready", "error", err)
+	} else {
+		for _, i := range st.Interfaces() {
+			log.Info("network", "link", i.Name, "address", i.Address, "source", i.Source)
+		}
+	}
+	log.Info("network step done", "duration", time.Since(start).Round(time.Millisecond))
+	if err := runAgentWith(ctx, cfg, true, log, buf); err != nil {
 		fmt.Fprintln(os.Stderr, "goipa init: agent stopped:", err)
 	}
 	<-ctx.Done()
