@@ -127,6 +127,13 @@ func runInit(ctx context.Context, args []string) error {
 	log, buf := newLogger(cfg, os.Stderr)
 	slog.SetDefault(log)
 	start := time.Now()
+	loaded, err := boot.Coldplug(ctx, log)
+	if err != nil {
+		log.Error("module coldplug", "error", err)
+	}
+	disks, nics := boot.WaitForHardware(ctx, 10*time.Second)
+	log.Info("hardware ready", "modules", len(loaded), "disks", disks, "nics", nics, "duration", time.Since(start).Round(time.Millisecond))
+	start = time.Now()
 	st, err := netcfg.Up(ctx, netcfg.Config{BootIF: cfg.BootIF, KernelIP: cfg.KernelIP, VLANs: cfg.EnableVLANInterfaces, Log: log})
 	if err != nil {
 		// Not fatal: DHCP goes on in the background, lookup retries.

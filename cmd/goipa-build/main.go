@@ -1,0 +1,148 @@
+// Command goipa-build builds goipa's ramdisk (kernel + initramfs) and
+// boots it in QEMU for local debugging.
+//
+//	goipa-build [flags]            build build/goipa.initramfs and build/goipa.kernel
+//	goipa-build qemu [flags]       build, then boot it with a virtio and an NVMe disk
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/goipa/goipa/initramfs"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	args := os.Args[1:]
+	boot := len(args) > 0 && args[0] == "qemu"
+	if boot {
+		args = args[1:]
+	}
+	if err := run(ctx, args, boot); err != nil {
+		fmt.Fprintln(os.Stderr, "goipa-build:", err)
+		os.Exit(1)
+	}
+}
+
+func cacheDir() string {
+	if d := os.Getenv("GOIPA_CACHE"); d != "" {
+		return d
+	}
+	d, err := os.UserCacheDir()
+	if err != nil {
+		return "/var/cache/goipa"
+	}
+	return filepath.Join(d, "goipa")
+}
+
+func run(ctx context.Context, args []string, boot bool) error {
+	fs := flag.NewFlagSet("goipa-build", flag.ContinueOnError)
+	out := fs.String("output", "build/goipa.initramfs", "initramfs to write")
+	kernelOut := fs.String("kernel-output", "build/goipa.kernel", "where to copy the kernel image")
+	pkg := fs.String("kernel-package", "linux-image-amd64", "Debian kernel package, or a meta package it resolves from")
+	kdir := fs.String("kernel-dir", "", "an unpacked kernel (boot/vmlinuz-*, lib/modules/*) instead of a package")
+	mods := fs.String("modules", "server", "modules: server, virtio, all, or a comma separated list")
+	comp := fs.String("compression", "gzip", "gzip, zstd or none")
+	arch := fs.String("arch", "amd64", "architecture of the ramdisk")
+	version := fs.String("version", "", "goipa version to stamp")
+	cmdline := fs.String("append", "ipa-standalone=1", "kernel parameters for qemu")
+	port := fs.Int("port", 9999, "host port forwarded to the agent (qemu)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var k *initramfs.Kernel
+	var err error
+	if *kdir != "" {
+		k, err = initramfs.KernelFromDir(*kdir)
+	} else {
+		name := *pkg
+		if !strings.Contains(name, "-6.") && !strings.Contains(name, "-5.") {
+			if name, err = initramfs.DebianKernelPackage(ctx, *pkg, *arch); err != nil {
+				return err
+			}
+		}
+		k, err = initramfs.FetchDebianKernel(ctx, filepath.Join(cacheDir(), "kernels"), name)
+	}
+	if err != nil {
+		return err
+	}
+	o := initramfs.Options{SourceDir: ".", Arch: *arch, Kernel: k, Compression: *comp, Output: *out, Version: *version}
+	switch *mods {
+	case "server":
+		o.Modules = initramfs.ServerModules
+	case "virtio":
+		o.Modules = initramfs.VirtioModules
+	case "all":
+		o.AllModules = true
+	default:
+		o.Modules = strings.Split(*mods, ",")
+	}
+	start := time.Now()
+	res, err := initramfs.Build(ctx, o)
+	if err != nil {
+		return err
+	}
+	if err := copyFile(k.Vmlinuz, *kernelOut); err != nil {
+		return err
+	}
+	fmt.Printf("initramfs %s: %d bytes (%.1f MiB), sha256 %s, %d modules from kernel %s, built in %s\n",
+		res.Path, res.Size, float64(res.Size)/(1<<20), res.SHA256, res.Modules, k.Version, time.Since(start).Round(time.Millisecond))
+	fmt.Printf("kernel %s\n", *kernelOut)
+	if !boot {
+		return nil
+	}
+	dir, err := os.MkdirTemp("", "goipa-qemu-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	vd, nv := filepath.Join(dir, "virtio.img"), filepath.Join(dir, "nvme.img")
+	for _, d := range []string{vd, nv} {
+		if err := os.WriteFile(d, nil, 0o644); err != nil {
+			return err
+		}
+		os.Truncate(d, 8<<30)
+	}
+	fmt.Printf("booting under %s; the agent answers on http://127.0.0.1:%d once up (Ctrl-C ends it)\n", initramfs.Accel(), *port)
+	vm, err := initramfs.StartVM(ctx, initramfs.VMOptions{Kernel: *kernelOut, Initrd: res.Path, Cmdline: *cmdline,
+		VirtioDisks: []string{vd}, NVMeDisks: []string{nv}, HostForward: *port, Console: os.Stdout})
+	if err != nil {
+		return err
+	}
+	select {
+	case <-vm.Done():
+	case <-ctx.Done():
+		vm.Kill()
+	}
+	return nil
+}
+
+func copyFile(src, dst string) error {
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
+	}
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.Create(dst)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}

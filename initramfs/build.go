@@ -1,0 +1,230 @@
+package initramfs
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+	"github.com/u-root/u-root/pkg/cpio"
+)
+
+// Options says what goes into the ramdisk.
+type Options struct {
+	SourceDir   string   // the goipa module root (builds ./cmd/goipa)
+	Binary      string   // a goipa binary to use instead of building one
+	Arch        string   // GOARCH of the ramdisk (default amd64)
+	Kernel      *Kernel  // modules come from here (nil: no modules)
+	Modules     []string // module names, with their dependencies
+	AllModules  bool     // every module of the kernel
+	Firmware    []string // firmware files: "src:lib/firmware/name"
+	Compression string   // "gzip" (default: what PXE and virtual media boot), "zstd" or "none"
+	Output      string
+	Version     string // goipa version stamped into the binary
+}
+
+// Result describes the built ramdisk.
+type Result struct {
+	Path    string
+	Size    int64
+	SHA256  string
+	Modules int
+}
+
+// Build writes the initramfs. The same inputs give the same bytes: fixed
+// timestamps, owners and inode numbers, sorted entries, a reproducible Go
+// build and compressor headers without times or names.
+func Build(ctx context.Context, o Options) (*Result, error) {
+	if o.Arch == "" {
+		o.Arch = "amd64"
+	}
+	if o.Compression == "" {
+		o.Compression = "gzip"
+	}
+	if o.Kernel != nil && o.Kernel.Arch != "" && o.Kernel.Arch != o.Arch {
+		return nil, fmt.Errorf("kernel %s is built for %s, the ramdisk for %s", o.Kernel.Version, o.Kernel.Arch, o.Arch)
+	}
+	tmp, err := os.MkdirTemp("", "goipa-initramfs-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
+	bin := o.Binary
+	if bin == "" {
+		bin = filepath.Join(tmp, "goipa")
+		if err := buildGoipa(ctx, o, bin); err != nil {
+			return nil, err
+		}
+	}
+	binData, err := os.ReadFile(bin)
+	if err != nil {
+		return nil, err
+	}
+	recs := []cpio.Record{
+		cpio.Directory("dev", 0o755),
+		cpio.CharDev("dev/console", 0o600, 5, 1),
+		cpio.CharDev("dev/null", 0o666, 1, 3),
+		cpio.Directory("proc", 0o555),
+		cpio.Directory("sys", 0o555),
+		cpio.Directory("run", 0o755),
+		cpio.Directory("tmp", 0o1777),
+		cpio.Directory("etc", 0o755),
+		cpio.StaticFile("etc/resolv.conf", "", 0o644),
+		cpio.StaticFile("etc/hostname", "goipa\n", 0o644),
+		cpio.StaticFile("etc/passwd", "root:x:0:0:root:/:/init\n", 0o644),
+		cpio.StaticRecord(binData, cpio.Info{Name: "init", Mode: cpio.S_IFREG | 0o755}),
+	}
+	nmods := 0
+	if o.Kernel != nil {
+		mrecs, n, err := moduleRecords(o)
+		if err != nil {
+			return nil, err
+		}
+		recs = append(recs, mrecs...)
+		nmods = n
+	}
+	for _, fw := range o.Firmware {
+		src, dst, ok := strings.Cut(fw, ":")
+		if !ok {
+			dst = filepath.Join("lib/firmware", filepath.Base(src))
+		}
+		b, err := os.ReadFile(src)
+		if err != nil {
+			return nil, fmt.Errorf("firmware %s: %w", src, err)
+		}
+		recs = append(recs, cpio.StaticRecord(b, cpio.Info{Name: dst, Mode: cpio.S_IFREG | 0o644}))
+	}
+	sort.SliceStable(recs, func(i, j int) bool { return recs[i].Name < recs[j].Name })
+	cpio.MakeAllReproducible(recs)
+
+	var raw bytes.Buffer
+	w := cpio.Newc.Writer(&raw)
+	if err := cpio.WriteRecordsAndDirs(w, recs); err != nil {
+		return nil, err
+	}
+	if err := cpio.WriteTrailer(w); err != nil {
+		return nil, err
+	}
+	out, err := compress(raw.Bytes(), o.Compression)
+	if err != nil {
+		return nil, err
+	}
+	if o.Output == "" {
+		return nil, fmt.Errorf("no output path")
+	}
+	if err := os.MkdirAll(filepath.Dir(o.Output), 0o755); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(o.Output, out, 0o644); err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(out)
+	return &Result{Path: o.Output, Size: int64(len(out)), SHA256: hex.EncodeToString(sum[:]), Modules: nmods}, nil
+}
+
+func buildGoipa(ctx context.Context, o Options, out string) error {
+	src := o.SourceDir
+	if src == "" {
+		src = "."
+	}
+	ld := "-s -w -buildid="
+	if o.Version != "" {
+		ld += " -X github.com/goipa/goipa/agent.Version=" + o.Version
+	}
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-buildvcs=false", "-ldflags="+ld, "-o", out, "./cmd/goipa")
+	cmd.Dir = src
+	// GOAMD64=v1: QEMU's default TCG CPU and old servers lack v2+ instructions.
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+o.Arch, "GOAMD64=v1")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("building goipa: %v: %s", err, b)
+	}
+	return nil
+}
+
+// moduleRecords lays out lib/modules/<ver>/ with the chosen modules, a
+// modules.dep listing each one's full dependency list, modules.alias
+// for coldplug, and modules.builtin.
+func moduleRecords(o Options) ([]cpio.Record, int, error) {
+	k := o.Kernel
+	mods, builtin, err := ScanModules(k.ModulesDir)
+	if err != nil {
+		return nil, 0, err
+	}
+	names := o.Modules
+	if o.AllModules {
+		names = nil
+		for n := range mods {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+	}
+	chosen, missing := Closure(mods, builtin, names)
+	if len(missing) > 0 {
+		return nil, 0, &MissingModulesError{Kernel: k.Version, Missing: missing}
+	}
+	base := filepath.Join("lib/modules", k.Version)
+	var recs []cpio.Record
+	var dep, alias strings.Builder
+	for _, m := range chosen {
+		b, err := os.ReadFile(filepath.Join(k.ModulesDir, m.Rel))
+		if err != nil {
+			return nil, 0, err
+		}
+		recs = append(recs, cpio.StaticRecord(b, cpio.Info{Name: filepath.Join(base, m.Rel), Mode: cpio.S_IFREG | 0o644}))
+		all, _ := Closure(mods, builtin, m.Deps)
+		var deps []string
+		for _, d := range all {
+			deps = append(deps, d.Rel)
+		}
+		fmt.Fprintf(&dep, "%s: %s\n", m.Rel, strings.Join(deps, " "))
+		for _, a := range m.Aliases {
+			fmt.Fprintf(&alias, "alias %s %s\n", a, m.Name)
+		}
+	}
+	recs = append(recs,
+		cpio.StaticFile(filepath.Join(base, "modules.dep"), dep.String(), 0o644),
+		cpio.StaticFile(filepath.Join(base, "modules.alias"), alias.String(), 0o644))
+	if b, err := os.ReadFile(filepath.Join(k.ModulesDir, "modules.builtin")); err == nil {
+		recs = append(recs, cpio.StaticRecord(b, cpio.Info{Name: filepath.Join(base, "modules.builtin"), Mode: cpio.S_IFREG | 0o644}))
+	}
+	return recs, len(chosen), nil
+}
+
+func compress(raw []byte, kind string) ([]byte, error) {
+	var buf bytes.Buffer
+	var w io.WriteCloser
+	switch kind {
+	case "none":
+		return raw, nil
+	case "gzip":
+		zw, err := gzip.NewWriterLevel(&buf, gzip.BestCompression)
+		if err != nil {
+			return nil, err
+		}
+		w = zw // no name, zero mtime: reproducible
+	case "zstd":
+		zw, err := zstd.NewWriter(&buf, zstd.WithEncoderLevel(zstd.SpeedBetterCompression), zstd.WithEncoderConcurrency(1))
+		if err != nil {
+			return nil, err
+		}
+		w = zw
+	default:
+		return nil, fmt.Errorf("unknown compression %q (gzip, zstd or none)", kind)
+	}
+	if _, err := w.Write(raw); err != nil {
+		return nil, err
+	}
+	if err := w.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}

@@ -1,0 +1,261 @@
+// Package initramfs builds goipa's ramdisk: a reproducible compressed
+// cpio with goipa as /init and the kernel modules real servers need,
+// taken from a Debian kernel package. It runs at build time only; what
+// runs in the ramdisk is in initramfs/boot.
+package initramfs
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"debug/elf"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// Kernel is an unpacked kernel: its image and its modules.
+type Kernel struct {
+	Version    string // uname -r, e.g. 6.1.0-28-cloud-amd64
+	Vmlinuz    string
+	ModulesDir string // .../lib/modules/<Version>
+	Arch       string // ELF machine of the modules: amd64 or arm64
+}
+
+// ServerModules are the storage and NIC drivers real servers need.
+var ServerModules = []string{
+	"virtio_pci", "virtio_blk", "virtio_net", "virtio_scsi", "virtio_rng", "sd_mod", "nvme", "ahci",
+	"megaraid_sas", "mpt3sas", "smartpqi", "hpsa",
+	"ixgbe", "i40e", "ice", "mlx5_core", "bnxt_en", "tg3", "igb", "e1000e", "sfc", "e1000",
+}
+
+// VirtioModules are enough for a QEMU guest.
+var VirtioModules = []string{"virtio_pci", "virtio_blk", "virtio_net", "virtio_scsi", "virtio_rng", "sd_mod", "nvme"}
+
+// DebianKernelPackage resolves a meta package (linux-image-amd64,
+// linux-image-cloud-amd64) to the versioned package it depends on now:
+// old ABIs leave the mirror, so it is never pinned.
+func DebianKernelPackage(ctx context.Context, meta string, arch string) (string, error) {
+	args := []string{"depends", meta}
+	if arch != "" && arch != "amd64" {
+		args = []string{"-oAPT::Architecture=" + arch, "depends", meta + ":" + arch}
+	}
+	out, err := exec.CommandContext(ctx, "apt-cache", args...).Output()
+	if err == nil {
+		sc := bufio.NewScanner(bytes.NewReader(out))
+		for sc.Scan() {
+			f := strings.Fields(sc.Text())
+			if len(f) == 2 && f[0] == "Depends:" && strings.HasPrefix(f[1], "linux-image-") {
+				return strings.TrimSuffix(f[1], ":"+arch), nil
+			}
+		}
+	}
+	return "", fmt.Errorf("cannot resolve %s with apt-cache (run apt-get update?): %v", meta, err)
+}
+
+// FetchDebianKernel downloads a Debian linux-image package with apt-get
+// download into cacheDir (once) and unpacks it.
+func FetchDebianKernel(ctx context.Context, cacheDir, pkg string) (*Kernel, error) {
+	dest := filepath.Join(cacheDir, pkg)
+	if k, err := KernelFromDir(dest); err == nil {
+		return k, nil
+	}
+	if err := os.MkdirAll(cacheDir, 0o755); err != nil {
+		return nil, err
+	}
+	dl := exec.CommandContext(ctx, "apt-get", "download", pkg)
+	dl.Dir = cacheDir
+	if out, err := dl.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("apt-get download %s: %v: %s", pkg, err, out)
+	}
+	debs, _ := filepath.Glob(filepath.Join(cacheDir, pkg+"_*.deb"))
+	if len(debs) == 0 {
+		return nil, fmt.Errorf("apt-get download %s left no .deb in %s", pkg, cacheDir)
+	}
+	tmp := dest + ".tmp"
+	os.RemoveAll(tmp)
+	if out, err := exec.CommandContext(ctx, "dpkg-deb", "-x", debs[0], tmp).CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("unpacking %s: %v: %s", debs[0], err, out)
+	}
+	os.RemoveAll(dest)
+	if err := os.Rename(tmp, dest); err != nil {
+		return nil, err
+	}
+	return KernelFromDir(dest)
+}
+
+// KernelFromDir finds boot/vmlinuz-<ver> and lib/modules/<ver> in an
+// unpacked kernel package (or a directory laid out alike).
+func KernelFromDir(dir string) (*Kernel, error) {
+	imgs, _ := filepath.Glob(filepath.Join(dir, "boot", "vmlinuz-*"))
+	if len(imgs) != 1 {
+		return nil, fmt.Errorf("%s: want exactly one boot/vmlinuz-*, found %d", dir, len(imgs))
+	}
+	ver := strings.TrimPrefix(filepath.Base(imgs[0]), "vmlinuz-")
+	mods := filepath.Join(dir, "lib", "modules", ver)
+	if _, err := os.Stat(mods); err != nil {
+		mods = filepath.Join(dir, "usr", "lib", "modules", ver)
+		if _, err := os.Stat(mods); err != nil {
+			return nil, fmt.Errorf("%s: no modules directory for %s", dir, ver)
+		}
+	}
+	k := &Kernel{Version: ver, Vmlinuz: imgs[0], ModulesDir: mods}
+	k.Arch = moduleArch(mods)
+	return k, nil
+}
+
+func moduleArch(dir string) string {
+	arch := ""
+	filepath.WalkDir(filepath.Join(dir, "kernel"), func(p string, d fs.DirEntry, err error) error {
+		if err != nil || arch != "" || !strings.HasSuffix(p, ".ko") {
+			return nil
+		}
+		if f, err := elf.Open(p); err == nil {
+			switch f.Machine {
+			case elf.EM_X86_64:
+				arch = "amd64"
+			case elf.EM_AARCH64:
+				arch = "arm64"
+			default:
+				arch = f.Machine.String()
+			}
+			f.Close()
+		}
+		return fs.SkipAll
+	})
+	return arch
+}
+
+// Module is one kernel module file.
+type Module struct {
+	Name    string // e.g. virtio_rng
+	Rel     string // path under lib/modules/<ver>
+	Deps    []string
+	Aliases []string
+}
+
+func modName(p string) string {
+	b := filepath.Base(p)
+	if !strings.HasSuffix(b, ".ko") {
+		return ""
+	}
+	return strings.ReplaceAll(strings.TrimSuffix(b, ".ko"), "-", "_")
+}
+
+// ScanModules reads every module's .modinfo (depends= and alias=): the
+// package has no modules.dep or modules.alias, which depmod would make.
+func ScanModules(modDir string) (map[string]*Module, map[string]bool, error) {
+	mods := map[string]*Module{}
+	err := filepath.WalkDir(filepath.Join(modDir, "kernel"), func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		name := modName(p)
+		if name == "" {
+			return nil
+		}
+		rel, _ := filepath.Rel(modDir, p)
+		m := &Module{Name: name, Rel: rel}
+		if err := readModinfo(p, m); err != nil {
+			return fmt.Errorf("%s: %w", rel, err)
+		}
+		mods[name] = m
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	builtin := map[string]bool{}
+	if b, err := os.ReadFile(filepath.Join(modDir, "modules.builtin")); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if n := modName(l); n != "" {
+				builtin[n] = true
+			}
+		}
+	}
+	return mods, builtin, nil
+}
+
+func readModinfo(path string, m *Module) error {
+	f, err := elf.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	sec := f.Section(".modinfo")
+	if sec == nil {
+		return errors.New("no .modinfo section")
+	}
+	data, err := sec.Data()
+	if err != nil {
+		return err
+	}
+	for _, kv := range bytes.Split(data, []byte{0}) {
+		k, v, ok := strings.Cut(string(kv), "=")
+		if !ok {
+			continue
+		}
+		switch k {
+		case "depends":
+			for _, d := range strings.Split(v, ",") {
+				if d != "" {
+					m.Deps = append(m.Deps, strings.ReplaceAll(d, "-", "_"))
+				}
+			}
+		case "alias":
+			m.Aliases = append(m.Aliases, v)
+		}
+	}
+	return nil
+}
+
+// MissingModulesError names modules asked for that the kernel has
+// neither as a file nor built in.
+type MissingModulesError struct {
+	Kernel  string
+	Missing []string
+}
+
+func (e *MissingModulesError) Error() string {
+	return fmt.Sprintf("kernel %s has no module %s (neither a .ko file nor built in)", e.Kernel, strings.Join(e.Missing, ", "))
+}
+
+// Closure returns the modules named and everything they depend on,
+// dependencies first, skipping built-in ones.
+func Closure(mods map[string]*Module, builtin map[string]bool, names []string) ([]*Module, []string) {
+	var out []*Module
+	var missing []string
+	seen := map[string]bool{}
+	var visit func(n string, stack map[string]bool)
+	visit = func(n string, stack map[string]bool) {
+		n = strings.ReplaceAll(n, "-", "_")
+		if seen[n] || stack[n] {
+			return
+		}
+		m, ok := mods[n]
+		if !ok {
+			if !builtin[n] {
+				missing = append(missing, n)
+			}
+			seen[n] = true
+			return
+		}
+		stack[n] = true
+		for _, d := range m.Deps {
+			visit(d, stack)
+		}
+		delete(stack, n)
+		seen[n] = true
+		out = append(out, m)
+	}
+	for _, n := range names {
+		visit(n, map[string]bool{})
+	}
+	sort.Strings(missing)
+	return out, missing
+}

@@ -1,0 +1,178 @@
+package initramfs
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// VMOptions describe a QEMU guest booting the ramdisk.
+type VMOptions struct {
+	Kernel, Initrd string
+	Cmdline        string
+	VirtioDisks    []string // raw disk files
+	NVMeDisks      []string
+	MAC            string
+	// HostForward forwards 127.0.0.1:port on the host to the guest's
+	// agent port (user networking); with Tap, the guest joins that tap
+	// device instead (a provisioning network in a namespace).
+	HostForward int
+	GuestPort   int
+	Tap         string
+	MemoryMiB   int
+	Console     io.Writer // the serial console, line by line
+	NetNS       string    // run QEMU in this network namespace
+}
+
+// VM is a running guest.
+type VM struct {
+	cmd   *exec.Cmd
+	mu    sync.Mutex
+	lines []string
+	start time.Time
+	done  chan struct{}
+	err   error
+}
+
+// Accel picks KVM only when a real KVM module is loaded: a nested /dev/kvm
+// (PVM) cannot run Debian's kernels and would hang them.
+func Accel() string {
+	if f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0); err == nil {
+		f.Close()
+		for _, m := range []string{"/sys/module/kvm_intel", "/sys/module/kvm_amd"} {
+			if _, err := os.Stat(m); err == nil {
+				return "kvm"
+			}
+		}
+	}
+	return "tcg"
+}
+
+// StartVM boots the guest. It is killed when ctx ends (and if this
+// process dies).
+func StartVM(ctx context.Context, o VMOptions) (*VM, error) {
+	if o.MemoryMiB == 0 {
+		o.MemoryMiB = 1024
+	}
+	if o.GuestPort == 0 {
+		o.GuestPort = 9999
+	}
+	args := []string{"-accel", Accel(), "-m", fmt.Sprint(o.MemoryMiB), "-smp", "2", "-nographic", "-monitor", "none", "-no-reboot",
+		"-kernel", o.Kernel, "-initrd", o.Initrd, "-append", "console=ttyS0 panic=-1 " + o.Cmdline,
+		"-device", "virtio-rng-pci"}
+	if Accel() == "kvm" {
+		args = append(args, "-cpu", "host")
+	}
+	for i, d := range o.VirtioDisks {
+		args = append(args, "-drive", fmt.Sprintf("file=%s,if=none,id=vd%d,format=raw", d, i), "-device", fmt.Sprintf("virtio-blk-pci,drive=vd%d", i))
+	}
+	for i, d := range o.NVMeDisks {
+		args = append(args, "-drive", fmt.Sprintf("file=%s,if=none,id=nv%d,format=raw", d, i), "-device", fmt.Sprintf("nvme,drive=nv%d,serial=goipa-nvme-%d", i, i))
+	}
+	mac := ""
+	if o.MAC != "" {
+		mac = ",mac=" + o.MAC
+	}
+	if o.Tap != "" {
+		args = append(args, "-netdev", "tap,id=n0,ifname="+o.Tap+",script=no,downscript=no", "-device", "virtio-net-pci,netdev=n0,romfile="+mac)
+	} else {
+		fwd := ""
+		if o.HostForward != 0 {
+			fwd = fmt.Sprintf(",hostfwd=tcp:127.0.0.1:%d-:%d", o.HostForward, o.GuestPort)
+		}
+		args = append(args, "-netdev", "user,id=n0"+fwd, "-device", "virtio-net-pci,netdev=n0,romfile="+mac)
+	}
+	name := "qemu-system-x86_64"
+	if o.NetNS != "" {
+		args = append([]string{"netns", "exec", o.NetNS, name}, args...)
+		name = "ip"
+	}
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 5 * time.Second
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stderr = cmd.Stdout
+	cmd.Stdin = nil
+	vm := &VM{cmd: cmd, start: time.Now(), done: make(chan struct{})}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting QEMU: %w", err)
+	}
+	go func() {
+		sc := bufio.NewScanner(out)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			line := sc.Text()
+			vm.mu.Lock()
+			vm.lines = append(vm.lines, line)
+			vm.mu.Unlock()
+			if o.Console != nil {
+				fmt.Fprintln(o.Console, line)
+			}
+		}
+		vm.err = cmd.Wait()
+		close(vm.done)
+	}()
+	return vm, nil
+}
+
+// WaitFor waits until a console line contains s, and returns how long
+// after QEMU's start it came. It fails early if the guest panics or exits.
+func (vm *VM) WaitFor(ctx context.Context, s string, timeout time.Duration) (time.Duration, error) {
+	deadline := time.After(timeout)
+	seen := 0
+	for {
+		vm.mu.Lock()
+		lines := vm.lines[seen:]
+		seen = len(vm.lines)
+		vm.mu.Unlock()
+		for _, l := range lines {
+			if strings.Contains(l, s) {
+				return time.Since(vm.start), nil
+			}
+			if strings.Contains(l, "Kernel panic") {
+				return 0, fmt.Errorf("the guest panicked: %s", l)
+			}
+		}
+		select {
+		case <-vm.done:
+			if strings.Contains(vm.Console(), s) {
+				return time.Since(vm.start), nil // printed just before QEMU exited
+			}
+			return 0, fmt.Errorf("QEMU exited before %q (%v)", s, vm.err)
+		case <-deadline:
+			return 0, fmt.Errorf("no %q on the console within %s", s, timeout)
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// Console returns everything the guest printed.
+func (vm *VM) Console() string {
+	vm.mu.Lock()
+	defer vm.mu.Unlock()
+	return strings.Join(vm.lines, "\n")
+}
+
+// Done is closed when QEMU has exited.
+func (vm *VM) Done() <-chan struct{} { return vm.done }
+
+// Kill stops QEMU.
+func (vm *VM) Kill() {
+	if vm.cmd.Process != nil {
+		syscall.Kill(-vm.cmd.Process.Pid, syscall.SIGKILL)
+	}
+	<-vm.done
+}

@@ -1,0 +1,202 @@
+package test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/goipa/goipa/initramfs"
+	"github.com/goipa/goipa/internal/testenv"
+	"github.com/goipa/goipa/test/realironic"
+)
+
+var (
+	ramdiskOnce sync.Once
+	ramdisk     struct {
+		kernel, initrd string
+		res            *initramfs.Result
+		err            error
+	}
+)
+
+func cacheDir() string {
+	if d := os.Getenv("GOIPA_CACHE"); d != "" {
+		return d
+	}
+	d, err := os.UserCacheDir()
+	if err != nil {
+		return "/var/cache/goipa"
+	}
+	return filepath.Join(d, "goipa")
+}
+
+// buildRamdisk builds goipa's initramfs once per test run, with Debian's
+// cloud kernel (it boots fastest under TCG) and the virtio module set.
+func buildRamdisk(t *testing.T) (kernel, initrd string) {
+	t.Helper()
+	testenv.NeedCommands(t, "apt-get", "apt-cache", "dpkg-deb", "qemu-system-x86_64", "go")
+	ramdiskOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+		defer cancel()
+		pkg, err := initramfs.DebianKernelPackage(ctx, "linux-image-cloud-amd64", "amd64")
+		if err != nil {
+			ramdisk.err = err
+			return
+		}
+		k, err := initramfs.FetchDebianKernel(ctx, filepath.Join(cacheDir(), "kernels"), pkg)
+		if err != nil {
+			ramdisk.err = err
+			return
+		}
+		dir, err := os.MkdirTemp("", "goipa-ramdisk-")
+		if err != nil {
+			ramdisk.err = err
+			return
+		}
+		ramdisk.kernel = k.Vmlinuz
+		ramdisk.initrd = filepath.Join(dir, "goipa.initramfs")
+		ramdisk.res, ramdisk.err = initramfs.Build(ctx, initramfs.Options{SourceDir: "..", Kernel: k, Modules: initramfs.VirtioModules, Output: ramdisk.initrd})
+	})
+	if ramdisk.err != nil {
+		t.Fatalf("building the ramdisk: %v", ramdisk.err)
+	}
+	t.Logf("initramfs %d bytes, sha256 %s, %d modules", ramdisk.res.Size, ramdisk.res.SHA256, ramdisk.res.Modules)
+	return ramdisk.kernel, ramdisk.initrd
+}
+
+func sparseFile(t *testing.T, size int64) string {
+	p := filepath.Join(t.TempDir(), "disk.img")
+	if err := os.WriteFile(p, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(p, size); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestRamdiskBootsInQEMU boots the built initramfs with Debian's kernel:
+// init loads the drivers, DHCP configures the NIC, and the agent's API
+// answers through a forwarded port with an inventory that lists the
+// virtio disk, the NVMe disk and the NIC. Then standby.power_off really
+// powers the guest off.
+func TestRamdiskBootsInQEMU(t *testing.T) {
+	testenv.NeedRoot(t)
+	kernel, initrd := buildRamdisk(t)
+	port := realironic.FreePort(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	const mac = "52:54:00:6a:00:01"
+	vm, err := initramfs.StartVM(ctx, initramfs.VMOptions{Kernel: kernel, Initrd: initrd, Cmdline: "ipa-standalone=1",
+		VirtioDisks: []string{sparseFile(t, 1<<30)}, NVMeDisks: []string{sparseFile(t, 2<<30)}, MAC: mac, HostForward: port})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer vm.Kill()
+	defer func() {
+		if t.Failed() {
+			t.Logf("console:\n%s", tail(vm.Console(), 80))
+		}
+	}()
+	toInit, err := vm.WaitFor(ctx, "Run /init as init process", 90*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	toAPI, err := vm.WaitFor(ctx, "API listening", 90*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("QEMU start to init %.2f s, to API %.2f s (accel %s)", toInit.Seconds(), toAPI.Seconds(), initramfs.Accel())
+
+	client := &http.Client{Timeout: 20 * time.Second}
+	resp, err := client.Post(fmt.Sprintf("http://127.0.0.1:%d/v1/commands/?wait=true", port), "application/json",
+		bytes.NewReader([]byte(`{"name": "poll.get_hardware_info", "params": {}}`)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res struct {
+		Result struct {
+			Disks []struct {
+				Name string `json:"name"`
+				Size int64  `json:"size"`
+				Tran string `json:"tran"`
+			} `json:"disks"`
+			Interfaces []struct {
+				Name string `json:"name"`
+				MAC  string `json:"mac_address"`
+				IPv4 string `json:"ipv4_address"`
+			} `json:"interfaces"`
+			CPU struct {
+				Arch string `json:"architecture"`
+			} `json:"cpu"`
+		} `json:"command_result"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&res)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	disks := map[string]int64{}
+	for _, d := range res.Result.Disks {
+		disks[d.Name] = d.Size
+	}
+	if disks["/dev/vda"] != 1<<30 || disks["/dev/nvme0n1"] != 2<<30 {
+		t.Errorf("disks %v, want /dev/vda of 1 GiB and /dev/nvme0n1 of 2 GiB", res.Result.Disks)
+	}
+	if len(res.Result.Interfaces) != 1 || res.Result.Interfaces[0].MAC != mac || res.Result.Interfaces[0].IPv4 != "10.0.2.15" {
+		t.Errorf("interfaces %+v, want one with MAC %s and the DHCP address 10.0.2.15", res.Result.Interfaces, mac)
+	}
+	if res.Result.CPU.Arch != "x86_64" {
+		t.Errorf("cpu architecture %q", res.Result.CPU.Arch)
+	}
+
+	resp, err = client.Post(fmt.Sprintf("http://127.0.0.1:%d/v1/commands/", port), "application/json",
+		bytes.NewReader([]byte(`{"name": "standby.power_off", "params": {}}`)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if _, err := vm.WaitFor(ctx, "reboot: Power down", 60*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-vm.Done():
+	case <-time.After(20 * time.Second):
+		t.Error("QEMU did not exit after the guest powered off")
+	}
+}
+
+// TestInitramfsIsReproducible: the same inputs give the same bytes.
+func TestInitramfsIsReproducible(t *testing.T) {
+	testenv.NeedRoot(t)
+	buildRamdisk(t)
+	k, err := initramfs.KernelFromDir(filepath.Dir(filepath.Dir(ramdisk.kernel)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	var sums []string
+	for i := 0; i < 2; i++ {
+		out := filepath.Join(t.TempDir(), "again.initramfs")
+		res, err := initramfs.Build(ctx, initramfs.Options{SourceDir: "..", Kernel: k, Modules: initramfs.VirtioModules, Output: out})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sums = append(sums, res.SHA256)
+	}
+	if sums[0] != sums[1] || sums[0] != ramdisk.res.SHA256 {
+		t.Errorf("three builds of the same inputs gave %v and %s", sums, ramdisk.res.SHA256)
+	}
+	// A module the kernel lacks is named, and nothing is built.
+	_, err = initramfs.Build(ctx, initramfs.Options{SourceDir: "..", Kernel: k, Modules: []string{"virtio_blk", "no_such_driver"}, Output: filepath.Join(t.TempDir(), "x")})
+	if err == nil || !bytes.Contains([]byte(err.Error()), []byte("no_such_driver")) {
+		t.Errorf("want an error naming no_such_driver, got %v", err)
+	}
+}
