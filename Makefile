@@ -7,7 +7,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # Every wait in the suite is bounded; this is the outer bound (CI stops at 90).
 TEST_TIMEOUT ?= 40m
 
-.PHONY: all build deps test test-unit test-e2e lint bench demo clean
+.PHONY: all build deps test test-unit lint bench demo initramfs qemu clean
 
 all: build
 
@@ -37,9 +37,24 @@ lint:
 bench: deps
 	$(GO) test -count=1 -run '^$$' -bench . -benchmem -timeout 30m ./... | tee bench.out
 
-demo:
-	@echo "make demo: not yet. It boots goipa in QEMU and deploys an image through real Ironic;"
-	@echo "that lands with the end-to-end issue. Until then: make test runs goipa against real Ironic."
+# The main job: real Ironic 21.4 and ironic-inspector, in a provisioning
+# network namespace, drive goipa's ramdisk booted in QEMU through
+# inspection, cleaning, a deploy with a config drive, and undeploy.
+demo: deps
+	$(GO) test -count=1 -timeout 20m -run 'TestEndToEndWithRealIronic' -v ./test/ 2>&1 | grep -E '^(=== RUN|--- |PASS|FAIL|ok)|e2e_test.go'
+
+# The ramdisk: build/goipa.kernel and build/goipa.initramfs (Debian's
+# kernel with the server driver set; KERNEL=linux-image-cloud-amd64
+# MODULES=virtio for a small VM-only one).
+KERNEL ?= linux-image-amd64
+MODULES ?= server
+initramfs:
+	$(GO) run ./cmd/goipa-build --kernel-package $(KERNEL) --modules $(MODULES) --version $(VERSION)
+
+# Boot the ramdisk in QEMU (serial console here, agent on 127.0.0.1:9999).
+QEMU_APPEND ?= ipa-standalone=1
+qemu:
+	$(GO) run ./cmd/goipa-build qemu --kernel-package $(KERNEL) --modules $(MODULES) --append '$(QEMU_APPEND)'
 
 clean:
-	rm -rf bin bench.out
+	rm -rf bin build bench.out
