@@ -1,5 +1,6 @@
 # goipa: the two commands a newcomer runs are `make demo` and `make test`.
 SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
 GO ?= go
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/goipa/goipa/agent.Version=$(VERSION)
