@@ -1,0 +1,59 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+
+	"github.com/goipa/goipa/disk"
+)
+
+func init() {
+	register("erase", "erase one named device (the cleaning engine alone)", runErase)
+}
+
+func runErase(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("erase", flag.ContinueOnError)
+	dev := fs.String("device", "", "the block device to erase (required; never guessed)")
+	method := fs.String("method", "auto", "metadata, overwrite, nvme or auto (IPA's order: NVMe format, else overwrite)")
+	passes := fs.Int("iterations", 1, "random passes for overwrite")
+	zero := fs.Bool("zeroize", true, "a final zero pass for overwrite")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *dev == "" {
+		return errors.New("--device is required")
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	progress := func(done, total int64) {
+		fmt.Fprintf(os.Stderr, "\r%5.1f%%", 100*float64(done)/float64(max(total, 1)))
+	}
+	switch *method {
+	case "metadata":
+		return disk.WipeMetadata(ctx, *dev)
+	case "overwrite":
+		err := disk.Overwrite(ctx, *dev, *passes, *zero, progress)
+		fmt.Fprintln(os.Stderr)
+		return err
+	case "nvme":
+		m, err := disk.NVMeFormat(ctx, *dev)
+		if err == nil {
+			fmt.Println(m)
+		}
+		return err
+	case "auto":
+		opts, _ := disk.EraseOptionsFrom(nil)
+		opts.Iterations, opts.Zeroize = *passes, *zero
+		reports, err := disk.EraseDevices(ctx, []disk.Target{{Path: *dev}}, opts,
+			func(_ string, done, total int64) { progress(done, total) }, log)
+		fmt.Fprintln(os.Stderr)
+		b, _ := json.MarshalIndent(reports, "", "  ")
+		fmt.Println(string(b))
+		return err
+	}
+	return fmt.Errorf("unknown method %q", *method)
+}

@@ -1,0 +1,63 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/goipa/goipa/image"
+)
+
+func init() {
+	register("write-image", "verify and write an image to a device (the deploy engine alone)", runWriteImage)
+}
+
+func runWriteImage(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("write-image", flag.ContinueOnError)
+	src := fs.String("source", "", "image URL: http(s):// or file://")
+	sum := fs.String("checksum", "", "expected digest: bare hex, algo:hex, or a checksums file URL")
+	dev := fs.String("device", "", "the block device to write (required; never guessed)")
+	formats := fs.String("formats", "raw,qcow2", "disk formats allowed inside any compression")
+	insecure := fs.Bool("insecure", false, "do not verify the server's TLS certificate")
+	md5 := fs.Bool("allow-md5", false, "accept an MD5 checksum")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *src == "" || *sum == "" || *dev == "" {
+		return errors.New("--source, --checksum and --device are all required")
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	p := &image.Progress{}
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				s := p.Snapshot()
+				fmt.Fprintf(os.Stderr, "\r%8.1f MiB written, %6.1f MiB/s   ", float64(p.Written.Load())/(1<<20), s["download_rate_mib_s"])
+			}
+		}
+	}()
+	res, err := image.Write(ctx, image.Request{
+		URLs: []string{*src}, Device: *dev, Checksum: image.ChecksumSpec{Checksum: *sum, MD5Allowed: *md5},
+		HTTP: image.HTTPOptions{Insecure: *insecure}, Retry: image.Retry{Attempts: 9, Interval: 10 * time.Second},
+		PermittedFormats: strings.Split(*formats, ","), Progress: p, Log: log,
+	})
+	close(done)
+	fmt.Fprintln(os.Stderr)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("wrote %d bytes (%s, compression %q) to %s in %s, %s %s verified\n", res.Written, res.Format, res.Compression,
+		res.Device, res.Duration.Round(time.Millisecond), res.Algo, res.Digest)
+	return nil
+}
