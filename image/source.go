@@ -254,7 +254,7 @@ func (r *resumingReader) backoff(err error) error {
 		return r.ctx.Err()
 	}
 	if r.tries >= r.retry.Attempts {
-		return fmt.Errorf("%s: giving up after %d retries: %w", r.src, r.tries, err)
+		return fmt.Errorf("giving up after %d retries: %w", r.tries, err)
 	}
 	r.tries++
 	if r.onRetry != nil {

@@ -21,6 +21,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"text/template"
@@ -69,8 +70,10 @@ type Ironic struct {
 	t     testing.TB
 	http  *http.Client
 	procs []*exec.Cmd
-	imgSv *http.Server
-	netns string
+	imgSv    *http.Server
+	imgAddr  string
+	throttle atomic.Int64 // bytes per second the image server sends; 0 = unthrottled
+	netns    string
 }
 
 // HTTP is a client that reaches Ironic's network (the namespace's, with
@@ -361,14 +364,57 @@ func (ir *Ironic) spawn(name string, args ...string) {
 }
 
 func (ir *Ironic) startImageServer() {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	addr := ir.imgAddr
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		ir.t.Fatal(err)
 	}
-	ir.ImageBase = "http://" + l.Addr().String()
-	ir.imgSv = &http.Server{Handler: http.FileServer(http.Dir(ir.ImageDir)), ReadHeaderTimeout: 10 * time.Second}
+	ir.imgAddr = l.Addr().String()
+	ir.ImageBase = "http://" + ir.imgAddr
+	files := http.FileServer(http.Dir(ir.ImageDir))
+	ir.imgSv = &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if rate := ir.throttle.Load(); rate > 0 {
+			files.ServeHTTP(&slowWriter{ResponseWriter: w, rate: rate}, r)
+			return
+		}
+		files.ServeHTTP(w, r)
+	})}
 	go ir.imgSv.Serve(l)
 }
+
+// slowWriter paces a response to rate bytes per second.
+type slowWriter struct {
+	http.ResponseWriter
+	rate int64
+}
+
+func (s *slowWriter) Write(b []byte) (int, error) {
+	n := 0
+	for len(b) > 0 {
+		k := min(len(b), 64<<10)
+		m, err := s.ResponseWriter.Write(b[:k])
+		n += m
+		if err != nil {
+			return n, err
+		}
+		time.Sleep(time.Duration(float64(time.Second) * float64(k) / float64(s.rate)))
+		b = b[k:]
+	}
+	return n, nil
+}
+
+// ThrottleImages makes the image server send rate bytes per second (0:
+// full speed), so a test can act while a download runs.
+func (ir *Ironic) ThrottleImages(rate int64) { ir.throttle.Store(rate) }
+
+// StopImageServer closes the image server and every download in flight.
+func (ir *Ironic) StopImageServer() { ir.imgSv.Close() }
+
+// StartImageServer serves images again on the same address.
+func (ir *Ironic) StartImageServer() { ir.startImageServer() }
 
 // startImageServerInNS serves ImageDir inside the namespace, where the
 // conductor HEADs image URLs and the guest downloads them.
