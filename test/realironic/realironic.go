@@ -67,9 +67,9 @@ type Ironic struct {
 	LogPath      string
 	InspectorLog string
 
-	t     testing.TB
-	http  *http.Client
-	procs []*exec.Cmd
+	t        testing.TB
+	http     *http.Client
+	procs    []*exec.Cmd
 	imgSv    *http.Server
 	imgAddr  string
 	throttle atomic.Int64 // bytes per second the image server sends; 0 = unthrottled
