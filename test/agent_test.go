@@ -324,7 +324,7 @@ func TestAgentCoreWithRealIronic(t *testing.T) {
 	if !bytes.Equal(dev[34*512:len(image)], image[34*512:]) {
 		t.Error("the loop device does not hold the image")
 	}
-	checkConfigDrive(t, loop, dev, "goipa-configdrive-test")
+	checkConfigDrive(t, loop, "goipa-configdrive-test")
 
 	// Undeploy with automated cleaning: goipa looks the node up again and
 	// Ironic runs erase_devices_metadata.
@@ -375,9 +375,9 @@ func gptImage(t *testing.T, size int) []byte {
 	return img
 }
 
-// checkConfigDrive finds the config-2 partition in dev's GPT and checks
-// it holds Ironic's ISO with our metadata.
-func checkConfigDrive(t *testing.T, loop string, dev []byte, marker string) {
+// checkConfigDrive finds the config-2 partition in the GPT of loop (a
+// device or a disk file) and checks it holds Ironic's ISO with our metadata.
+func checkConfigDrive(t *testing.T, loop string, marker string) {
 	t.Helper()
 	out, err := exec.Command("sgdisk", "--print", loop).CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "config-2") {
@@ -393,11 +393,18 @@ func checkConfigDrive(t *testing.T, loop string, dev []byte, marker string) {
 	if first == 0 {
 		t.Fatalf("cannot read the config drive's first sector:\n%s", info)
 	}
-	part := dev[first*512:]
-	if string(part[32769:32774]) != "CD001" || !strings.HasPrefix(string(part[32768+40:32768+72]), "config-2") {
+	f, err := os.Open(loop)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	part := make([]byte, 64<<20)
+	n, _ := f.ReadAt(part, first*512)
+	part = part[:n]
+	if len(part) < 32768+72 || string(part[32769:32774]) != "CD001" || !strings.HasPrefix(string(part[32768+40:32768+72]), "config-2") {
 		t.Fatalf("partition 2 does not hold an ISO9660 labelled config-2")
 	}
-	if !bytes.Contains(part[:min(len(part), 64<<20)], []byte(marker)) {
+	if !bytes.Contains(part, []byte(marker)) {
 		t.Errorf("the config drive does not carry the node's meta_data (%q)", marker)
 	}
 	if v, _ := exec.Command("sgdisk", "--verify", loop).CombinedOutput(); !strings.Contains(string(v), "No problems found") {

@@ -110,12 +110,19 @@ func TestEndToEndWithRealIronic(t *testing.T) {
 	if _, err := ir.WaitState(ctx, uuid, "inspect wait", 60*time.Second, nil); err != nil {
 		t.Fatal(err)
 	}
+	inspectStart := time.Now()
 	vm := boot("ipa-inspection-callback-url=" + ir.InspectorURL + "/v1/continue")
+	toAPI, err := vm.WaitFor(ctx, "API listening", 120*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	step(fmt.Sprintf("goipa booted in QEMU (%s): API up %.1f s after QEMU started, inventory posted to ironic-inspector", initramfs.Accel(), toAPI.Seconds()))
 	n, err := ir.WaitState(ctx, uuid, "manageable", 180*time.Second, nil)
 	if err != nil {
 		t.Fatalf("inspection: %v", err)
 	}
-	step("inspected")
+	inspectTime := time.Since(inspectStart)
+	step(fmt.Sprintf("inspected: Ironic set cpus=%v memory_mb=%v local_gb=%v cpu_arch=%v", n.Properties["cpus"], n.Properties["memory_mb"], n.Properties["local_gb"], n.Properties["cpu_arch"]))
 	for k, want := range map[string]string{"cpus": "2", "cpu_arch": "x86_64", "local_gb": "4"} {
 		if got := fmt.Sprint(n.Properties[k]); got != want {
 			t.Errorf("inspection set %s = %s, want %s (properties %v)", k, got, want, n.Properties)
@@ -129,16 +136,19 @@ func TestEndToEndWithRealIronic(t *testing.T) {
 	if err := ir.Patch(ctx, uuid, map[string]any{"op": "replace", "path": "/automated_clean", "value": true}); err != nil {
 		t.Fatal(err)
 	}
+	cleanStart := time.Now()
 	if err := ir.Provision(ctx, uuid, "provide", nil); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := ir.WaitState(ctx, uuid, "available", 240*time.Second, nil); err != nil {
 		t.Fatalf("automated cleaning: %v", err)
 	}
-	step("cleaned, available")
+	cleanTime := time.Since(cleanStart)
+	firstHB, _ := vm.WaitFor(ctx, "heartbeat sent", time.Second)
+	step("automated cleaning (erase_devices_metadata by goipa) done: available")
 
 	// 3. Deploy a whole-disk image with a config drive.
-	image := gptImage(t, 48<<20)
+	image := demoImage(t, 64<<20)
 	if err := os.WriteFile(filepath.Join(ir.ImageDir, "e2e.raw"), image, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -148,31 +158,33 @@ func TestEndToEndWithRealIronic(t *testing.T) {
 		t.Fatal(err)
 	}
 	configdrive := map[string]any{"meta_data": map[string]any{"uuid": uuid, "name": "goipa-e2e-instance"}, "user_data": "#cloud-config\n"}
+	deployStart := time.Now()
 	if err := ir.Provision(ctx, uuid, "active", map[string]any{"configdrive": configdrive}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := ir.WaitState(ctx, uuid, "active", 300*time.Second, nil); err != nil {
 		t.Fatalf("deploy: %v", err)
 	}
-	step("deployed, active")
+	deployTime := time.Since(deployStart)
+	step("deployed: active (goipa wrote and verified the image, added the config drive, powered the VM off)")
 	select {
 	case <-vm.Done():
 	case <-time.After(60 * time.Second):
 		t.Fatal("the ramdisk did not power the VM off after the deploy")
 	}
-	disk, err := os.ReadFile(nvmeDisk)
-	if err != nil {
-		t.Fatal(err)
-	}
+	disk := readHead(t, nvmeDisk, len(image))
 	if !bytes.Equal(disk[34*512:len(image)], image[34*512:]) {
 		t.Error("the NVMe disk (chosen by the serial hint) does not hold the image")
 	}
-	checkConfigDrive(t, nvmeDisk, disk, "goipa-e2e-instance")
-	if vd, _ := os.ReadFile(virtioDisk); bytes.Contains(vd[:1<<20], image[2048*512:2048*512+4096]) {
+	checkConfigDrive(t, nvmeDisk, "goipa-e2e-instance")
+	checkMarker(t, disk)
+	rate := writeRate(vm.Console())
+	if vd := readHead(t, virtioDisk, 2<<20); bytes.Contains(vd, image[2048*512:2048*512+4096]) {
 		t.Error("the image went to the virtio disk too")
 	}
 
 	// 4. Undeploy: Ironic cleans again; the ramdisk boots anew for it.
+	undeployStart := time.Now()
 	if err := ir.Provision(ctx, uuid, "deleted", nil); err != nil {
 		t.Fatal(err)
 	}
@@ -183,7 +195,20 @@ func TestEndToEndWithRealIronic(t *testing.T) {
 	if _, err := ir.WaitState(ctx, uuid, "available", 240*time.Second, nil); err != nil {
 		t.Fatalf("undeploy cleaning: %v", err)
 	}
-	step("undeployed and cleaned, available")
+	undeployTime := time.Since(undeployStart)
+	step("undeployed and cleaned again: available")
+	final, _ := ir.GetNode(ctx, uuid)
+	t.Logf("\n"+
+		"  summary (guest under %s)\n"+
+		"  %-38s %8.1f s\n  %-38s %8.1f s\n  %-38s %8.1f s\n  %-38s %8.1f s\n  %-38s %8.1f s\n  %-38s %8s\n  %-38s %8s",
+		initramfs.Accel(),
+		"QEMU start to first heartbeat (lookup OK)", firstHB.Seconds(),
+		"inspection (inspect to manageable)", inspectTime.Seconds(),
+		"automated cleaning (provide to available)", cleanTime.Seconds(),
+		"deploy (active requested to active)", deployTime.Seconds(),
+		"undeploy with cleaning", undeployTime.Seconds(),
+		"image write throughput in the guest", rate,
+		"final provision state", final.ProvisionState)
 	f, err := os.Open(nvmeDisk)
 	if err != nil {
 		t.Fatal(err)
@@ -194,4 +219,84 @@ func TestEndToEndWithRealIronic(t *testing.T) {
 	if !bytes.Equal(head, make([]byte, 1<<20)) {
 		t.Error("cleaning after undeploy left the image's partition table")
 	}
+}
+
+// demoImage is a GPT disk whose one partition holds an ext4 root with a
+// marker file: what the demo deploys.
+func demoImage(t *testing.T, size int) []byte {
+	t.Helper()
+	dir := t.TempDir()
+	root := filepath.Join(dir, "root")
+	os.MkdirAll(filepath.Join(root, "etc"), 0o755)
+	os.WriteFile(filepath.Join(root, "etc", "goipa-demo"), []byte("deployed by goipa\n"), 0o644)
+	fs := filepath.Join(dir, "root.ext4")
+	partSize := size - 2048*512 - 34*512
+	partSize -= partSize % 4096
+	os.WriteFile(fs, nil, 0o644)
+	os.Truncate(fs, int64(partSize))
+	if out, err := exec.Command("mkfs.ext4", "-q", "-F", "-E", "root_owner=0:0", "-d", root, fs).CombinedOutput(); err != nil {
+		t.Fatalf("mkfs.ext4: %v: %s", err, out)
+	}
+	img := filepath.Join(dir, "disk.raw")
+	os.WriteFile(img, make([]byte, size), 0o644)
+	if out, err := exec.Command("sgdisk", "-n", fmt.Sprintf("1:2048:+%dK", partSize/1024), "-c", "1:root", img).CombinedOutput(); err != nil {
+		t.Fatalf("sgdisk: %v: %s", err, out)
+	}
+	b, _ := os.ReadFile(img)
+	part, _ := os.ReadFile(fs)
+	copy(b[2048*512:], part)
+	return b
+}
+
+// checkMarker reads the marker file out of the deployed root filesystem.
+func checkMarker(t *testing.T, disk []byte) {
+	t.Helper()
+	part := filepath.Join(t.TempDir(), "root.ext4")
+	end := 2048*512 + (len(disk) - 2048*512)
+	end = min(end, 2048*512+(64<<20))
+	if err := os.WriteFile(part, disk[2048*512:end], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("debugfs", "-R", "cat /etc/goipa-demo", part).Output()
+	if err != nil || !strings.Contains(string(out), "deployed by goipa") {
+		t.Errorf("the deployed root filesystem has no marker file: %v %q", err, out)
+	}
+}
+
+// writeRate reads the guest's "image verified" log line.
+func writeRate(console string) string {
+	for _, l := range strings.Split(console, "\n") {
+		if !strings.Contains(l, "image verified") {
+			continue
+		}
+		var bytes int64
+		var dur time.Duration
+		for _, f := range strings.Fields(l) {
+			if v, ok := strings.CutPrefix(f, "bytes="); ok {
+				fmt.Sscan(v, &bytes)
+			}
+			if v, ok := strings.CutPrefix(f, "duration="); ok {
+				dur, _ = time.ParseDuration(v)
+			}
+		}
+		if dur > 0 {
+			return fmt.Sprintf("%.0f MiB/s", float64(bytes)/(1<<20)/dur.Seconds())
+		}
+	}
+	return "unknown"
+}
+
+// readHead reads the first n bytes of a (large, sparse) disk file.
+func readHead(t *testing.T, path string, n int) []byte {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	b := make([]byte, n)
+	if _, err := f.ReadAt(b, 0); err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
