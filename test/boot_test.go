@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -94,8 +95,10 @@ func TestRamdiskBootsInQEMU(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	const mac = "52:54:00:6a:00:01"
+	nvme := sparseFile(t, 2<<30)
+	plantPattern(t, nvme, []int64{0, 1 << 20, 2<<30 - 4096})
 	vm, err := initramfs.StartVM(ctx, initramfs.VMOptions{Kernel: kernel, Initrd: initrd, Cmdline: "ipa-standalone=1",
-		VirtioDisks: []string{sparseFile(t, 1<<30)}, NVMeDisks: []string{sparseFile(t, 2<<30)}, MAC: mac, HostForward: port})
+		VirtioDisks: []string{sparseFile(t, 64<<20)}, NVMeDisks: []string{nvme}, MAC: mac, HostForward: port})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,8 +150,8 @@ func TestRamdiskBootsInQEMU(t *testing.T) {
 	for _, d := range res.Result.Disks {
 		disks[d.Name] = d.Size
 	}
-	if disks["/dev/vda"] != 1<<30 || disks["/dev/nvme0n1"] != 2<<30 {
-		t.Errorf("disks %v, want /dev/vda of 1 GiB and /dev/nvme0n1 of 2 GiB", res.Result.Disks)
+	if disks["/dev/vda"] != 64<<20 || disks["/dev/nvme0n1"] != 2<<30 {
+		t.Errorf("disks %v, want /dev/vda of 64 MiB and /dev/nvme0n1 of 2 GiB", res.Result.Disks)
 	}
 	if len(res.Result.Interfaces) != 1 || res.Result.Interfaces[0].MAC != mac || res.Result.Interfaces[0].IPv4 != "10.0.2.15" {
 		t.Errorf("interfaces %+v, want one with MAC %s and the DHCP address 10.0.2.15", res.Result.Interfaces, mac)
@@ -156,6 +159,38 @@ func TestRamdiskBootsInQEMU(t *testing.T) {
 	if res.Result.CPU.Arch != "x86_64" {
 		t.Errorf("cpu architecture %q", res.Result.CPU.Arch)
 	}
+
+	// erase_devices on real (emulated) hardware: the NVMe disk gets
+	// Format NVM through the admin ioctl, the virtio disk a zero pass.
+	resp, err = client.Post(fmt.Sprintf("http://127.0.0.1:%d/v1/commands/?wait=true", port), "application/json",
+		bytes.NewReader([]byte(`{"name": "clean.execute_clean_step", "params": {"step": {"step": "erase_devices", "interface": "deploy"},
+		 "node": {"driver_internal_info": {"agent_erase_devices_iterations": 0}}, "ports": []}}`)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var erase struct {
+		Status string `json:"command_status"`
+		Error  any    `json:"command_error"`
+		Result struct {
+			Reports map[string]struct {
+				Methods      []string `json:"methods"`
+				Verification string   `json:"verification"`
+			} `json:"clean_result"`
+		} `json:"command_result"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&erase)
+	resp.Body.Close()
+	if err != nil || erase.Status != "SUCCEEDED" {
+		t.Fatalf("erase_devices: %v %s %v", err, erase.Status, erase.Error)
+	}
+	nv := erase.Result.Reports["/dev/nvme0n1"]
+	if len(nv.Methods) != 1 || !strings.HasPrefix(nv.Methods[0], "nvme-format") {
+		t.Errorf("the NVMe disk was erased with %v, want Format NVM", nv.Methods)
+	}
+	if vd := erase.Result.Reports["/dev/vda"]; len(vd.Methods) != 1 || vd.Methods[0] != "overwrite-zero" {
+		t.Errorf("the virtio disk was erased with %v, want one zero pass", vd.Methods)
+	}
+	t.Logf("erase report: nvme %v (%s)", nv.Methods, nv.Verification)
 
 	resp, err = client.Post(fmt.Sprintf("http://127.0.0.1:%d/v1/commands/", port), "application/json",
 		bytes.NewReader([]byte(`{"name": "standby.power_off", "params": {}}`)))
@@ -170,6 +205,39 @@ func TestRamdiskBootsInQEMU(t *testing.T) {
 	case <-vm.Done():
 	case <-time.After(20 * time.Second):
 		t.Error("QEMU did not exit after the guest powered off")
+	}
+	checkNoPattern(t, nvme, []int64{0, 1 << 20, 2<<30 - 4096})
+}
+
+var pattern = bytes.Repeat([]byte("TENANT-DATA!"), 4096/12+1)[:4096]
+
+func plantPattern(t *testing.T, path string, offsets []int64) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for _, o := range offsets {
+		if _, err := f.WriteAt(pattern, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func checkNoPattern(t *testing.T, path string, offsets []int64) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	b := make([]byte, 4096)
+	for _, o := range offsets {
+		f.ReadAt(b, o)
+		if bytes.Equal(b, pattern) {
+			t.Errorf("the tenant's data survived at byte %d of %s", o, filepath.Base(path))
+		}
 	}
 }
 
