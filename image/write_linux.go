@@ -219,36 +219,41 @@ func writeOne(ctx context.Context, req Request, src Source, sum Checksum, f *os.
 	}
 	res := &Result{Device: req.Device, Source: src.String(), Algo: sum.Algo}
 
-	// Stage 1: download and hash, into a pipe.
-	pr, pw := io.Pipe()
+	// Stage 1: download and hash, running ahead of the rest by up to
+	// 16 MiB of buffers.
+	pr := newBufPipe(16, 1<<20)
 	var hashErr error
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		buf := make([]byte, 1<<20)
 		for {
-			n, err := rr.Read(buf)
+			buf, err := pr.buffer()
+			if err != nil {
+				hashErr = err
+				return
+			}
+			n, err := io.ReadFull(rr, buf)
 			if n > 0 {
 				h.Write(buf[:n])
 				req.Progress.Downloaded.Add(int64(n))
-				if _, werr := pw.Write(buf[:n]); werr != nil {
-					hashErr = werr
+				if serr := pr.send(buf[:n]); serr != nil {
+					hashErr = serr
 					return
 				}
 			}
-			if err == io.EOF {
-				pw.Close()
+			if err == io.EOF || err == io.ErrUnexpectedEOF {
+				pr.closeWrite(io.EOF)
 				return
 			}
 			if err != nil {
 				hashErr = err
-				pw.CloseWithError(err)
+				pr.closeWrite(err)
 				return
 			}
 		}
 	}()
-	defer func() { pr.CloseWithError(errors.New("image write ended")); wg.Wait() }()
+	defer func() { pr.closeRead(); wg.Wait() }()
 
 	// Stage 2: decompress and chunk.
 	br := bufio.NewReaderSize(pr, 1<<20)
@@ -287,7 +292,7 @@ func writeOne(ctx context.Context, req Request, src Source, sum Checksum, f *os.
 		// carry bytes after its end), so the digest covers the download.
 		io.Copy(io.Discard, pr)
 	}
-	pr.Close()
+	pr.closeRead()
 	wg.Wait()
 	if writeErr != nil {
 		return nil, writeErr
@@ -298,7 +303,7 @@ func writeOne(ctx context.Context, req Request, src Source, sum Checksum, f *os.
 		}
 		return nil, fmt.Errorf("reading the image from %s: %w", src, readErr)
 	}
-	if hashErr != nil && !errors.Is(hashErr, io.ErrClosedPipe) {
+	if hashErr != nil && !errors.Is(hashErr, errReaderClosed) {
 		return nil, fmt.Errorf("downloading %s: %w", src, hashErr)
 	}
 	if ctx.Err() != nil {
@@ -331,13 +336,13 @@ func writeOne(ctx context.Context, req Request, src Source, sum Checksum, f *os.
 func writeRawStream(ctx context.Context, cancel context.CancelCauseFunc, ib io.Reader, f *os.File, devSize int64, req Request) (held []byte, off int64, readErr, writeErr error) {
 	var wg sync.WaitGroup
 	chunks := make(chan []byte, inFlight)
-	pool := sync.Pool{New: func() any { return make([]byte, chunkSize) }}
+	pool := sync.Pool{New: func() any { b := make([]byte, chunkSize); return &b }}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		defer close(chunks)
 		for {
-			b := pool.Get().([]byte)[:chunkSize]
+			b := (*pool.Get().(*[]byte))[:chunkSize]
 			n, err := io.ReadFull(ib, b)
 			if n > 0 {
 				select {
@@ -381,7 +386,8 @@ func writeRawStream(ctx context.Context, cancel context.CancelCauseFunc, ib io.R
 		}
 		off += int64(len(b))
 		req.Progress.Written.Store(off)
-		pool.Put(b[:cap(b)])
+		b = b[:cap(b)]
+		pool.Put(&b)
 	}
 	wg.Wait()
 	return held, off, readErr, writeErr

@@ -297,8 +297,7 @@ func TestAgentCoreWithRealIronic(t *testing.T) {
 	if err := ir.Provision(ctx, uuid, "active", map[string]any{"configdrive": configdrive}); err != nil {
 		t.Fatal(err)
 	}
-	n, err = ir.WaitState(ctx, uuid, "active", 240*time.Second, nil)
-	if err != nil {
+	if _, err = ir.WaitState(ctx, uuid, "active", 240*time.Second, nil); err != nil {
 		t.Fatalf("deploy: %v", err)
 	}
 	log = agent.Log()
