@@ -33,6 +33,8 @@ func InspectionData(ctx context.Context, inv *Inventory, collectors []string, op
 			// filled by the agent
 		case "pci-devices":
 			data["pci_devices"] = PCIDevices(o)
+		case "numa-topology":
+			data["numa_topology"] = Topology(o)
 		default:
 			problems = append(problems, "collector "+c+" is not supported by goipa")
 		}

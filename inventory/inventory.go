@@ -33,6 +33,8 @@ type Inventory struct {
 	SystemVendor SystemVendor `json:"system_vendor"`
 	Boot         Boot         `json:"boot"`
 	Hostname     string       `json:"hostname"`
+	// Accelerators is goipa's addition (GPUs and other PCI accelerators).
+	Accelerators []Accelerator `json:"goipa_accelerators"`
 }
 
 // Interface is one NIC.
@@ -51,6 +53,8 @@ type Interface struct {
 	PCIAddress  *string   `json:"pci_address"`
 	Driver      *string   `json:"driver"`
 	PXEEnabled  bool      `json:"pxe_enabled"`
+	// FirmwareVersion is goipa's addition: the NIC's firmware (ethtool).
+	FirmwareVersion string `json:"goipa_firmware_version,omitempty"`
 }
 
 // LLDPTLV is one LLDP TLV; it marshals as IPA's [type, "hex"] pair.
@@ -172,6 +176,7 @@ func Collect(ctx context.Context, opts ...Option) (*Inventory, error) {
 		inv.Boot.PXEInterface = &b
 	}
 	inv.Hostname, _ = os.Hostname()
+	inv.Accelerators = accelerators(o)
 	// No IPMI device: IPA reports null addresses unless it found a BMC.
 	if !o.skipBMC {
 		if _, err := os.Stat(o.path("dev/ipmi0")); err == nil {

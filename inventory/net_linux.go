@@ -112,6 +112,9 @@ func interfaces(ctx context.Context, o *options) ([]Interface, error) {
 		if o.lldp != nil {
 			ifc.LLDP = o.lldp(name)
 		}
+		if o.sysRoot == "/" {
+			ifc.FirmwareVersion = nicFirmware(name)
+		}
 		ifc.PXEEnabled = pxe != "" && mac == pxe
 		out = append(out, ifc)
 	}
