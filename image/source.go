@@ -192,7 +192,7 @@ func NewSource(rawURL string, client *http.Client, o HTTPOptions) (Source, error
 	case "file":
 		return &FileSource{Path: u.Path}, nil
 	case "oci":
-		return nil, fmt.Errorf("image URL %q: OCI registries are not supported by this goipa yet", rawURL)
+		return ResolveOCI(context.Background(), rawURL, client, o.Insecure)
 	}
 	return nil, fmt.Errorf("image URL %q: unsupported scheme %q", rawURL, u.Scheme)
 }

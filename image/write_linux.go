@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -123,6 +124,18 @@ func Write(ctx context.Context, req Request) (*Result, error) {
 	if req.Checksum.ImageURL == "" {
 		req.Checksum.ImageURL = req.URLs[0]
 	}
+	sources := make([]Source, len(req.URLs))
+	if strings.HasPrefix(req.URLs[0], "oci://") {
+		// The blob's digest is the checksum when Ironic gives none.
+		src, err := ResolveOCI(ctx, req.URLs[0], client, req.HTTP.Insecure)
+		if err != nil {
+			return nil, err
+		}
+		sources[0] = src
+		if req.Checksum.OSHashValue == "" && req.Checksum.Checksum == "" {
+			req.Checksum.OSHashAlgo, req.Checksum.OSHashValue = src.Digest.Algorithm, src.Digest.Hex
+		}
+	}
 	sum, err := req.Checksum.Resolve(ctx, client)
 	if err != nil {
 		return nil, err
@@ -141,11 +154,13 @@ func Write(ctx context.Context, req Request) (*Result, error) {
 		return nil, fmt.Errorf("zeroing the start of %s: %w", req.Device, err)
 	}
 	var lastErr error
-	for _, u := range req.URLs {
-		src, err := NewSource(u, client, req.HTTP)
-		if err != nil {
-			lastErr = err
-			continue
+	for i, u := range req.URLs {
+		src := sources[i]
+		if src == nil {
+			if src, err = NewSource(u, client, req.HTTP); err != nil {
+				lastErr = err
+				continue
+			}
 		}
 		res, err := writeOne(ctx, req, src, sum, f, devSize)
 		if err == nil {
