@@ -256,3 +256,67 @@ func BenchmarkWriteHTTPRaw(b *testing.B) {
 		}
 	})
 }
+
+func sparseImage(t testing.TB, size int, dataEvery int) []byte {
+	img := make([]byte, size)
+	for off := 0; off < size; off += dataEvery {
+		rand.Read(img[off : off+min(64<<10, size-off)])
+	}
+	img[510], img[511] = 0x55, 0xaa
+	return img
+}
+
+// TestSparseWriteLeavesNoOldData: zero blocks of the image are zeroed
+// with an offload, not skipped, so the old data under them is gone.
+func TestSparseWriteLeavesNoOldData(t *testing.T) {
+	testenv.NeedRoot(t)
+	testenv.NeedCommands(t, "losetup")
+	img := sparseImage(t, 12<<20, 640<<10) // 10% data
+	dev := loopDev(t, 16<<20)
+	fill(t, dev, 16<<20)
+	srv := httptest.NewServer(&server{img: img})
+	defer srv.Close()
+	_, err := Write(context.Background(), req(dev, srv.URL, shaHex(img)))
+	require.NoError(t, err)
+	assert.Equal(t, shaHex(img), shaHex(readBack(t, dev, 0, int64(len(img)))), "old 0xcc bytes survived under the image's zeros")
+
+	// On a device known to be zeroed, zero blocks are skipped outright.
+	dev2 := loopDev(t, 16<<20)
+	r := req(dev2, srv.URL, shaHex(img))
+	r.KnownZeroed = true
+	_, err = Write(context.Background(), r)
+	require.NoError(t, err)
+	assert.Equal(t, shaHex(img), shaHex(readBack(t, dev2, 0, int64(len(img)))))
+}
+
+// BenchmarkWriteSparse: a 512 MiB image with 10% data, against dd of the
+// same image (every byte written) to the same device.
+func BenchmarkWriteSparse(b *testing.B) {
+	if os.Geteuid() != 0 {
+		b.Skip("needs root for loop devices")
+	}
+	const size = 512 << 20
+	img := sparseImage(b, size, 640<<10)
+	srv := httptest.NewServer(&server{img: img})
+	defer srv.Close()
+	dev := loopDev(b, size+(1<<20))
+	src, err := os.CreateTemp("/dev/shm", "goipa-sparse-src-")
+	require.NoError(b, err)
+	src.Write(img)
+	src.Close()
+	defer os.Remove(src.Name())
+	b.Run("limit-dd-every-byte", func(b *testing.B) {
+		b.SetBytes(size)
+		for i := 0; i < b.N; i++ {
+			require.NoError(b, exec.Command("dd", "if="+src.Name(), "of="+dev, "bs=4M", "conv=fsync", "status=none").Run())
+		}
+	})
+	b.Run("goipa-sparse", func(b *testing.B) {
+		b.SetBytes(size)
+		for i := 0; i < b.N; i++ {
+			if _, err := Write(context.Background(), req(dev, srv.URL, shaHex(img))); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
