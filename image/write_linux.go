@@ -54,8 +54,8 @@ type Request struct {
 	// KnownZeroed says the device reads as zeros already (freshly
 	// erased): all-zero blocks of the image are then skipped, not zeroed.
 	KnownZeroed bool
-	Progress         *Progress
-	Log              *slog.Logger
+	Progress    *Progress
+	Log         *slog.Logger
 }
 
 // Result says what was written.
