@@ -67,13 +67,14 @@ type Ironic struct {
 	LogPath      string
 	InspectorLog string
 
-	t        testing.TB
-	http     *http.Client
-	procs    []*exec.Cmd
-	imgSv    *http.Server
-	imgAddr  string
-	throttle atomic.Int64 // bytes per second the image server sends; 0 = unthrottled
-	netns    string
+	t          testing.TB
+	http       *http.Client
+	procs      []*exec.Cmd
+	imgSv      *http.Server
+	imgAddr    string
+	throttle   atomic.Int64 // bytes per second the image server sends; 0 = unthrottled
+	ironicProc *exec.Cmd
+	netns      string
 }
 
 // HTTP is a client that reaches Ironic's network (the namespace's, with
@@ -361,6 +362,9 @@ func (ir *Ironic) spawn(name string, args ...string) {
 		ir.t.Fatalf("starting %s: %v", name, err)
 	}
 	ir.procs = append(ir.procs, cmd)
+	if name == "ironic" {
+		ir.ironicProc = cmd
+	}
 }
 
 func (ir *Ironic) startImageServer() {
@@ -426,24 +430,45 @@ func (ir *Ironic) startImageServerInNS(host string, port int) {
 // ImageURL is the URL of a file the test put into ImageDir.
 func (ir *Ironic) ImageURL(name string) string { return ir.ImageBase + "/" + name }
 
+// Restart stops the ironic process (API and conductor) and starts it
+// again with the same configuration and database, as an operator's
+// restart would; it returns once the API answers again.
+func (ir *Ironic) Restart(ctx context.Context) error {
+	for i, c := range ir.procs {
+		if c == ir.ironicProc {
+			stopProc(c)
+			ir.procs = append(ir.procs[:i], ir.procs[i+1:]...)
+			break
+		}
+	}
+	ir.spawn("ironic", "--config-file", filepath.Join(ir.StateDir, "ironic.conf"))
+	ctx, cancel := context.WithTimeout(ctx, 90*time.Second)
+	defer cancel()
+	return ir.waitReady(ctx, false)
+}
+
+func stopProc(c *exec.Cmd) {
+	if c.Process == nil {
+		return
+	}
+	syscall.Kill(-c.Process.Pid, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { c.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		syscall.Kill(-c.Process.Pid, syscall.SIGKILL)
+		<-done
+	}
+}
+
 // stop ends every process by pid (its process group), with a bound.
 func (ir *Ironic) stop() {
 	if ir.t.Failed() {
 		ir.dumpLogs()
 	}
 	for _, c := range ir.procs {
-		if c.Process == nil {
-			continue
-		}
-		syscall.Kill(-c.Process.Pid, syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { c.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			syscall.Kill(-c.Process.Pid, syscall.SIGKILL)
-			<-done
-		}
+		stopProc(c)
 	}
 	if ir.imgSv != nil {
 		ir.imgSv.Close()
@@ -602,7 +627,20 @@ func (ir *Ironic) Provision(ctx context.Context, uuid, target string, extra map[
 	for k, v := range extra {
 		body[k] = v
 	}
-	return ir.Do(ctx, http.MethodPut, "/v1/nodes/"+uuid+"/states/provision", body, nil)
+	// A node is locked while a previous transition finishes: Ironic says
+	// to retry, and so the harness does, for a bounded time.
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		err := ir.Do(ctx, http.MethodPut, "/v1/nodes/"+uuid+"/states/provision", body, nil)
+		if err == nil || !strings.Contains(err.Error(), "HTTP 409") || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
 }
 
 // ErrFailedState is returned when a node lands in a failure state that
