@@ -148,7 +148,11 @@ func TestEndToEndWithRealIronic(t *testing.T) {
 	step("automated cleaning (erase_devices_metadata by goipa) done: available")
 
 	// 3. Deploy a whole-disk image with a config drive.
-	image := demoImage(t, 64<<20)
+	imageMiB := 64
+	if v := os.Getenv("GOIPA_E2E_IMAGE_MIB"); v != "" { // make bench measures 1 GiB
+		fmt.Sscan(v, &imageMiB)
+	}
+	image := demoImage(t, imageMiB<<20)
 	if err := os.WriteFile(filepath.Join(ir.ImageDir, "e2e.raw"), image, 0o644); err != nil {
 		t.Fatal(err)
 	}
