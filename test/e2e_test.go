@@ -166,7 +166,7 @@ func TestEndToEndWithRealIronic(t *testing.T) {
 	if err := ir.Provision(ctx, uuid, "active", map[string]any{"configdrive": configdrive}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ir.WaitState(ctx, uuid, "active", 300*time.Second, nil); err != nil {
+	if _, err := ir.WaitState(ctx, uuid, "active", 300*time.Second, commentary(t, vm, step)); err != nil {
 		t.Fatalf("deploy: %v", err)
 	}
 	deployTime := time.Since(deployStart)
@@ -288,6 +288,30 @@ func writeRate(console string) string {
 		}
 	}
 	return "unknown"
+}
+
+// commentary narrates a wait: Ironic's provision state as it changes and
+// goipa's commands and write progress from the guest's console.
+func commentary(t *testing.T, vm *initramfs.VM, step func(string)) func(*realironic.Node) {
+	seen, state := 0, ""
+	return func(n *realironic.Node) {
+		if n.ProvisionState != state {
+			state = n.ProvisionState
+			step("Ironic: " + state)
+		}
+		lines := strings.Split(vm.Console(), "\n")
+		for _, l := range lines[min(seen, len(lines)):] {
+			for _, key := range []string{"command started", "command finished", "image progress", "image verified", "config drive written"} {
+				if strings.Contains(l, key) {
+					if i := strings.Index(l, "msg="); i >= 0 {
+						l = l[i:]
+					}
+					step("goipa: " + l)
+				}
+			}
+		}
+		seen = len(lines)
+	}
 }
 
 // readHead reads the first n bytes of a (large, sparse) disk file.
