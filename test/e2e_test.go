@@ -293,7 +293,7 @@ func writeRate(console string) string {
 // commentary narrates a wait: Ironic's provision state as it changes and
 // goipa's commands and write progress from the guest's console.
 func commentary(t *testing.T, vm *initramfs.VM, step func(string)) func(*realironic.Node) {
-	seen, state := 0, ""
+	seen, state := len(strings.Split(vm.Console(), "\n")), ""
 	return func(n *realironic.Node) {
 		if n.ProvisionState != state {
 			state = n.ProvisionState
