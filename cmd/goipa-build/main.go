@@ -1,8 +1,10 @@
 // Command goipa-build builds goipa's ramdisk (kernel + initramfs) and
 // boots it in QEMU for local debugging.
 //
-//	goipa-build [flags]            build build/goipa.initramfs and build/goipa.kernel
-//	goipa-build qemu [flags]       build, then boot it with a virtio and an NVMe disk
+//	goipa-build [flags]                   build build/goipa.initramfs and build/goipa.kernel
+//	goipa-build qemu [flags]              build, then boot it with a virtio and an NVMe disk
+//	goipa-build push --to REF [flags]     build, then push both as an OCI artifact
+//	goipa-build pull --from REF [--dir D] fetch a pushed ramdisk (tag or digest)
 package main
 
 import (
@@ -24,11 +26,17 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	args := os.Args[1:]
-	boot := len(args) > 0 && args[0] == "qemu"
-	if boot {
-		args = args[1:]
+	mode := ""
+	if len(args) > 0 && (args[0] == "qemu" || args[0] == "push" || args[0] == "pull") {
+		mode, args = args[0], args[1:]
 	}
-	if err := run(ctx, args, boot); err != nil {
+	var err error
+	if mode == "pull" {
+		err = pull(ctx, args)
+	} else {
+		err = run(ctx, args, mode)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "goipa-build:", err)
 		os.Exit(1)
 	}
@@ -45,7 +53,30 @@ func cacheDir() string {
 	return filepath.Join(d, "goipa")
 }
 
-func run(ctx context.Context, args []string, boot bool) error {
+func pull(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("goipa-build pull", flag.ContinueOnError)
+	from := fs.String("from", "", "registry/repo:tag or registry/repo@sha256:...")
+	dir := fs.String("dir", "build", "where to put the kernel and initramfs")
+	insecure := fs.Bool("insecure", false, "plain HTTP registry")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *from == "" {
+		return fmt.Errorf("--from is required")
+	}
+	if err := os.MkdirAll(*dir, 0o755); err != nil {
+		return err
+	}
+	k, i, err := initramfs.Pull(ctx, *from, *dir, *insecure)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("kernel %s\ninitramfs %s\n", k, i)
+	return nil
+}
+
+func run(ctx context.Context, args []string, mode string) error {
+	boot := mode == "qemu"
 	fs := flag.NewFlagSet("goipa-build", flag.ContinueOnError)
 	out := fs.String("output", "build/goipa.initramfs", "initramfs to write")
 	kernelOut := fs.String("kernel-output", "build/goipa.kernel", "where to copy the kernel image")
@@ -57,6 +88,8 @@ func run(ctx context.Context, args []string, boot bool) error {
 	version := fs.String("version", "", "goipa version to stamp")
 	cmdline := fs.String("append", "ipa-standalone=1", "kernel parameters for qemu")
 	port := fs.Int("port", 9999, "host port forwarded to the agent (qemu)")
+	to := fs.String("to", "", "push: registry/repo:tag")
+	insecure := fs.Bool("insecure", false, "push: plain HTTP registry")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -98,6 +131,17 @@ func run(ctx context.Context, args []string, boot bool) error {
 	fmt.Printf("initramfs %s: %d bytes (%.1f MiB), sha256 %s, %d modules from kernel %s, built in %s\n",
 		res.Path, res.Size, float64(res.Size)/(1<<20), res.SHA256, res.Modules, k.Version, time.Since(start).Round(time.Millisecond))
 	fmt.Printf("kernel %s\n", *kernelOut)
+	if mode == "push" {
+		if *to == "" {
+			return fmt.Errorf("push needs --to registry/repo:tag")
+		}
+		ref, err := initramfs.Push(ctx, *to, *kernelOut, res.Path, *insecure)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("pushed %s\n", ref)
+		return nil
+	}
 	if !boot {
 		return nil
 	}
