@@ -281,3 +281,35 @@ func kernelRelease() string {
 	unix.Uname(&u)
 	return unix.ByteSliceToString(u.Release[:])
 }
+
+// dnsmasq6 serves DHCPv6 (and router advertisements) on iface.
+func (l *lab) dnsmasq6(iface string) {
+	t := l.t
+	sh(t, "ip", "-n", l.server, "addr", "add", "fd00:77::1/64", "dev", iface, "nodad")
+	cmd := exec.Command("ip", "netns", "exec", l.server, "dnsmasq", "--no-daemon", "--conf-file=/dev/null", "--port=0",
+		"--interface="+iface, "--bind-interfaces", "--pid-file=", "--dhcp-leasefile="+filepath.Join(l.dir, iface+".leases6"),
+		"--dhcp-range=fd00:77::100,fd00:77::1ff,64,1h", "--enable-ra", "--dhcp-option=option6:dns-server,[fd00:77::53]")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	log, _ := os.Create(filepath.Join(l.dir, iface+".dnsmasq6.log"))
+	cmd.Stdout, cmd.Stderr = log, log
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+		cmd.Wait()
+		if t.Failed() {
+			b, _ := os.ReadFile(filepath.Join(l.dir, iface+".dnsmasq6.log"))
+			t.Logf("dnsmasq (v6) on %s:\n%s", iface, b)
+		}
+	})
+}
+
+func TestDHCPv6Lease(t *testing.T) {
+	l := newLab(t, 1)
+	l.dnsmasq6("s0")
+	res := l.up(Config{Links: []string{"c0"}, DHCPTimeout: 8 * time.Second})
+	require.Empty(t, res.Err)
+	c0 := iface(res, "c0")
+	assert.True(t, strings.HasPrefix(c0.Address6.String(), "fd00:77::1"), "DHCPv6 address %s in the range", c0.Address6)
+	assert.Contains(t, fmt.Sprint(c0.DNS6), "fd00:77::53")
+	t.Logf("first DHCPv6 lease after %.2f s", res.Seconds)
+}

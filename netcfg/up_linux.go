@@ -45,6 +45,8 @@ type Interface struct {
 	DNS      []netip.Addr
 	Source   string // "dhcp", "static" or "" (nothing yet)
 	LeaseEnd time.Time
+	Address6 netip.Prefix // from DHCPv6 (SLAAC addresses are the kernel's)
+	DNS6     []netip.Addr
 }
 
 // State is the network as Up left it; leases keep renewing while ctx lives.
@@ -69,7 +71,7 @@ func (s *State) Interfaces() []Interface {
 // HasAddress reports whether any link has an address.
 func (s *State) HasAddress() bool {
 	for _, i := range s.Interfaces() {
-		if i.Address.IsValid() {
+		if i.Address.IsValid() || i.Address6.IsValid() {
 			return true
 		}
 	}
@@ -207,6 +209,11 @@ func Up(ctx context.Context, cfg Config) (*State, error) {
 			st.mu.Unlock()
 			cfg.Log.Info("link", "name", n, "carrier", carrier)
 			if carrier {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					runDHCPv6(ctx, st, n, cfg, done)
+				}()
 				runDHCP(ctx, st, n, cfg, done)
 			}
 		}()
