@@ -111,3 +111,48 @@ func appendUnique(s []int, v int) []int {
 	}
 	return append(s, v)
 }
+
+// needsLLDP reports whether a VLAN spec asks for advertised VLANs.
+func needsLLDP(spec string) bool {
+	for _, e := range strings.Split(spec, ",") {
+		e = strings.TrimSpace(e)
+		if e != "" && !strings.Contains(e, ".") {
+			return true
+		}
+	}
+	return false
+}
+
+// ExpandVLANs turns ipa-enable-vlan-interfaces into explicit
+// "iface.id" entries, as IPA does: "all" means every VLAN every
+// interface's switch port advertises, a bare interface name the VLANs
+// advertised on it; "iface.id" entries stay as they are.
+func ExpandVLANs(spec string, links []string, advertised map[string][]int) string {
+	var out []string
+	seen := map[string]bool{}
+	add := func(s string) {
+		if !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	for _, e := range strings.Split(spec, ",") {
+		e = strings.TrimSpace(e)
+		switch {
+		case e == "":
+		case strings.Contains(e, "."):
+			add(e)
+		case e == "all":
+			for _, l := range links {
+				for _, id := range advertised[l] {
+					add(fmt.Sprintf("%s.%d", l, id))
+				}
+			}
+		default:
+			for _, id := range advertised[e] {
+				add(fmt.Sprintf("%s.%d", e, id))
+			}
+		}
+	}
+	return strings.Join(out, ",")
+}

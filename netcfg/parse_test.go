@@ -96,3 +96,13 @@ func FuzzParseLLDP(f *testing.F) {
 		Summarize(tlvs)
 	})
 }
+
+func TestExpandVLANs(t *testing.T) {
+	adv := map[string][]int{"eth0": {100, 200}, "eth1": {300}}
+	links := []string{"eth0", "eth1", "eth2"}
+	assert.Equal(t, "eth0.100,eth0.200,eth1.300", ExpandVLANs("all", links, adv))
+	assert.Equal(t, "eth1.300,eth0.42", ExpandVLANs("eth1, eth0.42", links, adv))
+	assert.Equal(t, "", ExpandVLANs("eth2", links, adv), "nothing advertised on eth2")
+	assert.True(t, needsLLDP("eth0.5,all"))
+	assert.False(t, needsLLDP("eth0.5, eth1.7"))
+}

@@ -26,6 +26,7 @@ type Config struct {
 	BootIF      string        // BOOTIF: "01-aa-bb-..." or "aa:bb:..."
 	KernelIP    string        // the kernel's ip= value, if any
 	VLANs       string        // ipa-enable-vlan-interfaces
+	LLDPTimeout time.Duration // how long to listen for the VLANs switches advertise ("all", bare names)
 	CarrierWait time.Duration // how long to wait for links to get carrier (default 10 s)
 	DHCPTimeout time.Duration // per DHCP attempt (default 10 s)
 	ResolvConf  string        // where DNS servers go (default /etc/resolv.conf)
@@ -169,6 +170,26 @@ func Up(ctx context.Context, cfg Config) (*State, error) {
 		if err := netlink.LinkSetUp(l); err != nil {
 			cfg.Log.Warn("link up failed", "link", a.Name, "error", err)
 		}
+	}
+	if needsLLDP(cfg.VLANs) {
+		var names []string
+		for _, l := range links {
+			names = append(names, l.Attrs().Name)
+		}
+		wait := cfg.LLDPTimeout
+		if wait <= 0 {
+			wait = 30 * time.Second
+		}
+		heard, err := CollectLLDP(ctx, names, wait)
+		if err != nil {
+			cfg.Log.Warn("LLDP for VLAN discovery", "error", err)
+		}
+		adv := map[string][]int{}
+		for n, tlvs := range heard {
+			adv[n] = Summarize(tlvs).VLANs
+		}
+		cfg.VLANs = ExpandVLANs(cfg.VLANs, names, adv)
+		cfg.Log.Info("VLANs from LLDP", "vlans", cfg.VLANs)
 	}
 	if err := createVLANs(cfg, links, st); err != nil {
 		cfg.Log.Error("VLAN interfaces", "error", err)
@@ -409,10 +430,7 @@ func createVLANs(cfg Config, links []netlink.Link, st *State) error {
 		spec = strings.TrimSpace(spec)
 		i := strings.LastIndex(spec, ".")
 		if i < 0 {
-			if spec != "" {
-				cfg.Log.Warn("VLANs from LLDP are created by the caller after LLDP collection", "spec", spec)
-			}
-			continue
+			continue // "all" and bare names were expanded from LLDP above
 		}
 		parentName, idText := spec[:i], spec[i+1:]
 		id, err := strconv.Atoi(idText)

@@ -134,7 +134,7 @@ func runInit(ctx context.Context, args []string) error {
 	disks, nics := boot.WaitForHardware(ctx, 10*time.Second)
 	log.Info("hardware ready", "modules", len(loaded), "disks", disks, "nics", nics, "duration", time.Since(start).Round(time.Millisecond))
 	start = time.Now()
-	st, err := netcfg.Up(ctx, netcfg.Config{BootIF: cfg.BootIF, KernelIP: cfg.KernelIP, VLANs: cfg.EnableVLANInterfaces, Log: log})
+	st, err := netcfg.Up(ctx, netcfg.Config{BootIF: cfg.BootIF, KernelIP: cfg.KernelIP, VLANs: cfg.EnableVLANInterfaces, LLDPTimeout: cfg.LLDPTimeout, Log: log})
 	if err != nil {
 		// Not fatal: DHCP goes on in the background, lookup retries.
 		log.Error("network not ready", "error", err)
