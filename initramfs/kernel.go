@@ -32,10 +32,11 @@ var ServerModules = []string{
 	"virtio_pci", "virtio_blk", "virtio_net", "virtio_scsi", "virtio_rng", "sd_mod", "nvme", "ahci",
 	"megaraid_sas", "mpt3sas", "smartpqi", "hpsa",
 	"ixgbe", "i40e", "ice", "mlx5_core", "bnxt_en", "tg3", "igb", "e1000e", "sfc", "e1000",
+	"8021q",
 }
 
 // VirtioModules are enough for a QEMU guest.
-var VirtioModules = []string{"virtio_pci", "virtio_blk", "virtio_net", "virtio_scsi", "virtio_rng", "sd_mod", "nvme"}
+var VirtioModules = []string{"virtio_pci", "virtio_blk", "virtio_net", "virtio_scsi", "virtio_rng", "sd_mod", "nvme", "8021q"}
 
 // DebianKernelPackage resolves a meta package (linux-image-amd64,
 // linux-image-cloud-amd64) to the versioned package it depends on now:

@@ -97,7 +97,7 @@ func TestRamdiskBootsInQEMU(t *testing.T) {
 	const mac = "52:54:00:6a:00:01"
 	nvme := sparseFile(t, 2<<30)
 	plantPattern(t, nvme, []int64{0, 1 << 20, 2<<30 - 4096})
-	vm, err := initramfs.StartVM(ctx, initramfs.VMOptions{Kernel: kernel, Initrd: initrd, Cmdline: "ipa-standalone=1",
+	vm, err := initramfs.StartVM(ctx, initramfs.VMOptions{Kernel: kernel, Initrd: initrd, Cmdline: "ipa-standalone=1 ipa-enable-vlan-interfaces=eth0.42",
 		VirtioDisks: []string{sparseFile(t, 64<<20)}, NVMeDisks: []string{nvme}, MAC: mac, HostForward: port})
 	if err != nil {
 		t.Fatal(err)
@@ -153,8 +153,17 @@ func TestRamdiskBootsInQEMU(t *testing.T) {
 	if disks["/dev/vda"] != 64<<20 || disks["/dev/nvme0n1"] != 2<<30 {
 		t.Errorf("disks %v, want /dev/vda of 64 MiB and /dev/nvme0n1 of 2 GiB", res.Result.Disks)
 	}
-	if len(res.Result.Interfaces) != 1 || res.Result.Interfaces[0].MAC != mac || res.Result.Interfaces[0].IPv4 != "10.0.2.15" {
-		t.Errorf("interfaces %+v, want one with MAC %s and the DHCP address 10.0.2.15", res.Result.Interfaces, mac)
+	ifs := map[string]string{}
+	for _, i := range res.Result.Interfaces {
+		ifs[i.Name] = i.MAC + " " + i.IPv4
+	}
+	if ifs["eth0"] != mac+" 10.0.2.15" {
+		t.Errorf("interfaces %+v, want eth0 with MAC %s and the DHCP address 10.0.2.15", res.Result.Interfaces, mac)
+	}
+	// The VLAN interface ipa-enable-vlan-interfaces asked for (the guest's
+	// kernel has 802.1Q, which this host's kernel lacks).
+	if ifs["eth0.42"] != mac+" " {
+		t.Errorf("interfaces %+v, want the VLAN interface eth0.42 on eth0", res.Result.Interfaces)
 	}
 	if res.Result.CPU.Arch != "x86_64" {
 		t.Errorf("cpu architecture %q", res.Result.CPU.Arch)

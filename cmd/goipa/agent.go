@@ -131,6 +131,12 @@ func runInit(ctx context.Context, args []string) error {
 	if err != nil {
 		log.Error("module coldplug", "error", err)
 	}
+	if cfg.EnableVLANInterfaces != "" {
+		// No udev or modprobe here to load it when the first VLAN link is made.
+		if err := boot.LoadModules("8021q"); err != nil {
+			log.Error("loading 8021q for VLAN interfaces", "error", err)
+		}
+	}
 	disks, nics := boot.WaitForHardware(ctx, 10*time.Second)
 	log.Info("hardware ready", "modules", len(loaded), "disks", disks, "nics", nics, "duration", time.Since(start).Round(time.Millisecond))
 	start = time.Now()

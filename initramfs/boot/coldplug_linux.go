@@ -190,3 +190,25 @@ func WaitForHardware(ctx context.Context, timeout time.Duration) (disks, nics in
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// LoadModules loads named modules (with their dependencies) from the
+// ramdisk, for features no device asks for: 8021q for VLAN interfaces.
+// Modules that are built in or absent are reported, not fatal.
+func LoadModules(names ...string) error {
+	var u unix.Utsname
+	unix.Uname(&u)
+	m, err := readModules(filepath.Join("/lib/modules", unix.ByteSliceToString(u.Release[:])))
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, n := range names {
+		if _, ok := m.rel[n]; !ok {
+			continue // built in, or not in this ramdisk: the kernel will say when it is used
+		}
+		if err := m.load(n); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
