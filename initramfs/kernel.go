@@ -42,6 +42,18 @@ var VirtioModules = []string{"virtio_pci", "virtio_blk", "virtio_net", "virtio_s
 // linux-image-cloud-amd64) to the versioned package it depends on now:
 // old ABIs leave the mirror, so it is never pinned.
 func DebianKernelPackage(ctx context.Context, meta string, arch string) (string, error) {
+	pkg, err := resolveKernelPackage(ctx, meta, arch)
+	if err == nil {
+		return pkg, nil
+	}
+	// A machine whose package lists are missing or stale: refresh once.
+	if out, uerr := exec.CommandContext(ctx, "apt-get", "update", "-qq").CombinedOutput(); uerr != nil {
+		return "", fmt.Errorf("%v (and apt-get update failed: %v: %s)", err, uerr, out)
+	}
+	return resolveKernelPackage(ctx, meta, arch)
+}
+
+func resolveKernelPackage(ctx context.Context, meta string, arch string) (string, error) {
 	args := []string{"depends", meta}
 	if arch != "" && arch != "amd64" {
 		args = []string{"-oAPT::Architecture=" + arch, "depends", meta + ":" + arch}
@@ -56,7 +68,7 @@ func DebianKernelPackage(ctx context.Context, meta string, arch string) (string,
 			}
 		}
 	}
-	return "", fmt.Errorf("cannot resolve %s with apt-cache (run apt-get update?): %v", meta, err)
+	return "", fmt.Errorf("cannot resolve %s with apt-cache: %v", meta, err)
 }
 
 // FetchDebianKernel downloads a Debian linux-image package with apt-get
