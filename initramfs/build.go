@@ -30,6 +30,9 @@ type Options struct {
 	Compression string   // "gzip" (default: what PXE and virtual media boot), "zstd" or "none"
 	Output      string
 	Version     string // goipa version stamped into the binary
+	// DebugCommands are u-root command packages for the console (a
+	// shell and tools); none by default, DebugCommands for the usual set.
+	DebugCommands []string
 }
 
 // Result describes the built ramdisk.
@@ -82,6 +85,16 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 		cpio.StaticFile("etc/hostname", "goipa\n", 0o644),
 		cpio.StaticFile("etc/passwd", "root:x:0:0:root:/:/init\n", 0o644),
 		cpio.StaticRecord(binData, cpio.Info{Name: "init", Mode: cpio.S_IFREG | 0o755}),
+	}
+	if len(o.DebugCommands) > 0 {
+		if o.SourceDir == "" {
+			o.SourceDir = "."
+		}
+		dbg, err := debugRecords(o, tmp)
+		if err != nil {
+			return nil, err
+		}
+		recs = append(recs, dbg...)
 	}
 	nmods := 0
 	if o.Kernel != nil {

@@ -34,6 +34,7 @@ type VMOptions struct {
 // VM is a running guest.
 type VM struct {
 	cmd   *exec.Cmd
+	stdin io.WriteCloser
 	mu    sync.Mutex
 	lines []string
 	start time.Time
@@ -103,8 +104,11 @@ func StartVM(ctx context.Context, o VMOptions) (*VM, error) {
 		return nil, err
 	}
 	cmd.Stderr = cmd.Stdout
-	cmd.Stdin = nil
-	vm := &VM{cmd: cmd, start: time.Now(), done: make(chan struct{})}
+	stdin, err := cmd.StdinPipe() // the serial console's input
+	if err != nil {
+		return nil, err
+	}
+	vm := &VM{cmd: cmd, stdin: stdin, start: time.Now(), done: make(chan struct{})}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting QEMU: %w", err)
 	}
@@ -157,6 +161,12 @@ func (vm *VM) WaitFor(ctx context.Context, s string, timeout time.Duration) (tim
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// Type sends text to the guest's serial console.
+func (vm *VM) Type(s string) error {
+	_, err := io.WriteString(vm.stdin, s)
+	return err
 }
 
 // Console returns everything the guest printed.

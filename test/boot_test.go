@@ -63,13 +63,17 @@ func buildRamdisk(t *testing.T) (kernel, initrd string) {
 		}
 		ramdisk.kernel = k.Vmlinuz
 		ramdisk.initrd = filepath.Join(dir, "goipa.initramfs")
-		ramdisk.res, ramdisk.err = initramfs.Build(ctx, initramfs.Options{SourceDir: "..", Kernel: k, Modules: initramfs.VirtioModules, Output: ramdisk.initrd})
+		ramdisk.res, ramdisk.err = initramfs.Build(ctx, ramdiskOptions(k, ramdisk.initrd))
 	})
 	if ramdisk.err != nil {
 		t.Fatalf("building the ramdisk: %v", ramdisk.err)
 	}
 	t.Logf("initramfs %d bytes, sha256 %s, %d modules", ramdisk.res.Size, ramdisk.res.SHA256, ramdisk.res.Modules)
 	return ramdisk.kernel, ramdisk.initrd
+}
+
+func ramdiskOptions(k *initramfs.Kernel, out string) initramfs.Options {
+	return initramfs.Options{SourceDir: "..", Kernel: k, Modules: initramfs.VirtioModules, DebugCommands: initramfs.DebugCommands, Output: out}
 }
 
 func sparseFile(t *testing.T, size int64) string {
@@ -262,7 +266,7 @@ func TestInitramfsIsReproducible(t *testing.T) {
 	var sums []string
 	for i := 0; i < 2; i++ {
 		out := filepath.Join(t.TempDir(), "again.initramfs")
-		res, err := initramfs.Build(ctx, initramfs.Options{SourceDir: "..", Kernel: k, Modules: initramfs.VirtioModules, Output: out})
+		res, err := initramfs.Build(ctx, ramdiskOptions(k, out))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -275,5 +279,32 @@ func TestInitramfsIsReproducible(t *testing.T) {
 	_, err = initramfs.Build(ctx, initramfs.Options{SourceDir: "..", Kernel: k, Modules: []string{"virtio_blk", "no_such_driver"}, Output: filepath.Join(t.TempDir(), "x")})
 	if err == nil || !bytes.Contains([]byte(err.Error()), []byte("no_such_driver")) {
 		t.Errorf("want an error naming no_such_driver, got %v", err)
+	}
+}
+
+// TestRescueShellOnFatalError: a malformed kernel parameter stops the
+// agent; init prints why and keeps a shell on the serial console. (Typing
+// into it through QEMU's piped serial input is not checked: the shell's
+// line editor waits for terminal replies a pipe does not give.)
+func TestRescueShellOnFatalError(t *testing.T) {
+	testenv.NeedRoot(t)
+	kernel, initrd := buildRamdisk(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	vm, err := initramfs.StartVM(ctx, initramfs.VMOptions{Kernel: kernel, Initrd: initrd, Cmdline: "ipa-standalone=1 ipa-listen-port=nine"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer vm.Kill()
+	if _, err := vm.WaitFor(ctx, "configuration: parameter ipa-listen-port", 90*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := vm.WaitFor(ctx, "starting a rescue shell", 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	// The shell's line editor starts: it asks the terminal for the cursor
+	// position, then draws its prompt.
+	if _, err := vm.WaitFor(ctx, "\x1b[6n", 90*time.Second); err != nil {
+		t.Fatalf("no shell prompt on the console: %v\n%s", err, tail(vm.Console(), 20))
 	}
 }

@@ -89,6 +89,7 @@ func run(ctx context.Context, args []string, mode string) error {
 	cmdline := fs.String("append", "ipa-standalone=1", "kernel parameters for qemu")
 	port := fs.Int("port", 9999, "host port forwarded to the agent (qemu)")
 	to := fs.String("to", "", "push: registry/repo:tag")
+	debug := fs.Bool("debug-commands", true, "add u-root's shell and tools for the console")
 	insecure := fs.Bool("insecure", false, "push: plain HTTP registry")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -110,6 +111,9 @@ func run(ctx context.Context, args []string, mode string) error {
 		return err
 	}
 	o := initramfs.Options{SourceDir: ".", Arch: *arch, Kernel: k, Compression: *comp, Output: *out, Version: *version}
+	if *debug {
+		o.DebugCommands = initramfs.DebugCommands
+	}
 	switch *mods {
 	case "server":
 		o.Modules = initramfs.ServerModules

@@ -120,8 +120,7 @@ func runInit(ctx context.Context, args []string) error {
 	}
 	cfg, err := loadConfig(args)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "goipa init: configuration:", err)
-		<-ctx.Done()
+		boot.RescueShell(ctx, fmt.Errorf("configuration: %w", err))
 		return err
 	}
 	log, buf := newLogger(cfg, os.Stderr)
@@ -151,7 +150,7 @@ func runInit(ctx context.Context, args []string) error {
 	}
 	log.Info("network step done", "duration", time.Since(start).Round(time.Millisecond))
 	if err := runAgentWith(ctx, cfg, true, log, buf); err != nil {
-		fmt.Fprintln(os.Stderr, "goipa init: agent stopped:", err)
+		boot.RescueShell(ctx, fmt.Errorf("the agent stopped: %w", err))
 	}
 	<-ctx.Done()
 	return nil
