@@ -1,11 +1,3 @@
-// Package inventory gathers the hardware inventory in the schema Ironic,
-// ironic-inspector and Metal3 read from IPA, lists the block devices goipa
-// may touch, and picks the install disk by IPA's root device hints.
-//
-// It knows nothing of Ironic's protocol; the agent sends what it returns.
-// CPU, memory and DMI data come from jaypipes/ghw; disks and NICs are read
-// from sysfs and udev's database, which carry what ghw lacks (wwn, hctl,
-// by-path, sector sizes, transport).
 package inventory
 
 import (
