@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 
@@ -105,7 +106,8 @@ func (m *machine) RootDisk(ctx context.Context, hints map[string]any) (string, e
 			if err == nil {
 				return d.Name, nil
 			}
-			if _, notFound := err.(*inventory.DeviceNotFoundError); !notFound {
+			var nf *inventory.DeviceNotFoundError
+			if !errors.As(err, &nf) {
 				return "", err // bad hints do not get better by waiting
 			}
 			lastErr = err

@@ -272,3 +272,16 @@ func Closure(mods map[string]*Module, builtin map[string]bool, names []string) (
 	sort.Strings(missing)
 	return out, missing
 }
+
+// CacheDir is where downloaded kernel packages are kept between builds:
+// $GOIPA_CACHE, else the user's cache directory.
+func CacheDir() string {
+	if d := os.Getenv("GOIPA_CACHE"); d != "" {
+		return d
+	}
+	d, err := os.UserCacheDir()
+	if err != nil {
+		return "/var/cache/goipa"
+	}
+	return filepath.Join(d, "goipa")
+}

@@ -123,8 +123,8 @@ func parseCPUList(s string) []int {
 	return out
 }
 
-// Topology reads the NUMA layout from sysfs.
-func Topology(o *options) NUMATopology {
+// topology reads the NUMA layout from sysfs.
+func topology(o *options) NUMATopology {
 	t := NUMATopology{RAM: []NUMARAM{}, CPUs: []NUMACPU{}, NICs: []NUMANIC{}}
 	nodes, _ := filepath.Glob(o.path("sys/devices/system/node/node[0-9]*"))
 	sort.Strings(nodes)

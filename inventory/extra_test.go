@@ -54,7 +54,7 @@ func TestAcceleratorsAndTopologyFromSysfs(t *testing.T) {
 	assert.Equal(t, "accelerator", acc[1].Kind)
 	assert.Nil(t, acc[1].NUMANode, "numa_node -1 means unknown")
 
-	top := Topology(o)
+	top := topology(o)
 	assert.Equal(t, []NUMARAM{{Node: 0, SizeKB: 65536000}, {Node: 1, SizeKB: 32768000}}, top.RAM)
 	assert.Equal(t, []NUMACPU{{CPU: 0, Node: 0, ThreadSiblings: []int{0, 2}}, {CPU: 1, Node: 0, ThreadSiblings: []int{1, 3}},
 		{CPU: 8, Node: 1, ThreadSiblings: []int{4, 5}}}, top.CPUs)

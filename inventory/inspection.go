@@ -32,9 +32,9 @@ func InspectionData(ctx context.Context, inv *Inventory, collectors []string, op
 		case "logs":
 			// filled by the agent
 		case "pci-devices":
-			data["pci_devices"] = PCIDevices(o)
+			data["pci_devices"] = pciDevices(o)
 		case "numa-topology":
-			data["numa_topology"] = Topology(o)
+			data["numa_topology"] = topology(o)
 		default:
 			problems = append(problems, "collector "+c+" is not supported by goipa")
 		}
@@ -58,8 +58,8 @@ type PCIDevice struct {
 	NUMANodeID *int   `json:"numa_node_id"`
 }
 
-// PCIDevices lists /sys/bus/pci/devices.
-func PCIDevices(o *options) []PCIDevice {
+// pciDevices lists /sys/bus/pci/devices.
+func pciDevices(o *options) []PCIDevice {
 	base := o.path("sys/bus/pci/devices")
 	entries, err := os.ReadDir(base)
 	if err != nil {

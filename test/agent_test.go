@@ -415,3 +415,25 @@ func sha256Hex(b []byte) string {
 	s := sha256.Sum256(b)
 	return hex.EncodeToString(s[:])
 }
+
+// loopNode enrolls a node whose install disk is loop (a root device hint
+// naming it) and a port with mac, and takes it through the provision
+// targets (e.g. "manage", "provide") until it reaches the last one's state.
+func loopNode(t *testing.T, ir *realironic.Ironic, name, mac, loop string, targets ...string) string {
+	t.Helper()
+	ctx := context.Background()
+	uuid, err := ir.EnrollManualNode(ctx, name, mac, map[string]any{"root_device": map[string]any{"name": loop}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	states := map[string]string{"manage": "manageable", "provide": "available"}
+	for _, target := range targets {
+		if err := ir.Provision(ctx, uuid, target, nil); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ir.WaitState(ctx, uuid, states[target], 60*time.Second, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return uuid
+}

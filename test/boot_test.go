@@ -27,17 +27,6 @@ var (
 	}
 )
 
-func cacheDir() string {
-	if d := os.Getenv("GOIPA_CACHE"); d != "" {
-		return d
-	}
-	d, err := os.UserCacheDir()
-	if err != nil {
-		return "/var/cache/goipa"
-	}
-	return filepath.Join(d, "goipa")
-}
-
 // buildRamdisk builds goipa's initramfs once per test run, with Debian's
 // cloud kernel (it boots fastest under TCG) and the virtio module set.
 func buildRamdisk(t *testing.T) (kernel, initrd string) {
@@ -51,7 +40,7 @@ func buildRamdisk(t *testing.T) (kernel, initrd string) {
 			ramdisk.err = err
 			return
 		}
-		k, err := initramfs.FetchDebianKernel(ctx, filepath.Join(cacheDir(), "kernels"), pkg)
+		k, err := initramfs.FetchDebianKernel(ctx, filepath.Join(initramfs.CacheDir(), "kernels"), pkg)
 		if err != nil {
 			ramdisk.err = err
 			return

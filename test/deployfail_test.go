@@ -24,18 +24,7 @@ func TestImageServerStoppedMidDeploy(t *testing.T) {
 	ir := realironic.Start(t, realironic.WithHeartbeatTimeout(10))
 	mac := hostMAC(t)
 	loop := loopDevice(t, 256<<20)
-	uuid, err := ir.EnrollManualNode(ctx, "goipa-fail", mac, map[string]any{"root_device": map[string]any{"name": loop}}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, target := range []string{"manage", "provide"} {
-		if err := ir.Provision(ctx, uuid, target, nil); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := ir.WaitState(ctx, uuid, "available", 60*time.Second, nil); err != nil {
-		t.Fatal(err)
-	}
+	uuid := loopNode(t, ir, "goipa-fail", mac, loop, "manage", "provide")
 	agent := startAgent(t, "--ipa-api-url="+ir.URL, "--goipa-devices="+loop,
 		"--ipa-image-download-connection-retries=2", "--ipa-image-download-connection-retry-interval=1")
 

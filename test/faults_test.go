@@ -21,16 +21,7 @@ func TestWrongMACOnThePort(t *testing.T) {
 	ctx := context.Background()
 	ir := realironic.Start(t, realironic.WithHeartbeatTimeout(10), realironic.WithCallbackTimeout(15))
 	loop := loopDevice(t, 64<<20)
-	uuid, err := ir.EnrollManualNode(ctx, "goipa-wrong-mac", "52:54:00:de:ad:01", map[string]any{"root_device": map[string]any{"name": loop}}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := ir.Provision(ctx, uuid, "manage", nil); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := ir.WaitState(ctx, uuid, "manageable", 60*time.Second, nil); err != nil {
-		t.Fatal(err)
-	}
+	uuid := loopNode(t, ir, "goipa-wrong-mac", "52:54:00:de:ad:01", loop, "manage")
 	agent := startAgent(t, "--ipa-api-url="+ir.URL, "--goipa-devices="+loop)
 	if err := ir.Provision(ctx, uuid, "clean", map[string]any{"clean_steps": []any{map[string]any{"interface": "deploy", "step": "erase_devices_metadata"}}}); err != nil {
 		t.Fatal(err)
@@ -62,18 +53,7 @@ func TestIronicRestartedMidDeploy(t *testing.T) {
 	ir := realironic.Start(t, realironic.WithHeartbeatTimeout(10))
 	mac := hostMAC(t)
 	loop := loopDevice(t, 256<<20)
-	uuid, err := ir.EnrollManualNode(ctx, "goipa-restart", mac, map[string]any{"root_device": map[string]any{"name": loop}}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, target := range []string{"manage", "provide"} {
-		if err := ir.Provision(ctx, uuid, target, nil); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := ir.WaitState(ctx, uuid, "available", 60*time.Second, nil); err != nil {
-		t.Fatal(err)
-	}
+	uuid := loopNode(t, ir, "goipa-restart", mac, loop, "manage", "provide")
 	agent := startAgent(t, "--ipa-api-url="+ir.URL, "--goipa-devices="+loop)
 	image := gptImage(t, 96<<20)
 	if err := os.WriteFile(filepath.Join(ir.ImageDir, "restart.raw"), image, 0o644); err != nil {

@@ -25,18 +25,7 @@ func TestDeployQcow2AndZstdThroughIronic(t *testing.T) {
 	ir := realironic.Start(t, realironic.WithHeartbeatTimeout(10))
 	mac := hostMAC(t)
 	loop := loopDevice(t, 256<<20)
-	uuid, err := ir.EnrollManualNode(ctx, "goipa-formats", mac, map[string]any{"root_device": map[string]any{"name": loop}}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, target := range []string{"manage", "provide"} {
-		if err := ir.Provision(ctx, uuid, target, nil); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := ir.WaitState(ctx, uuid, "available", 60*time.Second, nil); err != nil {
-		t.Fatal(err)
-	}
+	uuid := loopNode(t, ir, "goipa-formats", mac, loop, "manage", "provide")
 	startAgent(t, "--ipa-api-url="+ir.URL, "--goipa-devices="+loop)
 
 	raw := gptImage(t, 24<<20)

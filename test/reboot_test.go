@@ -37,16 +37,7 @@ func TestAgentRebootedMidClean(t *testing.T) {
 	loop := strings.TrimSpace(string(out))
 	t.Cleanup(func() { exec.Command("losetup", "--detach", loop).Run() })
 
-	uuid, err := ir.EnrollManualNode(ctx, "goipa-reboot", mac, map[string]any{"root_device": map[string]any{"name": loop}}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := ir.Provision(ctx, uuid, "manage", nil); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := ir.WaitState(ctx, uuid, "manageable", 60*time.Second, nil); err != nil {
-		t.Fatal(err)
-	}
+	uuid := loopNode(t, ir, "goipa-reboot", mac, loop, "manage")
 	first := startAgent(t, "--ipa-api-url="+ir.URL, "--goipa-devices="+loop)
 	if err := ir.Provision(ctx, uuid, "clean", map[string]any{"clean_steps": []any{map[string]any{"interface": "deploy", "step": "erase_devices"}}}); err != nil {
 		t.Fatal(err)

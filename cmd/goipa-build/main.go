@@ -42,17 +42,6 @@ func main() {
 	}
 }
 
-func cacheDir() string {
-	if d := os.Getenv("GOIPA_CACHE"); d != "" {
-		return d
-	}
-	d, err := os.UserCacheDir()
-	if err != nil {
-		return "/var/cache/goipa"
-	}
-	return filepath.Join(d, "goipa")
-}
-
 func pull(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("goipa-build pull", flag.ContinueOnError)
 	from := fs.String("from", "", "registry/repo:tag or registry/repo@sha256:...")
@@ -105,7 +94,7 @@ func run(ctx context.Context, args []string, mode string) error {
 				return err
 			}
 		}
-		k, err = initramfs.FetchDebianKernel(ctx, filepath.Join(cacheDir(), "kernels"), name)
+		k, err = initramfs.FetchDebianKernel(ctx, filepath.Join(initramfs.CacheDir(), "kernels"), name)
 	}
 	if err != nil {
 		return err
