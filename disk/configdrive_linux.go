@@ -87,7 +87,7 @@ func WriteConfigDrive(ctx context.Context, dev string, iso []byte) (string, erro
 	}
 	// Zero the rest of the partition so nothing stale follows the ISO.
 	if rest := min(part.Size, ConfigDriveSize) - int64(len(iso)); rest > 0 {
-		if err := zeroRange(f, part.Start+int64(len(iso)), rest); err != nil {
+		if err := ZeroRange(f, part.Start+int64(len(iso)), rest); err != nil {
 			return "", err
 		}
 	}
@@ -98,18 +98,6 @@ func WriteConfigDrive(ctx context.Context, dev string, iso []byte) (string, erro
 		return "", err
 	}
 	return partitionPath(dev, part.Number), nil
-}
-
-func zeroRange(f *os.File, off, n int64) error {
-	z := make([]byte, min(n, 1<<20))
-	for n > 0 {
-		k := min(n, int64(len(z)))
-		if _, err := f.WriteAt(z[:k], off); err != nil {
-			return err
-		}
-		off, n = off+k, n-k
-	}
-	return nil
 }
 
 // partitionPath is the kernel's name for partition n of dev.

@@ -156,3 +156,25 @@ func rereadPartitions(f *os.File) error {
 	}
 	return fmt.Errorf("BLKRRPART: %w", err)
 }
+
+// ZeroRange makes [off, off+n) read as zeros: BLKZEROOUT on a block
+// device (the kernel uses the device's write-zeroes or unmap-with-zeroes,
+// or writes zeros itself), zero writes otherwise.
+func ZeroRange(f *os.File, off, n int64) error {
+	if off%512 == 0 && n%512 == 0 {
+		r := [2]uint64{uint64(off), uint64(n)}
+		_, _, errno := unix.Syscall(unix.SYS_IOCTL, f.Fd(), unix.BLKZEROOUT, uintptr(unsafe.Pointer(&r)))
+		if errno == 0 {
+			return nil
+		}
+	}
+	z := make([]byte, min(n, 4<<20))
+	for n > 0 {
+		k := min(n, int64(len(z)))
+		if _, err := f.WriteAt(z[:k], off); err != nil {
+			return err
+		}
+		off, n = off+k, n-k
+	}
+	return nil
+}

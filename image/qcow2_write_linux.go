@@ -4,9 +4,8 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"unsafe"
 
-	"golang.org/x/sys/unix"
+	"github.com/goipa/goipa/disk"
 )
 
 // writeQcow2 converts a qcow2 stream to the device as it arrives: each
@@ -71,7 +70,7 @@ func writeQcow2(ib io.Reader, f *os.File, devSize int64, req Request) (held []by
 		if end <= s {
 			return nil
 		}
-		return zeroRange(f, s, end-s)
+		return disk.ZeroRange(f, s, end-s)
 	}
 	for c := int64(0); c*csize < virtual; c++ {
 		if covered[c/64]&(1<<(c%64)) == 0 {
@@ -88,26 +87,4 @@ func writeQcow2(ib io.Reader, f *os.File, devSize int64, req Request) (held []by
 		return nil, 0, nil, err
 	}
 	return held, virtual, nil, nil
-}
-
-// zeroRange makes [off, off+n) read as zeros: BLKZEROOUT on a block
-// device (the kernel uses the device's write-zeroes or unmap-with-zeroes,
-// or writes zeros itself), zero writes otherwise.
-func zeroRange(f *os.File, off, n int64) error {
-	if off%512 == 0 && n%512 == 0 {
-		r := [2]uint64{uint64(off), uint64(n)}
-		_, _, errno := unix.Syscall(unix.SYS_IOCTL, f.Fd(), unix.BLKZEROOUT, uintptr(unsafe.Pointer(&r)))
-		if errno == 0 {
-			return nil
-		}
-	}
-	z := make([]byte, min(n, 4<<20))
-	for n > 0 {
-		k := min(n, int64(len(z)))
-		if _, err := f.WriteAt(z[:k], off); err != nil {
-			return err
-		}
-		off, n = off+k, n-k
-	}
-	return nil
 }

@@ -439,7 +439,7 @@ func writeSparse(f *os.File, data []byte, off int64, knownZeroed bool) error {
 			}
 		case knownZeroed:
 		default:
-			if err := zeroRange(f, off, int64(n)); err != nil {
+			if err := disk.ZeroRange(f, off, int64(n)); err != nil {
 				return err
 			}
 		}
