@@ -17,6 +17,7 @@ type Partition struct {
 	Start    int64 // bytes
 	Size     int64 // bytes
 	TypeGUID string
+	UUID     string // GPT unique partition GUID, upper case; "" on MBR
 	MBRType  byte
 	Name     string
 }
@@ -91,7 +92,7 @@ func ParseTable(head []byte, sectorSize int) (Table, error) {
 			continue
 		}
 		t.Partitions = append(t.Partitions, Partition{Number: i + 1, Start: first * int64(sectorSize),
-			Size: (last - first + 1) * int64(sectorSize), TypeGUID: guidString(e[:16])})
+			Size: (last - first + 1) * int64(sectorSize), TypeGUID: guidString(e[:16]), UUID: guidString(e[16:32])})
 	}
 	return t, nil
 }

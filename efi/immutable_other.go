@@ -1,0 +1,5 @@
+//go:build !linux
+
+package efi
+
+func clearImmutable(string) error { return nil }
