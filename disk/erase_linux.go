@@ -437,28 +437,6 @@ const (
 	nvmeFormatNVM     = 0x80
 )
 
-// NVMeController is what Identify Controller says about erasing.
-type NVMeController struct {
-	FormatSupported bool // OACS bit 1
-	CryptoErase     bool // FNA bit 2
-}
-
-// ParseIdentifyController reads the fields that decide the erase method.
-func ParseIdentifyController(id []byte) (NVMeController, error) {
-	if len(id) < 4096 {
-		return NVMeController{}, fmt.Errorf("identify controller data is %d bytes, want 4096", len(id))
-	}
-	oacs := binary.LittleEndian.Uint16(id[256:258])
-	fna := id[524]
-	return NVMeController{FormatSupported: oacs&0x2 != 0, CryptoErase: fna&0x4 != 0}, nil
-}
-
-// FormatCdw10 is the Format NVM command's dword 10: the LBA format to
-// keep and the secure erase setting (1 user data, 2 cryptographic).
-func FormatCdw10(lbaf uint8, ses uint8) uint32 {
-	return uint32(lbaf&0xf) | uint32(lbaf>>4&0x3)<<12 | uint32(ses&0x7)<<9
-}
-
 func nvmeAdmin(f *os.File, cmd *nvmeAdminCmd) error {
 	_, _, errno := unix.Syscall(unix.SYS_IOCTL, f.Fd(), nvmeIoctlAdminCmd, uintptr(unsafe.Pointer(cmd)))
 	if errno != 0 {
