@@ -35,6 +35,13 @@ func InspectionData(ctx context.Context, inv *Inventory, collectors []string, op
 			data["pci_devices"] = pciDevices(o)
 		case "numa-topology":
 			data["numa_topology"] = topology(o)
+		case "dmi-decode":
+			// As IPA when dmidecode fails: no dmi key, the failure listed.
+			if dmi, err := DMI(opts...); err != nil {
+				problems = append(problems, "failed to read the DMI tables: "+err.Error())
+			} else {
+				data["dmi"] = dmi
+			}
 		default:
 			problems = append(problems, "collector "+c+" is not supported by goipa")
 		}
