@@ -66,14 +66,16 @@ type Config struct {
 	InspectionBenchmarks        []string      // ipa-inspection-benchmarks
 
 	// Hardware and disks.
-	HardwareInitDelay       time.Duration // ipa-hardware-initialization-delay
-	DiskWaitAttempts        int           // ipa-disk-wait-attempts
-	DiskWaitDelay           time.Duration // ipa-disk-wait-delay
-	GuardSpecialFilesystems bool          // ipa-guard-special-filesystems
-	InjectFilesPriority     int           // ipa-inject-files-priority
-	IgnoreBootloaderFailure bool          // ipa-ignore-bootloader-failure
-	NTPServer               string        // ipa-ntp-server
-	Devices                 []string      // goipa-devices: the only block devices goipa may see
+	HardwareInitDelay           time.Duration // ipa-hardware-initialization-delay
+	DiskWaitAttempts            int           // ipa-disk-wait-attempts
+	DiskWaitDelay               time.Duration // ipa-disk-wait-delay
+	GuardSpecialFilesystems     bool          // ipa-guard-special-filesystems
+	InjectFilesPriority         int           // ipa-inject-files-priority
+	IgnoreBootloaderFailure     bool          // ipa-ignore-bootloader-failure
+	EnableBIOSBootloaderInstall bool          // ipa-enable-bios-bootloader-install
+	NTPServer                   string        // ipa-ntp-server
+	Devices                     []string      // goipa-devices: the only block devices goipa may see
+	EFIVars                     string        // goipa-efivars: efivarfs-like directory whose boot entries goipa manages
 
 	// Images.
 	ImageConnectionTimeout time.Duration // ipa-image-download-connection-timeout
@@ -323,6 +325,7 @@ var params = []param{
 		return nil
 	}},
 	{"ipa-ignore-bootloader-failure", "0", "do not fail a deploy on bootloader errors", boolP(func(c *Config) *bool { return &c.IgnoreBootloaderFailure })},
+	{"ipa-enable-bios-bootloader-install", "0", "run the image's own grub-install in a chroot for partition images (off by default, as in IPA, since it runs the image's code as root)", boolP(func(c *Config) *bool { return &c.EnableBIOSBootloaderInstall })},
 	{"ipa-ntp-server", "", "NTP server to sync the clock from", strP(func(c *Config) *string { return &c.NTPServer })},
 	{"ipa-image-download-connection-timeout", "60", "image download connect/read timeout in seconds", secondsP(func(c *Config) *time.Duration { return &c.ImageConnectionTimeout })},
 	{"ipa-image-download-connection-retries", "9", "image download retries", intP(func(c *Config) *int { return &c.ImageConnectionRetries }, 0)},
@@ -339,6 +342,7 @@ var params = []param{
 		c.Devices = devs
 		return nil
 	}},
+	{"goipa-efivars", "", "directory laid out like efivarfs where install_bootloader writes boot entries, as on a UEFI-booted ramdisk (default: efivarfs under init or goipa-power=system, simulated otherwise)", strP(func(c *Config) *string { return &c.EFIVars })},
 	{"goipa-power", "simulated", "power commands: simulated (log and re-lookup) or system (reboot(2))", func(c *Config, v string) error {
 		if v != "simulated" && v != "system" {
 			return errors.New("must be simulated or system")

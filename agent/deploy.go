@@ -75,6 +75,9 @@ func (a *Agent) registerDeploy() {
 		}},
 		"get_partition_uuids": {Run: d.getPartitionUUIDs},
 	}})
+	a.cmds.Register(Commands{Ext: "image", Cmds: map[string]Command{
+		"install_bootloader": {Async: true, Run: d.installBootloader},
+	}})
 	write := func(ctx context.Context, sc *StepCall) (any, error) {
 		ii, _ := sc.Args["image_info"].(map[string]any)
 		cd, _ := sc.Args["configdrive"].(string)

@@ -29,9 +29,14 @@ type EraseOptions struct {
 	Zeroize                     bool // agent_erase_devices_zeroize: a final zero pass
 	SkipReadOnly                bool // agent_erase_skip_read_only
 	Concurrency                 int  // disk_erasure_concurrency; 0 = every disk at once
-	// Express: hardware-assisted methods only, falling back to a metadata
-	// wipe (erase_devices_express).
+	// Express: hardware-assisted methods only (NVMe, ATA, discard with
+	// guaranteed zeros), falling back to a metadata wipe
+	// (erase_devices_express).
 	Express bool
+	// NoDiscard never counts a discard as the erase (goipa's own knob,
+	// not IPA's: `goipa erase --method overwrite`, overwrite tests and
+	// benchmarks on loop devices, which discard).
+	NoDiscard bool
 }
 
 // EraseOptionsFrom reads the knobs from driver_internal_info, with IPA's
@@ -112,7 +117,9 @@ type DeviceReport struct {
 type Progress func(device string, done, total int64)
 
 // EraseDevices erases every target at once (or Concurrency at a time),
-// each with the strongest method it supports, IPA's fallbacks, and a
+// each with the strongest method it supports (decisions.md: NVMe
+// sanitize or format, ATA security erase, SCSI sanitize, discard with
+// guaranteed zeros, overwrite), IPA's option gates and fallbacks, and a
 // sampled read-back afterwards. The other disks finish even when one
 // fails; the error then names every failed disk.
 func EraseDevices(ctx context.Context, targets []Target, opts EraseOptions, progress Progress, log *slog.Logger) ([]DeviceReport, error) {
@@ -170,54 +177,109 @@ func eraseOne(ctx context.Context, t Target, o EraseOptions, progress Progress, 
 	if err := CheckSafe(ctx, t.Path); err != nil {
 		return fail(err)
 	}
-	secureDone := false
-	if isNVMe(t.Path) && o.EnableNVMeSecureErase {
-		method, err := NVMeFormat(ctx, t.Path)
-		if err == nil {
+	secureDone := false // a firmware method (sanitize, format, ATA erase) ran
+	// secure handles a firmware method's outcome as IPA does: an error
+	// fails the device unless agent_continue_if_secure_erase_failed says
+	// to go on (express always goes on, to a metadata wipe at worst).
+	secure := func(what, method string, err error) error {
+		switch {
+		case err == nil:
 			r.Methods = append(r.Methods, method)
 			secureDone = true
-		} else if o.Express || !o.ContinueIfSecureEraseFailed {
-			if !o.Express {
-				return fail(fmt.Errorf("NVMe secure erase: %w", err))
+			return nil
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case o.Express:
+			log.Warn(what+" failed; express erase falls back", "device", t.Path, "error", err)
+			return nil
+		case o.ContinueIfSecureEraseFailed:
+			log.Warn(what+" failed; going on as agent_continue_if_secure_erase_failed allows", "device", t.Path, "error", err)
+			return nil
+		}
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	// decisions.md's order: NVMe sanitize, else Format NVM; ATA security
+	// erase; SCSI sanitize; discard when it guarantees zeros; overwrite.
+	// SCSI sanitize sits under agent_enable_ata_secure_erase because IPA's
+	// ATA step is its firmware erase for every disk that is not NVMe.
+	switch {
+	case isNVMe(t.Path) && o.EnableNVMeSecureErase:
+		method, err := NVMeSanitize(ctx, t.Path, 0, log)
+		if errors.Is(err, ErrSanitizeUnsupported) {
+			log.Info("no usable NVMe sanitize; formatting", "device", t.Path, "reason", err)
+			method, err = NVMeFormat(ctx, t.Path)
+		}
+		if err := secure("NVMe secure erase", method, err); err != nil {
+			return fail(err)
+		}
+	case !isNVMe(t.Path) && o.EnableATASecureErase:
+		method, err := ATASecureErase(ctx, t.Path, log)
+		if errors.Is(err, ErrATASecurityUnsupported) {
+			log.Info("no ATA security erase", "device", t.Path, "reason", err)
+		} else if err := secure("ATA secure erase", method, err); err != nil {
+			return fail(err)
+		}
+		if !secureDone && !o.Express && !errors.Is(err, ErrATASecurityUnsupported) && err != nil {
+			break // the ATA erase failed and we go on: a SCSI sanitize will not help an ATA drive
+		}
+		if !secureDone && !o.Express {
+			method, err := SCSISanitize(ctx, t.Path, 0, log)
+			if errors.Is(err, ErrSanitizeUnsupported) {
+				log.Info("no SCSI sanitize", "device", t.Path, "reason", err)
+			} else if err := secure("SCSI sanitize", method, err); err != nil {
+				return fail(err)
 			}
-			log.Warn("NVMe format failed; express erase falls back to a metadata wipe", "device", t.Path, "error", err)
-		} else {
-			log.Warn("NVMe secure erase failed; overwriting instead", "device", t.Path, "error", err)
 		}
 	}
-	switch {
-	case secureDone:
-	case o.Express:
+	if secureDone {
+		if err := verifyZero(t.Path, 64); err != nil {
+			// Some controllers leave crypto-erased blocks unreadable or
+			// random: record it rather than call the disk dirty.
+			r.Verification = "sampled read-back after " + r.Methods[len(r.Methods)-1] + ": " + err.Error()
+		} else {
+			r.Verification = "64 sampled 4 KiB blocks read back as zeros (direct I/O)"
+		}
+		log.Info("erased", "device", t.Path, "methods", r.Methods, "duration", time.Since(r.Start).Round(time.Millisecond))
+		return r
+	}
+	if !o.NoDiscard {
+		method, err := DiscardErase(ctx, t.Path, func(done, total int64) { progress(t.Path, done, total) })
+		switch {
+		case err == nil:
+			if verr := verifyZero(t.Path, 64); verr != nil {
+				log.Warn("the device did not read back zeros after discard; overwriting", "device", t.Path, "error", verr)
+				r.Methods = append(r.Methods, method+"-unverified")
+				break
+			}
+			r.Methods = append(r.Methods, method)
+			r.Verification = "64 sampled 4 KiB blocks read back as zeros (direct I/O)"
+			log.Info("erased", "device", t.Path, "methods", r.Methods, "duration", time.Since(r.Start).Round(time.Millisecond))
+			return r
+		case ctx.Err() != nil:
+			return fail(ctx.Err())
+		default:
+			// Discard only deallocates: one that fails or cannot promise
+			// zeros leaves nothing the overwrite does not cover.
+			log.Info("no discard erase", "device", t.Path, "reason", err)
+		}
+	}
+	if o.Express {
 		if err := WipeMetadata(ctx, t.Path); err != nil {
 			return fail(err)
 		}
 		r.Methods = append(r.Methods, "metadata")
 		r.Verification = "not applicable (metadata wipe)"
 		return r
-	default:
-		if !isNVMe(t.Path) && o.EnableATASecureErase {
-			// ATA security erase through SG_IO is not in goipa yet; IPA
-			// also overwrites drives without usable ATA security.
-			log.Info("no ATA security erase in goipa; overwriting", "device", t.Path)
-		}
-		if err := Overwrite(ctx, t.Path, o.Iterations, o.Zeroize, func(done, total int64) { progress(t.Path, done, total) }); err != nil {
-			return fail(err)
-		}
-		for i := 0; i < o.Iterations; i++ {
-			r.Methods = append(r.Methods, "overwrite-random")
-		}
-		if o.Zeroize {
-			r.Methods = append(r.Methods, "overwrite-zero")
-		}
 	}
-	if o.Zeroize || secureDone {
+	if err := Overwrite(ctx, t.Path, o.Iterations, o.Zeroize, func(done, total int64) { progress(t.Path, done, total) }); err != nil {
+		return fail(err)
+	}
+	for i := 0; i < o.Iterations; i++ {
+		r.Methods = append(r.Methods, "overwrite-random")
+	}
+	if o.Zeroize {
+		r.Methods = append(r.Methods, "overwrite-zero")
 		if err := verifyZero(t.Path, 64); err != nil {
-			if secureDone {
-				// Some controllers leave crypto-erased blocks unreadable or
-				// random: record it rather than call the disk dirty.
-				r.Verification = "sampled read-back after format: " + err.Error()
-				return r
-			}
 			return fail(fmt.Errorf("verification: %w", err))
 		}
 		r.Verification = "64 sampled 4 KiB blocks read back as zeros (direct I/O)"

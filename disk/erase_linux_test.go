@@ -127,6 +127,7 @@ func TestEraseDevicesInParallelWithReport(t *testing.T) {
 	targets = append(targets, Target{Path: busy, Size: 24 << 20}, Target{Path: "/dev/ro-fake", ReadOnly: true})
 
 	opts, _ := EraseOptionsFrom(map[string]any{"agent_erase_skip_read_only": true})
+	opts.NoDiscard = true // loop devices discard; this test is about the overwrite
 	reports, err := EraseDevices(context.Background(), targets, opts, nil, nil)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), busy)
@@ -141,6 +142,32 @@ func TestEraseDevicesInParallelWithReport(t *testing.T) {
 	}
 	assert.Contains(t, reports[3].Error, "mounted")
 	assert.Equal(t, "read-only device", reports[4].Skipped)
+}
+
+// TestEraseDevicesPrefersDiscardWithZeros: loop devices guarantee zeros
+// after a discard (write-zeroes punches holes in the file), so both
+// erase_devices and erase_devices_express count the discard as the erase;
+// with agent_enable_ata_secure_erase the ATA and SCSI probes run first
+// and find nothing to use.
+func TestEraseDevicesPrefersDiscardWithZeros(t *testing.T) {
+	testenv.NeedRoot(t)
+	testenv.NeedCommands(t, "losetup")
+	for _, express := range []bool{false, true} {
+		dev, backing := loop(t, 32<<20)
+		require.NoError(t, os.WriteFile(backing, bytes.Repeat([]byte("TENANT-SECRET-"), (32<<20)/14+1)[:32<<20], 0o644))
+		opts, _ := EraseOptionsFrom(nil)
+		opts.Express = express
+		var last int64
+		reports, err := EraseDevices(context.Background(), []Target{{Path: dev, Size: 32 << 20}}, opts,
+			func(_ string, done, total int64) { last = done }, nil)
+		require.NoError(t, err)
+		require.Len(t, reports, 1)
+		assert.Equal(t, []string{"discard"}, reports[0].Methods, "express %v", express)
+		assert.Contains(t, reports[0].Verification, "zeros")
+		assert.Equal(t, int64(64<<20), last, "progress covers the discard and the zero-out")
+		got, _ := os.ReadFile(backing)
+		assert.False(t, bytes.Contains(got, []byte("TENANT")), "a planted byte survived (express %v)", express)
+	}
 }
 
 func TestOverwriteStopsWhenCancelled(t *testing.T) {

@@ -19,13 +19,16 @@ type Partition struct {
 	TypeGUID string
 	UUID     string // GPT unique partition GUID, upper case; "" on MBR
 	MBRType  byte
+	Bootable bool // MBR active flag, or GPT's legacy BIOS bootable attribute
 	Name     string
 }
 
 // Table is what a device's partition table says.
 type Table struct {
-	Kind       string // "gpt", "mbr" or "" (none)
-	Partitions []Partition
+	Kind          string // "gpt", "mbr" or "" (none)
+	Partitions    []Partition
+	SectorSize    int    // the logical block size the table was read with
+	DiskSignature uint32 // the MBR's signature at byte 440 (EFI HD nodes on MBR disks use it)
 }
 
 const gptSignature = "EFI PART"
@@ -42,8 +45,9 @@ func ParseTable(head []byte, sectorSize int) (Table, error) {
 		return Table{}, errors.New("need at least one sector")
 	}
 	if head[510] != 0x55 || head[511] != 0xaa {
-		return Table{}, nil
+		return Table{SectorSize: sectorSize}, nil
 	}
+	sig := binary.LittleEndian.Uint32(head[440:444])
 	var mbr []Partition
 	protective := false
 	for i := 0; i < 4; i++ {
@@ -58,10 +62,10 @@ func ParseTable(head []byte, sectorSize int) (Table, error) {
 		}
 		lba := int64(binary.LittleEndian.Uint32(e[8:12]))
 		n := int64(binary.LittleEndian.Uint32(e[12:16]))
-		mbr = append(mbr, Partition{Number: i + 1, Start: lba * int64(sectorSize), Size: n * int64(sectorSize), MBRType: typ})
+		mbr = append(mbr, Partition{Number: i + 1, Start: lba * int64(sectorSize), Size: n * int64(sectorSize), MBRType: typ, Bootable: e[0]&0x80 != 0})
 	}
 	if !protective {
-		return Table{Kind: "mbr", Partitions: mbr}, nil
+		return Table{Kind: "mbr", Partitions: mbr, SectorSize: sectorSize, DiskSignature: sig}, nil
 	}
 	if len(head) < 2*sectorSize {
 		return Table{Kind: "gpt"}, errors.New("GPT header not in the bytes given")
@@ -76,7 +80,7 @@ func ParseTable(head []byte, sectorSize int) (Table, error) {
 	if size < 128 || size > 4096 || count > 1024 {
 		return Table{Kind: "gpt"}, fmt.Errorf("implausible GPT entry array: %d entries of %d bytes", count, size)
 	}
-	t := Table{Kind: "gpt"}
+	t := Table{Kind: "gpt", SectorSize: sectorSize, DiskSignature: sig}
 	for i := 0; i < count; i++ {
 		off := entLBA*int64(sectorSize) + int64(i*size)
 		if off < 0 || off+int64(size) > int64(len(head)) {
@@ -92,7 +96,8 @@ func ParseTable(head []byte, sectorSize int) (Table, error) {
 			continue
 		}
 		t.Partitions = append(t.Partitions, Partition{Number: i + 1, Start: first * int64(sectorSize),
-			Size: (last - first + 1) * int64(sectorSize), TypeGUID: guidString(e[:16]), UUID: guidString(e[16:32])})
+			Size: (last - first + 1) * int64(sectorSize), TypeGUID: guidString(e[:16]), UUID: guidString(e[16:32]),
+			Bootable: binary.LittleEndian.Uint64(e[48:56])&(1<<2) != 0})
 	}
 	return t, nil
 }

@@ -1,0 +1,57 @@
+package agent
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// TestInstallBootloaderOutcomes covers the branches of
+// image.install_bootloader that need no ESP: bad arguments, whole-disk
+// images in BIOS mode, the grub-install gate, the failure override, and
+// an ESP that cannot be found in UEFI mode.
+func TestInstallBootloaderOutcomes(t *testing.T) {
+	disk := filepath.Join(t.TempDir(), "disk")
+	require.NoError(t, os.WriteFile(disk, make([]byte, 1<<20), 0o644)) // no partition table
+	efivars := t.TempDir()
+	tests := []struct {
+		name, cmdline string
+		params        map[string]any
+		status        string
+		errType       string
+	}{
+		{"bad target", "", map[string]any{"root_uuid": nil, "target_boot_mode": "legacy"}, StatusFailed, "InvalidCommandParamsError"},
+		{"whole disk, no signature", "", map[string]any{"root_uuid": "0x00000000", "target_boot_mode": "bios"}, StatusSucceeded, ""},
+		{"whole disk, MBR signature", "", map[string]any{"root_uuid": "0x1234abcd"}, StatusSucceeded, ""},
+		{"partition image, grub-install disabled", "", map[string]any{"root_uuid": "9f0f5a9e-8f6e-4a4b-a1a1-6c7d5c9e0b11"}, StatusFailed, "InvalidImage"},
+		{"ignored failure", "", map[string]any{"root_uuid": "9f0f5a9e-8f6e-4a4b-a1a1-6c7d5c9e0b11", "ignore_bootloader_failure": true}, StatusSucceeded, ""},
+		{"ignored by kernel parameter", "ipa-ignore-bootloader-failure=1", map[string]any{"root_uuid": "9f0f5a9e-8f6e-4a4b-a1a1-6c7d5c9e0b11"}, StatusSucceeded, ""},
+		{"UEFI without ESP", "goipa-efivars=" + efivars, map[string]any{"root_uuid": "0x00000000", "target_boot_mode": "uefi"}, StatusFailed, "DeviceNotFound"},
+	}
+	_, uefiHost := os.Stat("/sys/firmware/efi")
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if uefiHost == nil && tt.cmdline == "" && tt.status == StatusSucceeded {
+				t.Skip("this host booted UEFI, so the agent takes the UEFI path here")
+			}
+			fd := &fakeDeploy{disk: disk}
+			a := newTestAgent(t, "ipa-standalone=1 goipa-devices=/dev/loop7 "+tt.cmdline, WithDeploy(fd, fd, fd))
+			c := newAPI(t, a)
+			code, res := c.post("image.install_bootloader", tt.params, "?wait=true")
+			require.Equal(t, 200, code, "%v", res)
+			assert.Equal(t, tt.status, res["command_status"], "%v", res["command_error"])
+			if tt.errType != "" {
+				require.NotNil(t, res["command_error"])
+				assert.Equal(t, tt.errType, res["command_error"].(map[string]any)["type"], "%v", res["command_error"])
+			} else {
+				assert.Nil(t, res["command_result"], "IPA's result is null")
+			}
+		})
+	}
+	entries, err := os.ReadDir(efivars)
+	require.NoError(t, err)
+	assert.Empty(t, entries, "no boot entry without an ESP")
+}
