@@ -447,7 +447,7 @@ func TestCollectSystemLogs(t *testing.T) {
 		b, _ := io.ReadAll(tr)
 		files[h.Name] = string(b)
 	}
-	for _, name := range []string{"goipa.log", "dmesg", "cmdline", "mount", "ip_addr", "inventory.json", "status.json"} {
+	for _, name := range []string{"goipa.log", "dmesg", "cmdline", "mount", "ip_addr", "inventory.json", "status.json", "efibootmgr"} {
 		assert.Contains(t, files, name)
 	}
 	assert.Contains(t, files["goipa.log"], "msg=hello")

@@ -166,6 +166,7 @@ func (a *Agent) systemLogs(ctx context.Context) ([]byte, error) {
 			return json.MarshalIndent(inv, "", "  ")
 		}},
 		{"status.json", func() ([]byte, error) { return json.MarshalIndent(a.status(), "", "  ") }},
+		{"efibootmgr", a.efiBootReport},
 	}
 	for _, m := range members {
 		data, err := m.get()
