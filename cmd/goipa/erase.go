@@ -19,7 +19,8 @@ func init() {
 func runErase(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("erase", flag.ContinueOnError)
 	dev := fs.String("device", "", "the block device to erase (required; never guessed)")
-	method := fs.String("method", "auto", "metadata, overwrite, nvme or auto (IPA's order: NVMe format, else overwrite)")
+	method := fs.String("method", "auto", "metadata, overwrite, nvme (Format NVM), nvme-sanitize, ata (ATA security erase), scsi (SCSI SANITIZE), discard, or auto (the order of erase_devices: NVMe sanitize/format, ATA, SCSI sanitize, discard with guaranteed zeros, overwrite)")
+	action := fs.String("action", "auto", "for nvme-sanitize and scsi: block, crypto, overwrite or auto (block erase, else crypto erase)")
 	passes := fs.Int("iterations", 1, "random passes for overwrite")
 	zero := fs.Bool("zeroize", true, "a final zero pass for overwrite")
 	if err := fs.Parse(args); err != nil {
@@ -41,6 +42,39 @@ func runErase(ctx context.Context, args []string) error {
 		return err
 	case "nvme":
 		m, err := disk.NVMeFormat(ctx, *dev)
+		if err == nil {
+			fmt.Println(m)
+		}
+		return err
+	case "nvme-sanitize", "scsi":
+		acts := map[string][2]uint8{"auto": {0, 0},
+			"block":     {disk.NVMeSanitizeBlockErase, disk.SanitizeBlockErase},
+			"crypto":    {disk.NVMeSanitizeCryptoErase, disk.SanitizeCryptoErase},
+			"overwrite": {disk.NVMeSanitizeOverwrite, disk.SanitizeOverwrite}}
+		a, ok := acts[*action]
+		if !ok {
+			return fmt.Errorf("unknown --action %q", *action)
+		}
+		var m string
+		var err error
+		if *method == "scsi" {
+			m, err = disk.SCSISanitize(ctx, *dev, a[1], log)
+		} else {
+			m, err = disk.NVMeSanitize(ctx, *dev, a[0], log)
+		}
+		if err == nil {
+			fmt.Println(m)
+		}
+		return err
+	case "ata":
+		m, err := disk.ATASecureErase(ctx, *dev, log)
+		if err == nil {
+			fmt.Println(m)
+		}
+		return err
+	case "discard":
+		m, err := disk.DiscardErase(ctx, *dev, progress)
+		fmt.Fprintln(os.Stderr)
 		if err == nil {
 			fmt.Println(m)
 		}
