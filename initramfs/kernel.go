@@ -32,11 +32,17 @@ var ServerModules = []string{
 	"virtio_pci", "virtio_blk", "virtio_net", "virtio_scsi", "virtio_rng", "sd_mod", "nvme", "ahci",
 	"megaraid_sas", "mpt3sas", "smartpqi", "hpsa",
 	"ixgbe", "i40e", "ice", "mlx5_core", "bnxt_en", "tg3", "igb", "e1000e", "sfc", "e1000",
-	"8021q",
+	"8021q", "efivarfs",
+	"ipmi_si", "ipmi_ssif", "ipmi_devintf", // IPMIModules and the BMC on SMBus
 }
 
+// IPMIModules reach the BMC: its system interface (KCS, BT or SMIC found
+// by ACPI or SMBIOS) and /dev/ipmi0, which the inventory asks for the
+// BMC's addresses. Debian's cloud kernel has no IPMI.
+var IPMIModules = []string{"ipmi_si", "ipmi_devintf"}
+
 // VirtioModules are enough for a QEMU guest.
-var VirtioModules = []string{"virtio_pci", "virtio_blk", "virtio_net", "virtio_scsi", "virtio_rng", "sd_mod", "nvme", "8021q"}
+var VirtioModules = []string{"virtio_pci", "virtio_blk", "virtio_net", "virtio_scsi", "virtio_rng", "sd_mod", "nvme", "8021q", "efivarfs"}
 
 // DebianKernelPackage resolves a meta package (linux-image-amd64,
 // linux-image-cloud-amd64) to the versioned package it depends on now:
@@ -74,32 +80,54 @@ func resolveKernelPackage(ctx context.Context, meta string, arch string) (string
 // FetchDebianKernel downloads a Debian linux-image package with apt-get
 // download into cacheDir (once) and unpacks it.
 func FetchDebianKernel(ctx context.Context, cacheDir, pkg string) (*Kernel, error) {
-	dest := filepath.Join(cacheDir, pkg)
-	if k, err := KernelFromDir(dest); err == nil {
+	if k, err := KernelFromDir(filepath.Join(cacheDir, pkg)); err == nil {
 		return k, nil
 	}
-	if err := os.MkdirAll(cacheDir, 0o755); err != nil {
+	dir, err := unpackDebianPackage(ctx, cacheDir, pkg)
+	if err != nil {
 		return nil, err
+	}
+	return KernelFromDir(dir)
+}
+
+// FetchDebianPackage downloads a Debian package with apt-get download
+// into cacheDir (once) and returns the directory it is unpacked in.
+func FetchDebianPackage(ctx context.Context, cacheDir, pkg string) (string, error) {
+	dir := filepath.Join(cacheDir, pkg)
+	if _, err := os.Stat(filepath.Join(dir, ".goipa-unpacked")); err == nil {
+		return dir, nil
+	}
+	dir, err := unpackDebianPackage(ctx, cacheDir, pkg)
+	if err != nil {
+		return "", err
+	}
+	return dir, os.WriteFile(filepath.Join(dir, ".goipa-unpacked"), nil, 0o644)
+}
+
+func unpackDebianPackage(ctx context.Context, cacheDir, pkg string) (string, error) {
+	dest := filepath.Join(cacheDir, pkg)
+	if err := os.MkdirAll(cacheDir, 0o755); err != nil {
+		return "", err
 	}
 	dl := exec.CommandContext(ctx, "apt-get", "download", pkg)
 	dl.Dir = cacheDir
 	if out, err := dl.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("apt-get download %s: %v: %s", pkg, err, out)
+		return "", fmt.Errorf("apt-get download %s: %v: %s", pkg, err, out)
 	}
 	debs, _ := filepath.Glob(filepath.Join(cacheDir, pkg+"_*.deb"))
 	if len(debs) == 0 {
-		return nil, fmt.Errorf("apt-get download %s left no .deb in %s", pkg, cacheDir)
+		return "", fmt.Errorf("apt-get download %s left no .deb in %s", pkg, cacheDir)
 	}
 	tmp := dest + ".tmp"
 	os.RemoveAll(tmp)
-	if out, err := exec.CommandContext(ctx, "dpkg-deb", "-x", debs[0], tmp).CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("unpacking %s: %v: %s", debs[0], err, out)
+	if out, err := exec.CommandContext(ctx, "dpkg-deb", "-x", debs[len(debs)-1], tmp).CombinedOutput(); err != nil {
+		return "", fmt.Errorf("unpacking %s: %v: %s", debs[len(debs)-1], err, out)
 	}
 	os.RemoveAll(dest)
 	if err := os.Rename(tmp, dest); err != nil {
-		return nil, err
+		return "", err
 	}
-	return KernelFromDir(dest)
+	return dest, nil
 }
 
 // KernelFromDir finds boot/vmlinuz-<ver> and lib/modules/<ver> in an

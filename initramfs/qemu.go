@@ -29,6 +29,8 @@ type VMOptions struct {
 	MemoryMiB   int
 	Console     io.Writer // the serial console, line by line
 	NetNS       string    // run QEMU in this network namespace
+	// Args are more QEMU arguments: an emulated BMC, SMBIOS strings.
+	Args []string
 }
 
 // VM is a running guest.
@@ -77,6 +79,7 @@ func StartVM(ctx context.Context, o VMOptions) (*VM, error) {
 	for i, d := range o.NVMeDisks {
 		args = append(args, "-drive", fmt.Sprintf("file=%s,if=none,id=nv%d,format=raw", d, i), "-device", fmt.Sprintf("nvme,drive=nv%d,serial=goipa-nvme-%d", i, i))
 	}
+	args = append(args, o.Args...)
 	mac := ""
 	if o.MAC != "" {
 		mac = ",mac=" + o.MAC

@@ -23,6 +23,19 @@ type Accelerator struct {
 	Driver     string `json:"driver,omitempty"`
 }
 
+// BMC is the baseboard management controller as IPMI Get Device ID
+// describes it; reported under goipa_bmc, beside IPA's bmc_* addresses.
+type BMC struct {
+	FirmwareVersion string `json:"firmware_version"` // as ipmitool mc info: 1.05
+	IPMIVersion     string `json:"ipmi_version"`     // 2.0
+	ManufacturerID  int    `json:"manufacturer_id"`  // IANA enterprise number
+	ProductID       int    `json:"product_id"`
+	DeviceID        int    `json:"device_id"`
+	DeviceRevision  int    `json:"device_revision"`
+	// AuxFirmwareRevision is vendor-specific, hex; empty when not given.
+	AuxFirmwareRevision string `json:"aux_firmware_revision,omitempty"`
+}
+
 // accelerators lists PCI display controllers (0x03), processing
 // accelerators (0x12) and co-processors (0x0b40).
 func accelerators(o *options) []Accelerator {

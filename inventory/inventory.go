@@ -27,6 +27,9 @@ type Inventory struct {
 	Hostname     string       `json:"hostname"`
 	// Accelerators is goipa's addition (GPUs and other PCI accelerators).
 	Accelerators []Accelerator `json:"goipa_accelerators"`
+	// BMC is goipa's addition: the BMC's identity and firmware (IPMI Get
+	// Device ID), null without an IPMI device.
+	BMC *BMC `json:"goipa_bmc"`
 }
 
 // Interface is one NIC.
@@ -169,11 +172,10 @@ func Collect(ctx context.Context, opts ...Option) (*Inventory, error) {
 	}
 	inv.Hostname, _ = os.Hostname()
 	inv.Accelerators = accelerators(o)
-	// No IPMI device: IPA reports null addresses unless it found a BMC.
+	// Without an IPMI device, or when lookup said agent_skip_bmc_detect,
+	// the addresses stay null as IPA reports them.
 	if !o.skipBMC {
-		if _, err := os.Stat(o.path("dev/ipmi0")); err == nil {
-			o.log.Info("inventory: an IPMI device exists, but reading the BMC's LAN configuration is not implemented; reporting no BMC address")
-		}
+		collectBMC(ctx, inv, o)
 	}
 	return inv, ctx.Err()
 }

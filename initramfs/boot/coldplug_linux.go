@@ -100,6 +100,12 @@ func (m *modules) match(alias string) []string {
 	return out
 }
 
+// companionModules are loaded after the driver they serve.
+var companionModules = map[string][]string{
+	"ipmi_si":   {"ipmi_devintf"},
+	"ipmi_ssif": {"ipmi_devintf"},
+}
+
 // Coldplug loads the drivers the hardware needs, as udev would at boot:
 // it reads every device's modalias in sysfs and loads the modules whose
 // aliases match, with their dependencies, until no new device appears.
@@ -157,6 +163,23 @@ func Coldplug(ctx context.Context, log *slog.Logger) ([]string, error) {
 		}
 		// Loaded bus drivers (virtio_pci) create new devices: look again.
 		time.Sleep(50 * time.Millisecond)
+	}
+	// Modules no modalias names, which udev rules would load beside a
+	// driver: /dev/ipmi0 needs ipmi_devintf once a BMC interface is found.
+	for drv, companions := range companionModules {
+		if !m.loaded[drv] {
+			continue
+		}
+		for _, c := range companions {
+			if _, ok := m.rel[c]; !ok || m.loaded[c] {
+				continue
+			}
+			if err := m.load(c); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			loaded = append(loaded, c)
+		}
 	}
 	if len(errs) > 0 {
 		log.Warn("some modules failed to load", "error", errors.Join(errs...))
