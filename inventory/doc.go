@@ -5,5 +5,7 @@
 // It knows nothing of Ironic's protocol; the agent sends what it returns.
 // CPU, memory and DMI data come from jaypipes/ghw; disks and NICs are read
 // from sysfs and udev's database, which carry what ghw lacks (wwn, hctl,
-// by-path, sector sizes, transport).
+// by-path, sector sizes, transport). The BMC is asked over IPMI through
+// the kernel's /dev/ipmi0 ioctls, and the dmi-decode collector reads the
+// SMBIOS tables in sysfs: no ipmitool or dmidecode in the ramdisk.
 package inventory
