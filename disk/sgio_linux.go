@@ -39,14 +39,12 @@ type sgIOHdr struct {
 }
 
 const (
-	sgIO            = 0x2285
-	sgDxferNone     = -1
-	sgDxferToDev    = -2
-	sgDxferFromDev  = -3
-	sgInfoOKMask    = 0x1
-	scsiStatusGood  = 0x00
-	scsiCheckCond   = 0x02
-	driverSenseFlag = 0x08
+	sgIO           = 0x2285
+	sgDxferNone    = -1
+	sgDxferToDev   = -2
+	sgDxferFromDev = -3
+	sgInfoCheck    = 0x1
+	scsiStatusGood = 0x00
 )
 
 // sgDir says which way an SG_IO command moves data.
@@ -109,7 +107,9 @@ func sgCommand(ctx context.Context, f *os.File, cdb []byte, dir sgDir, data []by
 		return nil, fmt.Errorf("SG_IO: %w", errno)
 	}
 	sense = sb[:h.SbLenWr]
-	if h.Info&sgInfoOKMask == 0 && (h.Status != scsiStatusGood || h.HostStatus != 0 || h.DriverStatus&^driverSenseFlag != 0 || len(sense) > 0) {
+	// SG_INFO_CHECK (info bit 0) is the kernel's summary of a non-zero
+	// masked, host or driver status; each is checked too.
+	if h.Info&sgInfoCheck != 0 || h.Status != scsiStatusGood || h.HostStatus != 0 || h.DriverStatus != 0 {
 		e := &SGError{CDB: cmd, Status: h.Status, HostStatus: h.HostStatus, DriverStatus: h.DriverStatus, Sense: sense}
 		e.SenseInfo, _ = ParseSense(sense)
 		return sense, e
