@@ -101,11 +101,14 @@ type Target struct {
 // DeviceReport is one device's line in the audit report: what was done
 // to it, when, and whether a read-back confirmed it.
 type DeviceReport struct {
-	Device       string    `json:"device"`
-	Serial       string    `json:"serial"`
-	Model        string    `json:"model"`
-	SizeBytes    int64     `json:"size_bytes"`
-	Methods      []string  `json:"methods"`
+	Device    string   `json:"device"`
+	Serial    string   `json:"serial"`
+	Model     string   `json:"model"`
+	SizeBytes int64    `json:"size_bytes"`
+	Methods   []string `json:"methods"`
+	// Passed over says why each stronger method was not used (not
+	// supported, or failed where IPA's flags allow going on).
+	PassedOver   []string  `json:"passed_over,omitempty"`
 	Start        time.Time `json:"start"`
 	End          time.Time `json:"end"`
 	Verification string    `json:"verification"`
@@ -191,9 +194,11 @@ func eraseOne(ctx context.Context, t Target, o EraseOptions, progress Progress, 
 			return ctx.Err()
 		case o.Express:
 			log.Warn(what+" failed; express erase falls back", "device", t.Path, "error", err)
+			r.PassedOver = append(r.PassedOver, what+" failed: "+err.Error())
 			return nil
 		case o.ContinueIfSecureEraseFailed:
 			log.Warn(what+" failed; going on as agent_continue_if_secure_erase_failed allows", "device", t.Path, "error", err)
+			r.PassedOver = append(r.PassedOver, what+" failed: "+err.Error())
 			return nil
 		}
 		return fmt.Errorf("%s: %w", what, err)
@@ -207,6 +212,7 @@ func eraseOne(ctx context.Context, t Target, o EraseOptions, progress Progress, 
 		method, err := NVMeSanitize(ctx, t.Path, 0, log)
 		if errors.Is(err, ErrSanitizeUnsupported) {
 			log.Info("no usable NVMe sanitize; formatting", "device", t.Path, "reason", err)
+			r.PassedOver = append(r.PassedOver, "nvme sanitize: "+err.Error())
 			method, err = NVMeFormat(ctx, t.Path)
 		}
 		if err := secure("NVMe secure erase", method, err); err != nil {
@@ -216,6 +222,7 @@ func eraseOne(ctx context.Context, t Target, o EraseOptions, progress Progress, 
 		method, err := ATASecureErase(ctx, t.Path, log)
 		if errors.Is(err, ErrATASecurityUnsupported) {
 			log.Info("no ATA security erase", "device", t.Path, "reason", err)
+			r.PassedOver = append(r.PassedOver, "ata: "+err.Error())
 		} else if err := secure("ATA secure erase", method, err); err != nil {
 			return fail(err)
 		}
@@ -226,6 +233,7 @@ func eraseOne(ctx context.Context, t Target, o EraseOptions, progress Progress, 
 			method, err := SCSISanitize(ctx, t.Path, 0, log)
 			if errors.Is(err, ErrSanitizeUnsupported) {
 				log.Info("no SCSI sanitize", "device", t.Path, "reason", err)
+				r.PassedOver = append(r.PassedOver, "scsi sanitize: "+err.Error())
 			} else if err := secure("SCSI sanitize", method, err); err != nil {
 				return fail(err)
 			}
@@ -249,6 +257,7 @@ func eraseOne(ctx context.Context, t Target, o EraseOptions, progress Progress, 
 			if verr := verifyZero(t.Path, 64); verr != nil {
 				log.Warn("the device did not read back zeros after discard; overwriting", "device", t.Path, "error", verr)
 				r.Methods = append(r.Methods, method+"-unverified")
+				r.PassedOver = append(r.PassedOver, "discard: did not read back zeros: "+verr.Error())
 				break
 			}
 			r.Methods = append(r.Methods, method)
@@ -261,6 +270,7 @@ func eraseOne(ctx context.Context, t Target, o EraseOptions, progress Progress, 
 			// Discard only deallocates: one that fails or cannot promise
 			// zeros leaves nothing the overwrite does not cover.
 			log.Info("no discard erase", "device", t.Path, "reason", err)
+			r.PassedOver = append(r.PassedOver, "discard: "+err.Error())
 		}
 	}
 	if o.Express {

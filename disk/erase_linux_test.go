@@ -163,6 +163,14 @@ func TestEraseDevicesPrefersDiscardWithZeros(t *testing.T) {
 		require.NoError(t, err)
 		require.Len(t, reports, 1)
 		assert.Equal(t, []string{"discard"}, reports[0].Methods, "express %v", express)
+		require.NotEmpty(t, reports[0].PassedOver)
+		assert.Contains(t, reports[0].PassedOver[0], "ata: ATA security erase is not supported", "the ATA probe ran first")
+		if !express {
+			require.Len(t, reports[0].PassedOver, 2)
+			assert.Contains(t, reports[0].PassedOver[1], "scsi sanitize: ", "then the SCSI probe")
+		} else {
+			assert.Len(t, reports[0].PassedOver, 1, "express does not sanitize SCSI disks")
+		}
 		assert.Contains(t, reports[0].Verification, "zeros")
 		assert.Equal(t, int64(64<<20), last, "progress covers the discard and the zero-out")
 		got, _ := os.ReadFile(backing)

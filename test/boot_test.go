@@ -90,8 +90,13 @@ func TestRamdiskBootsInQEMU(t *testing.T) {
 	const mac = "52:54:00:6a:00:01"
 	nvme := sparseFile(t, 2<<30)
 	plantPattern(t, nvme, []int64{0, 1 << 20, 2<<30 - 4096})
+	// A SCSI disk (virtio-scsi) answers ATA PASS-THROUGH and REPORT
+	// SUPPORTED OPERATION CODES through SG_IO with CHECK CONDITION.
+	scsi := sparseFile(t, 64<<20)
+	plantPattern(t, scsi, []int64{0, 32 << 20, 64<<20 - 4096})
 	vm, err := initramfs.StartVM(ctx, initramfs.VMOptions{Kernel: kernel, Initrd: initrd, Cmdline: "ipa-standalone=1 ipa-enable-vlan-interfaces=eth0.42",
-		VirtioDisks: []string{sparseFile(t, 64<<20)}, NVMeDisks: []string{nvme}, MAC: mac, HostForward: port})
+		VirtioDisks: []string{sparseFile(t, 64<<20)}, NVMeDisks: []string{nvme}, MAC: mac, HostForward: port,
+		Args: []string{"-device", "virtio-scsi-pci,id=scsi0", "-drive", "file=" + scsi + ",if=none,id=scsidisk0,format=raw", "-device", "scsi-hd,drive=scsidisk0,bus=scsi0.0"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,6 +183,7 @@ func TestRamdiskBootsInQEMU(t *testing.T) {
 		Result struct {
 			Reports map[string]struct {
 				Methods      []string `json:"methods"`
+				PassedOver   []string `json:"passed_over"`
 				Verification string   `json:"verification"`
 			} `json:"clean_result"`
 		} `json:"command_result"`
@@ -191,10 +197,24 @@ func TestRamdiskBootsInQEMU(t *testing.T) {
 	if len(nv.Methods) != 1 || !strings.HasPrefix(nv.Methods[0], "nvme-format") {
 		t.Errorf("the NVMe disk was erased with %v, want Format NVM", nv.Methods)
 	}
+	if len(nv.PassedOver) != 1 || !strings.Contains(nv.PassedOver[0], "offers no usable sanitize action (SANICAP crypto false, block false, overwrite false)") {
+		t.Errorf("the NVMe report passed over %q, want the sanitize QEMU 7.2 lacks (SANICAP 0)", nv.PassedOver)
+	}
 	if vd := erase.Result.Reports["/dev/vda"]; len(vd.Methods) != 1 || vd.Methods[0] != "discard" {
 		t.Errorf("the virtio disk was erased with %v, want a discard with guaranteed zeros", vd.Methods)
 	}
-	t.Logf("erase report: nvme %v (%s)", nv.Methods, nv.Verification)
+	// The SCSI disk: both pass-through probes reach the device and come
+	// back refused (ILLEGAL REQUEST), so neither counts; then a discard or
+	// an overwrite.
+	sd := erase.Result.Reports["/dev/sda"]
+	if len(sd.PassedOver) < 2 || !strings.Contains(sd.PassedOver[0], "SCSI command 0x85 failed") || !strings.Contains(sd.PassedOver[0], "sense key 0x5") ||
+		!strings.Contains(sd.PassedOver[1], "SCSI command 0xa3 failed") {
+		t.Errorf("the SCSI disk's report %+v, want ATA PASS-THROUGH and REPORT SUPPORTED OPERATION CODES refused with ILLEGAL REQUEST", sd)
+	}
+	if len(sd.Methods) != 1 || (sd.Methods[0] != "discard" && sd.Methods[0] != "overwrite-zero") || !strings.Contains(sd.Verification, "zeros") {
+		t.Errorf("the SCSI disk was erased with %v (%s), want a discard or a zero pass, read back as zeros", sd.Methods, sd.Verification)
+	}
+	t.Logf("erase report: nvme %v (%s), passed over %q; scsi %v, passed over %q", nv.Methods, nv.Verification, nv.PassedOver, sd.Methods, sd.PassedOver)
 
 	resp, err = client.Post(fmt.Sprintf("http://127.0.0.1:%d/v1/commands/", port), "application/json",
 		bytes.NewReader([]byte(`{"name": "standby.power_off", "params": {}}`)))
@@ -211,6 +231,7 @@ func TestRamdiskBootsInQEMU(t *testing.T) {
 		t.Error("QEMU did not exit after the guest powered off")
 	}
 	checkNoPattern(t, nvme, []int64{0, 1 << 20, 2<<30 - 4096})
+	checkNoPattern(t, scsi, []int64{0, 32 << 20, 64<<20 - 4096})
 }
 
 var pattern = bytes.Repeat([]byte("TENANT-DATA!"), 4096/12+1)[:4096]
