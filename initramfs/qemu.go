@@ -2,6 +2,7 @@ package initramfs
 
 import (
 	"bufio"
+	"errors"
 	"context"
 	"fmt"
 	"io"
@@ -17,6 +18,12 @@ import (
 type VMOptions struct {
 	Kernel, Initrd string
 	Cmdline        string
+	// ISO boots this image from a CD drive instead of Kernel and Initrd
+	// (whose parameters the ISO's boot loader then holds).
+	ISO string
+	// UEFI boots OVMF (Debian's ovmf package) instead of SeaBIOS, with a
+	// fresh copy of its variable store, so the guest has efivarfs.
+	UEFI bool
 	VirtioDisks    []string // raw disk files
 	NVMeDisks      []string
 	MAC            string
@@ -60,7 +67,7 @@ func Accel() string {
 
 // StartVM boots the guest. It is killed when ctx ends (and if this
 // process dies).
-func StartVM(ctx context.Context, o VMOptions) (*VM, error) {
+func StartVM(ctx context.Context, o VMOptions) (_ *VM, err error) {
 	if o.MemoryMiB == 0 {
 		o.MemoryMiB = 1024
 	}
@@ -68,8 +75,26 @@ func StartVM(ctx context.Context, o VMOptions) (*VM, error) {
 		o.GuestPort = 9999
 	}
 	args := []string{"-accel", Accel(), "-m", fmt.Sprint(o.MemoryMiB), "-smp", "2", "-nographic", "-monitor", "none", "-no-reboot",
-		"-kernel", o.Kernel, "-initrd", o.Initrd, "-append", "console=ttyS0 panic=-1 " + o.Cmdline,
 		"-device", "virtio-rng-pci"}
+	var cleanup []string
+	if o.ISO != "" {
+		args = append(args, "-drive", "file="+o.ISO+",media=cdrom,readonly=on,if=ide,index=2", "-boot", "d")
+	} else {
+		args = append(args, "-kernel", o.Kernel, "-initrd", o.Initrd, "-append", "console=ttyS0 panic=-1 "+o.Cmdline)
+	}
+	if o.UEFI {
+		fw, err := ovmf()
+		if err != nil {
+			return nil, err
+		}
+		args = append(args, "-drive", "if=pflash,format=raw,readonly=on,file="+fw.code, "-drive", "if=pflash,format=raw,file="+fw.vars)
+		cleanup = append(cleanup, fw.vars)
+		defer func() {
+			if err != nil {
+				os.Remove(fw.vars)
+			}
+		}()
+	}
 	if Accel() == "kvm" {
 		args = append(args, "-cpu", "host")
 	}
@@ -128,6 +153,9 @@ func StartVM(ctx context.Context, o VMOptions) (*VM, error) {
 			}
 		}
 		vm.err = cmd.Wait()
+		for _, f := range cleanup {
+			os.Remove(f)
+		}
 		close(vm.done)
 	}()
 	return vm, nil
@@ -188,4 +216,37 @@ func (vm *VM) Kill() {
 		syscall.Kill(-vm.cmd.Process.Pid, syscall.SIGKILL)
 	}
 	<-vm.done
+}
+
+type ovmfFiles struct{ code, vars string }
+
+// ovmf finds Debian's OVMF and copies its variable template, which the
+// guest writes (boot entries), to a temporary file.
+func ovmf() (ovmfFiles, error) {
+	for _, pair := range [][2]string{
+		{"/usr/share/OVMF/OVMF_CODE_4M.fd", "/usr/share/OVMF/OVMF_VARS_4M.fd"},
+		{"/usr/share/OVMF/OVMF_CODE.fd", "/usr/share/OVMF/OVMF_VARS.fd"},
+	} {
+		if _, err := os.Stat(pair[0]); err != nil {
+			continue
+		}
+		tmpl, err := os.ReadFile(pair[1])
+		if err != nil {
+			return ovmfFiles{}, err
+		}
+		f, err := os.CreateTemp("", "goipa-ovmf-vars-*.fd")
+		if err != nil {
+			return ovmfFiles{}, err
+		}
+		_, werr := f.Write(tmpl)
+		if cerr := f.Close(); werr == nil {
+			werr = cerr
+		}
+		if werr != nil {
+			os.Remove(f.Name())
+			return ovmfFiles{}, werr
+		}
+		return ovmfFiles{code: pair[0], vars: f.Name()}, nil
+	}
+	return ovmfFiles{}, errors.New("UEFI boot needs OVMF: install Debian's ovmf package (test/install-deps.sh does)")
 }

@@ -3,6 +3,7 @@
 //
 //	goipa-build [flags]                   build build/goipa.initramfs and build/goipa.kernel
 //	goipa-build qemu [flags]              build, then boot it with a virtio and an NVMe disk
+//	goipa-build iso [flags]               build, then build/goipa.iso (BIOS and UEFI) for virtual media
 //	goipa-build push --to REF [flags]     build, then push both as an OCI artifact
 //	goipa-build pull --from REF [--dir D] fetch a pushed ramdisk (tag or digest)
 package main
@@ -27,7 +28,7 @@ func main() {
 	defer stop()
 	args := os.Args[1:]
 	mode := ""
-	if len(args) > 0 && (args[0] == "qemu" || args[0] == "push" || args[0] == "pull") {
+	if len(args) > 0 && (args[0] == "qemu" || args[0] == "push" || args[0] == "pull" || args[0] == "iso") {
 		mode, args = args[0], args[1:]
 	}
 	var err error
@@ -75,7 +76,8 @@ func run(ctx context.Context, args []string, mode string) error {
 	comp := fs.String("compression", "gzip", "gzip, zstd or none")
 	arch := fs.String("arch", "amd64", "architecture of the ramdisk")
 	version := fs.String("version", "", "goipa version to stamp")
-	cmdline := fs.String("append", "ipa-standalone=1", "kernel parameters for qemu")
+	cmdline := fs.String("append", "ipa-standalone=1", "kernel parameters for qemu, and the ISO's boot entries")
+	isoOut := fs.String("iso-output", "build/goipa.iso", "iso: the ISO to write")
 	port := fs.Int("port", 9999, "host port forwarded to the agent (qemu)")
 	to := fs.String("to", "", "push: registry/repo:tag")
 	debug := fs.Bool("debug-commands", true, "add u-root's shell and tools for the console")
@@ -124,6 +126,14 @@ func run(ctx context.Context, args []string, mode string) error {
 	fmt.Printf("initramfs %s: %d bytes (%.1f MiB), sha256 %s, %d modules from kernel %s, built in %s\n",
 		res.Path, res.Size, float64(res.Size)/(1<<20), res.SHA256, res.Modules, k.Version, time.Since(start).Round(time.Millisecond))
 	fmt.Printf("kernel %s\n", *kernelOut)
+	if mode == "iso" {
+		iso, err := initramfs.BuildISO(ctx, initramfs.ISOOptions{Kernel: *kernelOut, Initrd: res.Path, Cmdline: *cmdline, Output: *isoOut})
+		if err != nil {
+			return err
+		}
+		fmt.Printf("iso %s: %d bytes (%.1f MiB), sha256 %s (BIOS and UEFI)\n", iso.Path, iso.Size, float64(iso.Size)/(1<<20), iso.SHA256)
+		return nil
+	}
 	if mode == "push" {
 		if *to == "" {
 			return fmt.Errorf("push needs --to registry/repo:tag")

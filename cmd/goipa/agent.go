@@ -136,6 +136,9 @@ func runInit(ctx context.Context, args []string) error {
 			log.Error("loading 8021q for VLAN interfaces", "error", err)
 		}
 	}
+	if err := boot.MountEFIVars(); err != nil {
+		log.Error("efivarfs: UEFI boot entries cannot be written", "error", err)
+	}
 	disks, nics := boot.WaitForHardware(ctx, 10*time.Second)
 	log.Info("hardware ready", "modules", len(loaded), "disks", disks, "nics", nics, "duration", time.Since(start).Round(time.Millisecond))
 	start = time.Now()
