@@ -58,8 +58,9 @@ type deployer struct {
 	images      ImageWriter
 	configDrive ConfigDriveWriter
 
-	mu     sync.Mutex
-	device string // the disk the last image went to
+	mu        sync.Mutex
+	device    string           // the disk the last image went to
+	partition *partitionDeploy // what a partition image's deploy left
 }
 
 func (a *Agent) registerDeploy() {
@@ -112,10 +113,6 @@ func (d *deployer) prepareImage(ctx context.Context, c *Call, raw map[string]any
 	if err != nil {
 		return "", err
 	}
-	if ii.IsPartition() {
-		return "", &Error{Type: "ImageWriteError", Code: 500, Message: "Error writing image to device",
-			Details: "partition images are not supported by this goipa yet; use a whole-disk image"}
-	}
 	if configdrive == "" {
 		configdrive = ii.Configdrive
 	}
@@ -134,9 +131,24 @@ func (d *deployer) prepareImage(ctx context.Context, c *Call, raw map[string]any
 	}
 	c.Log.Info("writing image", "image", ii.ID, "device", device, "urls", ii.URLs, "format", ii.DiskFormat)
 	d.mu.Lock()
-	d.device = ""
+	d.device, d.partition = "", nil
 	d.mu.Unlock()
 	start := time.Now()
+	if ii.IsPartition() {
+		pd, err := d.deployPartitionImage(ctx, c, ii, iso, device)
+		if err != nil {
+			return "", err
+		}
+		c.Log.Info("partition image written", "image", ii.ID, "device", device, "root_uuid", pd.rootUUID, "duration", time.Since(start).Round(time.Millisecond))
+		d.mu.Lock()
+		d.device, d.partition = device, pd
+		d.mu.Unlock()
+		msg := fmt.Sprintf("image (%s) written to device %s root_uuid=%s", ii.ID, device, pd.rootUUID)
+		if ii.DeployBootMode == "uefi" && pd.espUUID != "" {
+			msg += " efi_system_partition_uuid=" + pd.espUUID
+		}
+		return msg, nil
+	}
 	if err := d.images.WriteImage(ctx, ii, device, c.SetProgress); err != nil {
 		return "", &Error{Type: "ImageWriteError", Code: 500, Message: "Error writing image to device", Details: err.Error()}
 	}
@@ -211,10 +223,13 @@ func decodeConfigDrive(data []byte) ([]byte, error) {
 // whole-disk image gives its MBR disk signature as the root uuid.
 func (d *deployer) getPartitionUUIDs(ctx context.Context, c *Call) (any, error) {
 	d.mu.Lock()
-	dev := d.device
+	dev, pd := d.device, d.partition
 	d.mu.Unlock()
 	if dev == "" {
 		return map[string]any{}, nil
+	}
+	if pd != nil {
+		return pd.result(), nil
 	}
 	sig, err := mbrSignature(dev)
 	if err != nil {

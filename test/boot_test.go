@@ -29,7 +29,7 @@ var (
 
 // buildRamdisk builds goipa's initramfs once per test run, with Debian's
 // cloud kernel (it boots fastest under TCG) and the virtio module set.
-func buildRamdisk(t *testing.T) (kernel, initrd string) {
+func buildRamdisk(t testing.TB) (kernel, initrd string) {
 	t.Helper()
 	testenv.NeedCommands(t, "apt-get", "apt-cache", "dpkg-deb", "qemu-system-x86_64", "go")
 	ramdiskOnce.Do(func() {
@@ -65,7 +65,7 @@ func ramdiskOptions(k *initramfs.Kernel, out string) initramfs.Options {
 	return initramfs.Options{SourceDir: "..", Kernel: k, Modules: initramfs.VirtioModules, DebugCommands: initramfs.DebugCommands, Output: out}
 }
 
-func sparseFile(t *testing.T, size int64) string {
+func sparseFile(t testing.TB, size int64) string {
 	p := filepath.Join(t.TempDir(), "disk.img")
 	if err := os.WriteFile(p, nil, 0o644); err != nil {
 		t.Fatal(err)
