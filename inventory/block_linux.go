@@ -132,10 +132,12 @@ func readDisk(o *options, k string) (Disk, error) {
 	d.Vendor = strPtr(readTrim(filepath.Join(dir, "device/vendor")))
 	d.FirmwareRevision = strPtr(firstOf(readTrim(filepath.Join(dir, "device/rev")), readTrim(filepath.Join(dir, "device/firmware_rev"))))
 	udev := udevProperties(o, readTrim(filepath.Join(dir, "dev")))
-	d.Serial = strPtr(firstOf(udev["ID_SERIAL_SHORT"], udev["ID_SERIAL"], readTrim(filepath.Join(dir, "serial")), readTrim(filepath.Join(dir, "device/serial"))))
-	d.WWN = strPtr(firstOf(udev["ID_WWN"], readTrim(filepath.Join(dir, "device/wwid")), readTrim(filepath.Join(dir, "wwid"))))
-	d.WWNWithExtension = strPtr(udev["ID_WWN_WITH_EXTENSION"])
-	d.WWNVendorExtension = strPtr(udev["ID_WWN_VENDOR_EXTENSION"])
+	d.Serial = strPtr(firstOf(udev["ID_SERIAL_SHORT"], udev["ID_SERIAL"], readTrim(filepath.Join(dir, "serial")), readTrim(filepath.Join(dir, "device/serial")), vpdSerial(filepath.Join(dir, "device/vpd_pg80"))))
+	wwn, withExt, vendorExt := udev["ID_WWN"], udev["ID_WWN_WITH_EXTENSION"], udev["ID_WWN_VENDOR_EXTENSION"]
+	if wwn == "" { // no udev in the ramdisk: what its rules would make of the kernel's wwid
+		wwn, withExt, vendorExt = wwnFromWWID(firstOf(readTrim(filepath.Join(dir, "device/wwid")), readTrim(filepath.Join(dir, "wwid"))))
+	}
+	d.WWN, d.WWNWithExtension, d.WWNVendorExtension = strPtr(wwn), strPtr(withExt), strPtr(vendorExt)
 	if hs, err := os.ReadDir(filepath.Join(dir, "device/scsi_device")); err == nil && len(hs) > 0 {
 		d.HCTL = strPtr(hs[0].Name())
 	}
@@ -223,4 +225,37 @@ func transport(o *options, k string, udev map[string]string) string {
 		return "sata"
 	}
 	return ""
+}
+
+// vpdSerial reads the unit serial number from a SCSI (or SATA behind
+// libata's SCSI translation) VPD page 0x80, as udev's scsi_id does.
+func vpdSerial(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil || len(b) < 4 || b[1] != 0x80 {
+		return ""
+	}
+	n := int(b[2])<<8 | int(b[3])
+	if 4+n > len(b) {
+		n = len(b) - 4
+	}
+	return strings.TrimSpace(strings.Trim(string(b[4:4+n]), "\x00"))
+}
+
+// wwnFromWWID turns the kernel's wwid attribute into udev's ID_WWN,
+// ID_WWN_WITH_EXTENSION and ID_WWN_VENDOR_EXTENSION: NVMe keeps the
+// wwid as it is; a SCSI NAA or EUI-64 designator becomes 0x<hex>, a
+// 16-byte NAA split into the WWN and its vendor extension; a T10 vendor
+// id (what QEMU's and many SATA disks give) is no WWN at all.
+func wwnFromWWID(wwid string) (wwn, withExt, vendorExt string) {
+	switch {
+	case strings.HasPrefix(wwid, "nvme.") || (strings.HasPrefix(wwid, "eui.") && len(wwid) > 20):
+		return wwid, "", ""
+	case strings.HasPrefix(wwid, "naa.") || strings.HasPrefix(wwid, "eui."):
+		h := strings.ToLower(wwid[4:])
+		if len(h) == 32 {
+			return "0x" + h[:16], "0x" + h, "0x" + h[16:]
+		}
+		return "0x" + h, "0x" + h, ""
+	}
+	return "", "", ""
 }

@@ -36,8 +36,11 @@ type BMC struct {
 	AuxFirmwareRevision string `json:"aux_firmware_revision,omitempty"`
 }
 
-// accelerators lists PCI display controllers (0x03), processing
-// accelerators (0x12) and co-processors (0x0b40).
+// accelerators lists GPUs, processing accelerators (0x12) and
+// co-processors (0x0b40). A GPU is a 3D controller (0x0302) or a display
+// controller from a GPU maker: the VGA every server's BMC brings (ASPEED,
+// Matrox) and emulated display adapters are not compute, and an operator
+// scheduling jobs on this list must not count them.
 func accelerators(o *options) []Accelerator {
 	base := o.path("sys/bus/pci/devices")
 	entries, err := os.ReadDir(base)
@@ -49,8 +52,9 @@ func accelerators(o *options) []Accelerator {
 		dir := filepath.Join(base, e.Name())
 		class := strings.TrimPrefix(readTrim(filepath.Join(dir, "class")), "0x")
 		kind := ""
+		vendor := strings.TrimPrefix(readTrim(filepath.Join(dir, "vendor")), "0x")
 		switch {
-		case strings.HasPrefix(class, "03"):
+		case strings.HasPrefix(class, "0302"), strings.HasPrefix(class, "03") && gpuVendors[vendor]:
 			kind = "gpu"
 		case strings.HasPrefix(class, "12"):
 			kind = "accelerator"
@@ -72,6 +76,10 @@ func accelerators(o *options) []Accelerator {
 	}
 	return out
 }
+
+// gpuVendors make GPUs whose display controllers (0x0300, 0x0380) are
+// compute devices: NVIDIA, AMD/ATI, Intel.
+var gpuVendors = map[string]bool{"10de": true, "1002": true, "8086": true}
 
 // nicFirmware asks the driver for the NIC's firmware version (ethtool's
 // driver-info ioctl).

@@ -140,6 +140,11 @@ func runInit(ctx context.Context, args []string) error {
 		log.Error("efivarfs: UEFI boot entries cannot be written", "error", err)
 	}
 	disks, nics := boot.WaitForHardware(ctx, 10*time.Second)
+	if b, err := os.ReadFile("/proc/cmdline"); err == nil && agent.SplitCmdline(string(b))["goipa-snapshot-console"] == "1" {
+		if err := printSnapshot(ctx, os.Stdout); err != nil {
+			log.Error("snapshot", "error", err)
+		}
+	}
 	log.Info("hardware ready", "modules", len(loaded), "disks", disks, "nics", nics, "duration", time.Since(start).Round(time.Millisecond))
 	start = time.Now()
 	st, err := netcfg.Up(ctx, netcfg.Config{BootIF: cfg.BootIF, KernelIP: cfg.KernelIP, VLANs: cfg.EnableVLANInterfaces, LLDPTimeout: cfg.LLDPTimeout, Log: log})
