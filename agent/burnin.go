@@ -17,15 +17,17 @@ import (
 // registerBurnin offers IPA's burn-in steps (burnin.py), run by goipa
 // itself instead of stress-ng and fio, with IPA's driver_info options.
 // Like IPA's, they have priority 0: only manual cleaning runs them.
-// burnin_cpu and burnin_memory are service steps too; burnin_disk is not
-// (it destroys the disks' contents).
+// burnin_cpu, burnin_memory and burnin_network are service steps too;
+// burnin_disk is not (it destroys the disks' contents).
 func (a *Agent) registerBurnin() {
 	cpu := func(ctx context.Context, sc *StepCall) (any, error) { return a.burninCPU(ctx, sc) }
 	mem := func(ctx context.Context, sc *StepCall) (any, error) { return a.burninMemory(ctx, sc) }
 	dsk := func(ctx context.Context, sc *StepCall) (any, error) { return a.burninDisk(ctx, sc) }
+	nw := func(ctx context.Context, sc *StepCall) (any, error) { return a.burninNetwork(ctx, sc) }
 	for _, k := range []StepKind{Clean, Service} {
 		a.steps.Register(k, Step{Name: "burnin_cpu", Interface: "deploy", Priority: 0, Abortable: true, Run: cpu})
 		a.steps.Register(k, Step{Name: "burnin_memory", Interface: "deploy", Priority: 0, Abortable: true, Run: mem})
+		a.steps.Register(k, Step{Name: "burnin_network", Interface: "deploy", Priority: 0, Abortable: true, Run: nw})
 	}
 	a.steps.Register(Clean, Step{Name: "burnin_disk", Interface: "deploy", Priority: 0, Abortable: true, Run: dsk})
 }

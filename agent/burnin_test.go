@@ -2,22 +2,28 @@ package agent
 
 import (
 	"encoding/json"
+	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/goipa/goipa/burnin"
 	"github.com/goipa/goipa/internal/testenv"
 )
 
 func TestBurninStepsAreOffered(t *testing.T) {
 	a := newTestAgent(t, "ipa-standalone=1")
 	c := newAPI(t, a)
-	for kind, want := range map[string][]string{"clean": {"burnin_cpu", "burnin_memory", "burnin_disk"}, "service": {"burnin_cpu", "burnin_memory"}} {
+	for kind, want := range map[string][]string{"clean": {"burnin_cpu", "burnin_memory", "burnin_disk", "burnin_network"}, "service": {"burnin_cpu", "burnin_memory", "burnin_network"}} {
 		code, res := c.post(kind+".get_"+kind+"_steps", map[string]any{"node": map[string]any{"uuid": "n1"}, "ports": []any{}}, "?wait=true")
 		require.Equal(t, 200, code)
 		steps := map[string]map[string]any{}
@@ -103,4 +109,83 @@ func TestBurninDiskOnLoopDevice(t *testing.T) {
 
 	res = runStep(t, c, "burnin_disk", map[string]any{"driver_info": map[string]any{"agent_burnin_fio_disk_smart_test": true}})
 	assert.Equal(t, StatusFailed, res["command_status"], "a SMART test goipa cannot run is an error, not skipped")
+}
+
+func TestBurninNetworkBetweenTwoAgents(t *testing.T) {
+	// Two agents on loopback, paired statically: each listens on the same
+	// port while it writes (one after the other), as two nodes would.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	port := float64(l.Addr().(*net.TCPAddr).Port)
+	l.Close()
+	dir := t.TempDir()
+	node := func(role, out string) map[string]any {
+		return map[string]any{"driver_info": map[string]any{
+			"agent_burnin_fio_network_runtime":         1.0,
+			"agent_burnin_fio_network_pairing_timeout": "20",
+			"agent_burnin_fio_network_outputfile":      filepath.Join(dir, out),
+			"agent_burnin_fio_network_config":          map[string]any{"role": role, "partner": "127.0.0.1", "port": port},
+		}}
+	}
+	a, b := newAPI(t, newTestAgent(t, "ipa-standalone=1")), newAPI(t, newTestAgent(t, "ipa-standalone=1"))
+	var wg sync.WaitGroup
+	var resA map[string]any
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		_, resA = a.post("clean.execute_clean_step", map[string]any{"step": map[string]any{"step": "burnin_network", "interface": "deploy"}, "node": node("writer", "a"), "ports": []any{}}, "?wait=true")
+	}()
+	resB := runStep(t, b, "burnin_network", node("reader", "b"))
+	wg.Wait()
+	for name, res := range map[string]map[string]any{"a": resA, "b": resB} {
+		require.Equal(t, StatusSucceeded, res["command_status"], "%s: %v", name, res["command_error"])
+		dirs := res["command_result"].(map[string]any)["clean_result"].(map[string]any)["directions"].([]any)
+		require.Len(t, dirs, 2, name)
+		for _, d := range dirs {
+			d := d.(map[string]any)
+			assert.Greater(t, d["mbit_per_second"], 0.0, "%s %s", name, d["role"])
+			assert.Greater(t, d["bytes"], 0.0, "%s %s", name, d["role"])
+			assert.Equal(t, float64(burnin.DefaultNetworkStreams), d["streams"])
+			assert.Empty(t, d["errors"])
+		}
+		for _, role := range []string{"writer", "reader"} {
+			var r burnin.NetworkResult
+			b, err := os.ReadFile(filepath.Join(dir, name+"."+role))
+			require.NoError(t, err, "IPA's outputfile.<role>")
+			require.NoError(t, json.Unmarshal(b, &r))
+			assert.Equal(t, burnin.NetworkRole(role), r.Role)
+		}
+	}
+	// What a writes, b reads and checked, and the other way round.
+	da := resA["command_result"].(map[string]any)["clean_result"].(map[string]any)["directions"].([]any)
+	db := resB["command_result"].(map[string]any)["clean_result"].(map[string]any)["directions"].([]any)
+	assert.Equal(t, da[0].(map[string]any)["bytes"], db[0].(map[string]any)["bytes"])
+	assert.Equal(t, da[1].(map[string]any)["bytes"], db[1].(map[string]any)["bytes"])
+}
+
+func TestBurninNetworkErrors(t *testing.T) {
+	c := newAPI(t, newTestAgent(t, "ipa-standalone=1"))
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	for _, tc := range []struct {
+		di   map[string]any
+		want string
+	}{
+		{map[string]any{}, "dynamic pairing config is missing agent_burnin_fio_network_pairing_backend_url"},
+		{map[string]any{"agent_burnin_fio_network_pairing_backend_url": "etcd3+http://10.0.0.1:2379"}, "not supported by goipa"},
+		{map[string]any{"agent_burnin_fio_network_config": map[string]any{"role": "talker", "partner": "x"}}, "unknown role: talker"},
+		{map[string]any{"agent_burnin_fio_network_config": `{"role": "reader"}`}, "failed to find partner"},
+		{map[string]any{"agent_burnin_fio_network_config": "{role"}, "not a JSON object"},
+		{map[string]any{"agent_burnin_fio_network_config": map[string]any{"role": "reader", "partner": "x", "port": 70000.0}}, "not a TCP port"},
+		// A partner that never answers fails within the pairing timeout.
+		{map[string]any{"agent_burnin_fio_network_pairing_timeout": 2.0, "agent_burnin_fio_network_config": fmt.Sprintf(`{"role": "reader", "partner": "127.0.0.1", "port": %d}`, port)}, "no writer answered at 127.0.0.1:" + strconv.Itoa(port) + " within 2s"},
+	} {
+		start := time.Now()
+		res := runStep(t, c, "burnin_network", map[string]any{"driver_info": tc.di})
+		assert.Less(t, time.Since(start), 10*time.Second)
+		require.Equal(t, StatusFailed, res["command_status"], "%v", tc.di)
+		assert.Contains(t, res["command_error"].(map[string]any)["details"], tc.want)
+	}
 }

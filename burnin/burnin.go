@@ -1,7 +1,8 @@
-// Package burnin stresses a node's CPUs and memory before it goes into
-// service, as IPA's burn-in clean steps do with stress-ng, but inside
-// the agent: every worker checks its own results, so a faulty core or
-// memory cell fails the step instead of only slowing it down.
+// Package burnin stresses a node's CPUs, memory and network before it
+// goes into service, as IPA's burn-in clean steps do with stress-ng and
+// fio, but inside the agent: every worker checks its own results, so a
+// faulty core, memory cell or link fails the step instead of only
+// slowing it down.
 package burnin
 
 import (
