@@ -6,6 +6,8 @@ import (
 	"crypto/aes"
 	"encoding/binary"
 	"errors"
+	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"strings"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 
 	"github.com/goipa/goipa/internal/testenv"
 )
@@ -232,4 +235,91 @@ func BenchmarkOverwrite(b *testing.B) {
 			require.NoError(b, WipeMetadata(context.Background(), dev))
 		}
 	})
+}
+
+// BenchmarkEraseParallel is the parallel-erase goal (decisions.md): four
+// loop devices over files in /dev/shm, each erased by overwrite (one
+// random pass and a zero pass, discard off) by EraseDevices all at once
+// and then one after another (concurrency 1). The limit, measured in the
+// same run, is dd writing the same bytes (two passes of zeros, O_DIRECT,
+// 8 MiB blocks) to the four devices at once and one after another: the
+// speed-up the backing store (memory bandwidth, cores) allows. Overwrite
+// already runs several writers per device, so where one device uses
+// every core the sequential run is close to the parallel one; dd, one
+// writer per device, shows what parallelism across devices alone buys.
+func BenchmarkEraseParallel(b *testing.B) {
+	testenv.NeedRoot(b)
+	testenv.NeedCommands(b, "losetup", "dd")
+	const (
+		devices = 4
+		size    = 256 << 20
+		passes  = 2 // one random, one zero
+	)
+	var targets []Target
+	for i := 0; i < devices; i++ {
+		f, err := os.CreateTemp("/dev/shm", "goipa-bench-")
+		require.NoError(b, err)
+		defer os.Remove(f.Name())
+		// Allocated up front, so no run pays tmpfs's first touch.
+		require.NoError(b, unix.Fallocate(int(f.Fd()), 0, 0, size))
+		f.Close()
+		out, err := exec.Command("losetup", "--find", "--show", f.Name()).Output()
+		require.NoError(b, err)
+		dev := strings.TrimSpace(string(out))
+		defer exec.Command("losetup", "--detach", dev).Run()
+		targets = append(targets, Target{Path: dev, Size: size})
+	}
+	erase := func(concurrency int) time.Duration {
+		opts, err := EraseOptionsFrom(nil) // IPA's defaults: one random pass, a zero pass
+		require.NoError(b, err)
+		opts.NoDiscard = true // loop devices discard; this measures the overwrite
+		opts.Concurrency = concurrency
+		start := time.Now()
+		reports, err := EraseDevices(context.Background(), targets, opts, nil, slog.New(slog.DiscardHandler))
+		d := time.Since(start)
+		require.NoError(b, err)
+		for _, r := range reports {
+			require.Equal(b, []string{"overwrite-random", "overwrite-zero"}, r.Methods, r.Device)
+		}
+		return d
+	}
+	dd := func(concurrency int) time.Duration {
+		sem := make(chan struct{}, concurrency)
+		errs := make(chan error, devices)
+		start := time.Now()
+		for _, t := range targets {
+			go func() {
+				sem <- struct{}{}
+				defer func() { <-sem }()
+				var err error
+				for p := 0; p < passes && err == nil; p++ {
+					err = exec.Command("dd", "if=/dev/zero", "of="+t.Path, "bs=8M", fmt.Sprint("count=", size/(8<<20)), "oflag=direct", "status=none").Run()
+				}
+				errs <- err
+			}()
+		}
+		for range targets {
+			require.NoError(b, <-errs)
+		}
+		return time.Since(start)
+	}
+	var seq, par, ddSeq, ddPar time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		ddSeq += dd(1)
+		ddPar += dd(devices)
+		seq += erase(1)
+		par += erase(0)
+	}
+	n := float64(b.N)
+	written := float64(devices*size*passes) / 1e6
+	b.ReportMetric(0, "ns/op") // the sum of four runs says nothing
+	b.ReportMetric(seq.Seconds()/n, "sequential-s/op")
+	b.ReportMetric(par.Seconds()/n, "parallel-s/op")
+	b.ReportMetric(float64(seq)/float64(par), "speedup-x")
+	b.ReportMetric(written*n/par.Seconds(), "parallel-MB/s")
+	b.ReportMetric(ddSeq.Seconds()/n, "dd-sequential-s/op")
+	b.ReportMetric(ddPar.Seconds()/n, "dd-parallel-s/op")
+	b.ReportMetric(float64(ddSeq)/float64(ddPar), "dd-speedup-x")
+	b.ReportMetric(written*n/ddPar.Seconds(), "dd-parallel-MB/s")
 }
