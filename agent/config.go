@@ -76,6 +76,7 @@ type Config struct {
 	NTPServer                   string        // ipa-ntp-server
 	Devices                     []string      // goipa-devices: the only block devices goipa may see
 	EFIVars                     string        // goipa-efivars: efivarfs-like directory whose boot entries goipa manages
+	ImageParallel               int           // goipa-image-download-parallel
 
 	// Images.
 	ImageConnectionTimeout time.Duration // ipa-image-download-connection-timeout
@@ -342,6 +343,7 @@ var params = []param{
 		c.Devices = devs
 		return nil
 	}},
+	{"goipa-image-download-parallel", "4", "range requests that fetch a large image at once from a server that serves ranges (1: one stream)", intP(func(c *Config) *int { return &c.ImageParallel }, 1)},
 	{"goipa-efivars", "", "directory laid out like efivarfs where install_bootloader writes boot entries, as on a UEFI-booted ramdisk (default: efivarfs under init or goipa-power=system, simulated otherwise)", strP(func(c *Config) *string { return &c.EFIVars })},
 	{"goipa-power", "simulated", "power commands: simulated (log and re-lookup) or system (reboot(2))", func(c *Config, v string) error {
 		if v != "simulated" && v != "system" {

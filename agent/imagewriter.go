@@ -21,6 +21,7 @@ type imageEngine struct {
 
 	downloaded, written prometheus.Counter
 	writes              *prometheus.CounterVec
+	stages              *prometheus.CounterVec
 	seconds             prometheus.Histogram
 }
 
@@ -30,6 +31,7 @@ func NewImageEngine(cfg *Config, log *slog.Logger, lookupConfig func() map[strin
 		downloaded: prometheus.NewCounter(prometheus.CounterOpts{Name: "goipa_image_downloaded_bytes_total", Help: "Image bytes downloaded (and hashed)."}),
 		written:    prometheus.NewCounter(prometheus.CounterOpts{Name: "goipa_image_written_bytes_total", Help: "Disk image bytes written to devices."}),
 		writes:     prometheus.NewCounterVec(prometheus.CounterOpts{Name: "goipa_image_writes_total", Help: "Image writes, by result."}, []string{"result"}),
+		stages:     prometheus.NewCounterVec(prometheus.CounterOpts{Name: "goipa_image_stage_seconds_total", Help: "Busy time of each image pipeline stage (download, hash, decompress, write)."}, []string{"stage"}),
 		seconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "goipa_image_write_seconds", Help: "Wall time of image writes, download to final sync.",
 			Buckets: []float64{1, 5, 15, 30, 60, 120, 300, 600, 1800}}),
 	}
@@ -37,7 +39,7 @@ func NewImageEngine(cfg *Config, log *slog.Logger, lookupConfig func() map[strin
 
 // Collectors are the engine's metrics, which the agent serves.
 func (e *imageEngine) Collectors() []prometheus.Collector {
-	return []prometheus.Collector{e.downloaded, e.written, e.writes, e.seconds}
+	return []prometheus.Collector{e.downloaded, e.written, e.writes, e.stages, e.seconds}
 }
 
 func (e *imageEngine) WriteImage(ctx context.Context, ii *ImageInfo, device string, progress func(any)) error {
@@ -75,6 +77,7 @@ func (e *imageEngine) WriteImage(ctx context.Context, ii *ImageInfo, device stri
 		HTTP: image.HTTPOptions{
 			Proxies: ii.Proxies, NoProxy: ii.NoProxy, Insecure: e.cfg.Insecure, CAFile: e.cfg.CAFile,
 			Timeout: e.cfg.ImageConnectionTimeout, BasicUser: user, BasicPassword: pass, Authorization: auth,
+			Parallel: e.cfg.ImageParallel,
 		},
 		Retry:            image.Retry{Attempts: e.cfg.ImageConnectionRetries, Interval: e.cfg.ImageRetryInterval},
 		PermittedFormats: permittedFormats,
@@ -94,12 +97,15 @@ func (e *imageEngine) WriteImage(ctx context.Context, ii *ImageInfo, device stri
 			case <-t.C:
 				snap := req.Progress.Snapshot()
 				progress(snap)
-				e.log.Info("image progress", "device", device, "downloaded", snap["downloaded_bytes"], "written", snap["written_bytes"])
+				e.log.Info("image progress", "device", device, "downloaded", snap["downloaded_bytes"], "written", snap["written_bytes"], "stage_seconds", snap["stage_seconds"])
 			}
 		}
 	}()
 	res, err := image.Write(ctx, req)
 	e.downloaded.Add(float64(req.Progress.Downloaded.Load()))
+	for stage, sec := range req.Progress.Stages() {
+		e.stages.WithLabelValues(stage).Add(sec)
+	}
 	if err != nil {
 		e.writes.WithLabelValues("failed").Inc()
 		return err

@@ -3,6 +3,8 @@ package image
 import (
 	"errors"
 	"sync"
+	"sync/atomic"
+	"time"
 )
 
 // bufPipe hands filled buffers from a producer to a reader through a
@@ -19,6 +21,7 @@ type bufPipe struct {
 
 	cur, orig []byte
 	once      sync.Once
+	waited    atomic.Int64 // nanoseconds Read spent waiting for the producer
 }
 
 func newBufPipe(n, size int) *bufPipe {
@@ -65,7 +68,15 @@ func (p *bufPipe) Read(b []byte) (int, error) {
 			p.free <- p.orig
 			p.orig = nil
 		}
-		next, ok := <-p.full
+		var next []byte
+		var ok bool
+		select {
+		case next, ok = <-p.full:
+		default:
+			t := time.Now()
+			next, ok = <-p.full
+			p.waited.Add(int64(time.Since(t)))
+		}
 		if !ok {
 			p.mu.Lock()
 			defer p.mu.Unlock()

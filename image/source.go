@@ -59,6 +59,9 @@ type HTTPOptions struct {
 	BasicUser     string
 	BasicPassword string
 	Authorization string // a full Authorization header value
+	// Parallel is how many range requests fetch a large image at once
+	// from a server that serves ranges (0: DefaultParallel; 1: one stream).
+	Parallel int
 }
 
 // NewHTTPClient builds the client: connection reuse, the proxies Ironic
@@ -116,12 +119,7 @@ func (s *HTTPSource) Open(ctx context.Context, offset int64) (io.ReadCloser, int
 	if offset > 0 {
 		req.Header.Set("Range", fmt.Sprintf("bytes=%d-", offset))
 	}
-	switch {
-	case s.Opts.Authorization != "":
-		req.Header.Set("Authorization", s.Opts.Authorization)
-	case s.Opts.BasicUser != "":
-		req.SetBasicAuth(s.Opts.BasicUser, s.Opts.BasicPassword)
-	}
+	s.authorize(req)
 	resp, err := s.Client.Do(req)
 	if err != nil {
 		return nil, 0, err
@@ -154,6 +152,15 @@ func (s *HTTPSource) Open(ctx context.Context, offset int64) (io.ReadCloser, int
 		io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
 		resp.Body.Close()
 		return nil, 0, &HTTPStatusError{URL: s.URL, Status: resp.StatusCode}
+	}
+}
+
+func (s *HTTPSource) authorize(req *http.Request) {
+	switch {
+	case s.Opts.Authorization != "":
+		req.Header.Set("Authorization", s.Opts.Authorization)
+	case s.Opts.BasicUser != "":
+		req.SetBasicAuth(s.Opts.BasicUser, s.Opts.BasicPassword)
 	}
 }
 
@@ -206,14 +213,17 @@ type Retry struct {
 // resumingReader reads a Source to the end, reconnecting from the last
 // byte received when the connection drops or a 5xx comes back.
 type resumingReader struct {
-	ctx     context.Context
-	src     Source
-	retry   Retry
-	body    io.ReadCloser
-	offset  int64
-	size    int64 // -1 unknown
-	tries   int
-	onRetry func(error)
+	ctx    context.Context
+	src    Source
+	retry  Retry
+	body   io.ReadCloser
+	offset int64
+	size   int64 // -1 unknown
+	// openSize is size as the first answer gave it, for readers on other
+	// goroutines (size changes under Read).
+	openSize int64
+	tries    int
+	onRetry  func(error)
 }
 
 func newResumingReader(ctx context.Context, src Source, retry Retry, onRetry func(error)) (*resumingReader, error) {
@@ -221,6 +231,7 @@ func newResumingReader(ctx context.Context, src Source, retry Retry, onRetry fun
 	if err := r.reopen(); err != nil {
 		return nil, err
 	}
+	r.openSize = r.size
 	return r, nil
 }
 

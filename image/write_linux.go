@@ -78,6 +78,22 @@ type Progress struct {
 	Total      atomic.Int64 // download size if known, else 0
 	started    atomic.Int64 // unix nanos
 	Retries    atomic.Int64
+
+	// Busy time of each stage, in nanoseconds, so an operator sees which
+	// one bounds the write: download (waiting on the network), hash,
+	// decompress (and qcow2 decoding, without waiting for the download),
+	// write (to the device, syncs included).
+	DownloadNanos, HashNanos, DecompressNanos, WriteNanos atomic.Int64
+}
+
+// Stages returns the busy seconds of each stage.
+func (p *Progress) Stages() map[string]float64 {
+	return map[string]float64{
+		"download":   time.Duration(p.DownloadNanos.Load()).Seconds(),
+		"hash":       time.Duration(p.HashNanos.Load()).Seconds(),
+		"decompress": time.Duration(p.DecompressNanos.Load()).Seconds(),
+		"write":      time.Duration(p.WriteNanos.Load()).Seconds(),
+	}
 }
 
 // Snapshot renders the progress as JSON-friendly values: bytes, rate, ETA.
@@ -85,7 +101,7 @@ func (p *Progress) Snapshot() map[string]any {
 	start := time.Unix(0, p.started.Load())
 	el := time.Since(start).Seconds()
 	down, total := p.Downloaded.Load(), p.Total.Load()
-	m := map[string]any{"downloaded_bytes": down, "written_bytes": p.Written.Load(), "elapsed_s": el, "retries": p.Retries.Load()}
+	m := map[string]any{"downloaded_bytes": down, "written_bytes": p.Written.Load(), "elapsed_s": el, "retries": p.Retries.Load(), "stage_seconds": p.Stages()}
 	if el > 0 {
 		rate := float64(down) / el
 		m["download_rate_mib_s"] = rate / (1 << 20)
@@ -225,16 +241,16 @@ func writeOne(ctx context.Context, req Request, src Source, sum Checksum, f *os.
 	if err != nil {
 		return nil, err
 	}
-	rr, err := newResumingReader(ctx, src, req.Retry, func(err error) {
+	rr, err := openDownload(ctx, src, req.HTTP.Parallel, req.Retry, func(err error) {
 		req.Progress.Retries.Add(1)
 		req.Log.Warn("image download interrupted, resuming", "url", src.String(), "error", err)
-	})
+	}, req.Log.Info)
 	if err != nil {
 		return nil, err
 	}
 	defer rr.Close()
-	if rr.size > 0 {
-		req.Progress.Total.Store(rr.size)
+	if size := rr.total(); size > 0 {
+		req.Progress.Total.Store(size)
 	}
 	res := &Result{Device: req.Device, Source: src.String(), Algo: sum.Algo}
 
@@ -252,9 +268,13 @@ func writeOne(ctx context.Context, req Request, src Source, sum Checksum, f *os.
 				hashErr = err
 				return
 			}
+			t0 := time.Now()
 			n, err := io.ReadFull(rr, buf)
+			t1 := time.Now()
+			req.Progress.DownloadNanos.Add(int64(t1.Sub(t0)))
 			if n > 0 {
 				h.Write(buf[:n])
+				req.Progress.HashNanos.Add(int64(time.Since(t1)))
 				req.Progress.Downloaded.Add(int64(n))
 				if serr := pr.send(buf[:n]); serr != nil {
 					hashErr = serr
@@ -297,12 +317,16 @@ func writeOne(ctx context.Context, req Request, src Source, sum Checksum, f *os.
 	)
 	switch res.Format {
 	case "raw":
-		if comp == "" && rr.size > devSize {
-			return nil, &TooLargeError{Device: req.Device, DeviceSize: devSize, ImageSize: rr.size}
+		if size := rr.total(); comp == "" && size > devSize {
+			return nil, &TooLargeError{Device: req.Device, DeviceSize: devSize, ImageSize: size}
 		}
-		held, off, readErr, writeErr = writeRawStream(ctx, cancel, ib, f, devSize, req)
+		held, off, readErr, writeErr = writeRawStream(ctx, cancel, ib, f, devSize, req, &pr.waited)
 	case "qcow2":
+		t := time.Now()
 		held, off, readErr, writeErr = writeQcow2(ib, f, devSize, req)
+		// The qcow2 decoder reads and writes on one goroutine: its time less
+		// the waits for the download is decoding and writing together.
+		req.Progress.DecompressNanos.Add(int64(time.Since(t)) - pr.waited.Load())
 	default:
 		return nil, &UnsupportedFormatError{Format: res.Format}
 	}
@@ -328,15 +352,18 @@ func writeOne(ctx context.Context, req Request, src Source, sum Checksum, f *os.
 	if ctx.Err() != nil {
 		return nil, context.Cause(ctx)
 	}
-	if rr.size >= 0 && rr.offset != rr.size {
-		return nil, fmt.Errorf("downloading %s: got %d of %d bytes", src, rr.offset, rr.size)
+	downloaded, size := rr.progress()
+	if size >= 0 && downloaded != size {
+		return nil, fmt.Errorf("downloading %s: got %d of %d bytes", src, downloaded, size)
 	}
 	got := hex.EncodeToString(h.Sum(nil))
-	res.Digest, res.Downloaded, res.Written = got, rr.offset, off
+	res.Digest, res.Downloaded, res.Written = got, downloaded, off
 	if got != sum.Value {
 		return nil, &ChecksumMismatchError{Algo: sum.Algo, Want: sum.Value, Got: got}
 	}
 	// Verified: everything else reaches the disk first, then the head.
+	tw := time.Now()
+	defer func() { req.Progress.WriteNanos.Add(int64(time.Since(tw))) }()
 	if err := f.Sync(); err != nil {
 		return nil, fmt.Errorf("syncing %s: %w", req.Device, err)
 	}
@@ -346,13 +373,13 @@ func writeOne(ctx context.Context, req Request, src Source, sum Checksum, f *os.
 	if err := f.Sync(); err != nil {
 		return nil, fmt.Errorf("syncing %s: %w", req.Device, err)
 	}
-	req.Log.Info("image written and verified", "device", req.Device, "bytes", off, "downloaded", rr.offset, sum.Algo, got, "compression", comp)
+	req.Log.Info("image written and verified", "device", req.Device, "bytes", off, "downloaded", downloaded, sum.Algo, got, "compression", comp, "stage_seconds", req.Progress.Stages())
 	return res, nil
 }
 
 // writeRawStream cuts the raw stream into chunks on one goroutine and
 // writes them on this one, holding the first MiB back.
-func writeRawStream(ctx context.Context, cancel context.CancelCauseFunc, ib io.Reader, f *os.File, devSize int64, req Request) (held []byte, off int64, readErr, writeErr error) {
+func writeRawStream(ctx context.Context, cancel context.CancelCauseFunc, ib io.Reader, f *os.File, devSize int64, req Request, pipeWait *atomic.Int64) (held []byte, off int64, readErr, writeErr error) {
 	var wg sync.WaitGroup
 	chunks := make(chan []byte, inFlight)
 	pool := sync.Pool{New: func() any { b := make([]byte, chunkSize); return &b }}
@@ -362,7 +389,9 @@ func writeRawStream(ctx context.Context, cancel context.CancelCauseFunc, ib io.R
 		defer close(chunks)
 		for {
 			b := (*pool.Get().(*[]byte))[:chunkSize]
+			t, w := time.Now(), pipeWait.Load()
 			n, err := io.ReadFull(ib, b)
+			req.Progress.DecompressNanos.Add(int64(time.Since(t)) - (pipeWait.Load() - w))
 			if n > 0 {
 				select {
 				case chunks <- b[:n]:
@@ -398,7 +427,10 @@ func writeRawStream(ctx context.Context, cancel context.CancelCauseFunc, ib io.R
 			data, at = b[keep:], off+keep
 		}
 		if len(data) > 0 {
-			if err := writeSparse(f, data, at, req.KnownZeroed); err != nil {
+			t := time.Now()
+			err := writeSparse(f, data, at, req.KnownZeroed)
+			req.Progress.WriteNanos.Add(int64(time.Since(t)))
+			if err != nil {
 				writeErr = fmt.Errorf("writing %s at %d: %w", req.Device, at, err)
 				cancel(writeErr)
 			}

@@ -142,6 +142,13 @@ func TestWriteRawAndCompressed(t *testing.T) {
 			assert.Equal(t, int64(len(img)), res.Written)
 			assert.Equal(t, shaHex(img), shaHex(readBack(t, dev, 0, int64(len(img)))), "the device holds exactly the image")
 			assert.Equal(t, int64(len(tc.body)), p.Downloaded.Load())
+			for stage, sec := range p.Stages() {
+				if stage == "decompress" && tc.comp == "" {
+					continue // raw: only chunking, maybe no measurable time
+				}
+				assert.Positive(t, sec, "busy time of the %s stage", stage)
+			}
+			assert.Less(t, p.Stages()["hash"], time.Since(time.Unix(0, p.started.Load())).Seconds(), "a stage's time is part of the whole")
 		})
 	}
 }

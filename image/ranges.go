@@ -1,0 +1,240 @@
+package image
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+)
+
+// RangeSource serves byte ranges of an image: a source that can, gets
+// large images fetched with several requests at once, which a server or
+// proxy that limits each connection's rate serves faster.
+type RangeSource interface {
+	Source
+	// OpenRange returns exactly bytes [off, off+n); errNoRanges when the
+	// server ignores Range.
+	OpenRange(ctx context.Context, off, n int64) (io.ReadCloser, error)
+}
+
+var errNoRanges = errors.New("server does not serve byte ranges")
+
+// OpenRange GETs bytes [off, off+n) and insists on a 206 for them.
+func (s *HTTPSource) OpenRange(ctx context.Context, off, n int64) (io.ReadCloser, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.URL, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Range", fmt.Sprintf("bytes=%d-%d", off, off+n-1))
+	s.authorize(req)
+	resp, err := s.Client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	switch resp.StatusCode {
+	case http.StatusPartialContent:
+		var start, end int64
+		if _, err := fmt.Sscanf(resp.Header.Get("Content-Range"), "bytes %d-%d/", &start, &end); err != nil || start != off || end != off+n-1 {
+			resp.Body.Close()
+			return nil, fmt.Errorf("GET %s: Content-Range %q does not answer bytes %d-%d", s.URL, resp.Header.Get("Content-Range"), off, off+n-1)
+		}
+		return resp.Body, nil
+	case http.StatusOK:
+		resp.Body.Close()
+		return nil, errNoRanges
+	default:
+		io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
+		resp.Body.Close()
+		return nil, &HTTPStatusError{URL: s.URL, Status: resp.StatusCode}
+	}
+}
+
+// Parallel download defaults: requests in flight, and the size of each.
+// Memory is bounded by 2 x DefaultParallel x rangeChunk.
+const (
+	DefaultParallel = 4
+	rangeChunk      = 4 << 20
+	// parallelMin is the smallest image worth parallel requests.
+	parallelMin = 64 << 20
+)
+
+type rangeResult struct {
+	buf []byte
+	err error
+}
+
+// parallelReader reads [0, size) of a RangeSource as chunks fetched by
+// up to `parallel` concurrent requests, handing them out in order (the
+// hash runs over the bytes in order). Each chunk is retried on its own.
+type parallelReader struct {
+	ctx     context.Context
+	cancel  context.CancelFunc
+	src     RangeSource
+	size    int64
+	retry   Retry
+	onRetry func(error)
+
+	slots   chan chan rangeResult // in order of offset
+	full    []byte                // the buffer cur points into
+	cur     []byte
+	curErr  error
+	offset  int64
+	wg      sync.WaitGroup
+	pool    sync.Pool
+	release chan struct{} // one token per buffer that may be allocated
+}
+
+func newParallelReader(ctx context.Context, src RangeSource, size int64, parallel int, retry Retry, onRetry func(error)) *parallelReader {
+	ctx, cancel := context.WithCancel(ctx)
+	p := &parallelReader{ctx: ctx, cancel: cancel, src: src, size: size, retry: retry, onRetry: onRetry,
+		slots: make(chan chan rangeResult, 2*parallel), release: make(chan struct{}, 2*parallel)}
+	p.pool.New = func() any { b := make([]byte, rangeChunk); return &b }
+	for i := 0; i < 2*parallel; i++ {
+		p.release <- struct{}{}
+	}
+	sem := make(chan struct{}, parallel)
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		defer close(p.slots)
+		for off := int64(0); off < size; off += rangeChunk {
+			select {
+			case <-p.release: // a buffer is free: bounded memory
+			case <-ctx.Done():
+				return
+			}
+			slot := make(chan rangeResult, 1)
+			select {
+			case p.slots <- slot:
+			case <-ctx.Done():
+				return
+			}
+			sem <- struct{}{}
+			p.wg.Add(1)
+			go func(off int64) {
+				defer p.wg.Done()
+				defer func() { <-sem }()
+				n := min(int64(rangeChunk), size-off)
+				buf := (*p.pool.Get().(*[]byte))[:n]
+				slot <- rangeResult{buf, p.fetch(off, buf)}
+			}(off)
+		}
+	}()
+	return p
+}
+
+// fetch fills buf with the bytes at off, retrying as the sequential
+// reader does.
+func (p *parallelReader) fetch(off int64, buf []byte) error {
+	r := &resumingReader{ctx: p.ctx, src: p.src, retry: p.retry, onRetry: p.onRetry}
+	for {
+		body, err := p.src.OpenRange(p.ctx, off, int64(len(buf)))
+		if err == nil {
+			_, err = io.ReadFull(body, buf)
+			body.Close()
+			if err == nil {
+				return nil
+			}
+		}
+		if errors.Is(err, errNoRanges) {
+			return err
+		}
+		if berr := r.backoff(err); berr != nil {
+			return fmt.Errorf("bytes %d-%d: %w", off, off+int64(len(buf))-1, berr)
+		}
+	}
+}
+
+func (p *parallelReader) Read(b []byte) (int, error) {
+	for len(p.cur) == 0 {
+		if p.curErr != nil {
+			return 0, p.curErr
+		}
+		slot, ok := <-p.slots
+		if !ok {
+			if p.offset == p.size {
+				return 0, io.EOF
+			}
+			if err := p.ctx.Err(); err != nil {
+				return 0, err
+			}
+			return 0, fmt.Errorf("parallel download ended at byte %d of %d", p.offset, p.size)
+		}
+		var res rangeResult
+		select {
+		case res = <-slot:
+		case <-p.ctx.Done():
+			return 0, p.ctx.Err()
+		}
+		if res.err != nil {
+			p.curErr = res.err
+			return 0, res.err
+		}
+		p.full, p.cur = res.buf, res.buf
+	}
+	n := copy(b, p.cur)
+	p.cur = p.cur[n:]
+	p.offset += int64(n)
+	if len(p.cur) == 0 {
+		full := p.full[:cap(p.full)]
+		p.pool.Put(&full)
+		p.release <- struct{}{} // the chunk is consumed; its buffer may be reused
+	}
+	return n, nil
+}
+
+func (p *parallelReader) Close() error {
+	p.cancel()
+	go func() { // drain so fetchers blocked on slots finish
+		for s := range p.slots {
+			<-s
+		}
+	}()
+	p.wg.Wait()
+	return nil
+}
+
+// download is the byte stream writeOne hashes: one resuming stream, or
+// parallel ranges.
+type download interface {
+	io.ReadCloser
+	// progress is the bytes read and the size (-1: unknown); only for
+	// after the reading goroutine ended.
+	progress() (offset, size int64)
+	// total is the size known when the download opened (-1: unknown).
+	total() int64
+}
+
+func (r *resumingReader) progress() (int64, int64) { return r.offset, r.size }
+func (p *parallelReader) progress() (int64, int64) { return p.offset, p.size }
+func (r *resumingReader) total() int64             { return r.openSize }
+func (p *parallelReader) total() int64             { return p.size }
+
+// openDownload opens src, with parallel range requests when the image
+// is large, the source serves ranges (checked with a one-byte request)
+// and parallel > 1.
+func openDownload(ctx context.Context, src Source, parallel int, retry Retry, onRetry func(error), log func(msg string, args ...any)) (download, error) {
+	rr, err := newResumingReader(ctx, src, retry, onRetry)
+	if err != nil {
+		return nil, err
+	}
+	rs, ok := src.(RangeSource)
+	if parallel == 0 {
+		parallel = DefaultParallel
+	}
+	if !ok || parallel < 2 || rr.size < parallelMin {
+		return rr, nil
+	}
+	probe, err := rs.OpenRange(ctx, 0, 1)
+	if err != nil {
+		log("image server does not serve ranges; one stream", "url", src.String(), "error", err)
+		return rr, nil
+	}
+	probe.Close()
+	size := rr.size
+	rr.Close()
+	log("downloading with parallel range requests", "url", src.String(), "requests", parallel, "chunk_bytes", rangeChunk)
+	return newParallelReader(ctx, rs, size, parallel, retry, onRetry), nil
+}
