@@ -16,7 +16,9 @@ func TestCPU(t *testing.T) {
 	assert.Equal(t, "cpu", r.Stressor)
 	assert.Equal(t, 2, r.Workers)
 	assert.Greater(t, r.Ops, uint64(0))
-	assert.InDelta(t, 0.3, r.Seconds, 0.25)
+	// The duration is a floor; a loaded machine may overrun it a little.
+	assert.GreaterOrEqual(t, r.Seconds, 0.3)
+	assert.Less(t, r.Seconds, 3.0)
 
 	r, err = CPU(context.Background(), 0, 50*time.Millisecond)
 	require.NoError(t, err)

@@ -264,9 +264,11 @@ func netWrite(ctx context.Context, o NetworkOptions) (NetworkResult, error) {
 		c.SetDeadline(time.Now().Add(o.StallTimeout))
 		b := make([]byte, netHello)
 		h, ok := hello{}, false
+		stop := closeOnDone(ctx, c)
 		if _, err := io.ReadFull(c, b); err == nil {
 			h, ok = parseHello(b)
 		}
+		stop()
 		if !ok || (want != 0 && (h.session != session || int(h.streams) != want)) {
 			// Not our partner's burn-in (or a stray connection): not counted.
 			c.Close()

@@ -51,7 +51,8 @@ func TestNetworkPairOnLoopback(t *testing.T) {
 		assert.Greater(t, r.Bytes, int64(0), "direction %d", dir)
 		assert.Equal(t, w.Bytes, r.Bytes, "direction %d: every byte written is read and checked", dir)
 		assert.Greater(t, r.MbitPerSecond, 0.0, "direction %d", dir)
-		assert.InDelta(t, 0.5, w.Seconds, 0.4, "direction %d: the writer stops at the runtime", dir)
+		assert.GreaterOrEqual(t, w.Seconds, 0.5, "direction %d: the writer writes for the runtime", dir)
+		assert.Less(t, w.Seconds, 5.0, "direction %d: and then stops", dir)
 		assert.Empty(t, w.Errors)
 		assert.Empty(t, r.Errors)
 	}
