@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 )
 
 // OCISource reads the disk image blob of an OCI artifact or image:
@@ -25,13 +26,24 @@ type OCISource struct {
 	Layer  v1.Layer
 	Digest v1.Hash
 	Size   int64
+	// blob fetches the blob over the registry's HTTP API with its token
+	// auth, so resumes and parallel ranges work as for any HTTP image.
+	blob *HTTPSource
 }
 
 func (s *OCISource) String() string { return s.URL }
 
-// Open streams the blob from offset. Registries serve blobs whole here,
-// so a resume reads and drops the bytes before offset.
+// Open streams the blob from offset: by a Range request on the blob URL,
+// or, where that could not be set up, from the layer, dropping the bytes
+// before offset.
 func (s *OCISource) Open(ctx context.Context, offset int64) (io.ReadCloser, int64, error) {
+	if s.blob != nil {
+		rc, _, err := s.blob.Open(ctx, offset)
+		if err != nil {
+			return nil, 0, fmt.Errorf("%s: fetching blob %s: %w", s.URL, s.Digest, err)
+		}
+		return rc, s.Size, nil
+	}
 	rc, err := s.Layer.Compressed()
 	if err != nil {
 		return nil, 0, fmt.Errorf("%s: fetching blob %s: %w", s.URL, s.Digest, err)
@@ -43,6 +55,14 @@ func (s *OCISource) Open(ctx context.Context, offset int64) (io.ReadCloser, int6
 		}
 	}
 	return rc, s.Size, nil
+}
+
+// OpenRange serves bytes of the blob (RangeSource).
+func (s *OCISource) OpenRange(ctx context.Context, off, n int64) (io.ReadCloser, error) {
+	if s.blob == nil {
+		return nil, errNoRanges
+	}
+	return s.blob.OpenRange(ctx, off, n)
 }
 
 // diskLayer picks the layer holding the disk image.
@@ -85,8 +105,10 @@ func ResolveOCI(ctx context.Context, rawURL string, client *http.Client, insecur
 		return nil, fmt.Errorf("OCI reference %q: %w", refText, err)
 	}
 	ropts := []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain)}
+	base := http.DefaultTransport
 	if client != nil && client.Transport != nil {
 		ropts = append(ropts, remote.WithTransport(client.Transport))
+		base = client.Transport
 	}
 	img, err := remote.Image(ref, ropts...)
 	if err != nil {
@@ -104,5 +126,13 @@ func ResolveOCI(ctx context.Context, rawURL string, client *http.Client, insecur
 	if err != nil {
 		return nil, err
 	}
-	return &OCISource{URL: rawURL, Layer: layer, Digest: d, Size: size}, nil
+	src := &OCISource{URL: rawURL, Layer: layer, Digest: d, Size: size}
+	repo := ref.Context()
+	if auth, err := authn.DefaultKeychain.Resolve(repo.Registry); err == nil {
+		if tr, err := transport.NewWithContext(ctx, repo.Registry, auth, base, []string{repo.Scope(transport.PullScope)}); err == nil {
+			src.blob = &HTTPSource{URL: fmt.Sprintf("%s://%s/v2/%s/blobs/%s", repo.Scheme(), repo.RegistryStr(), repo.RepositoryStr(), d),
+				Client: &http.Client{Transport: tr}}
+		}
+	}
+	return src, nil
 }

@@ -19,8 +19,9 @@ func init() {
 
 func runWriteImage(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("write-image", flag.ContinueOnError)
-	src := fs.String("source", "", "image URL: http(s):// or file://")
-	sum := fs.String("checksum", "", "expected digest: bare hex, algo:hex, or a checksums file URL")
+	src := fs.String("source", "", "image URL: http(s)://, oci://registry/repo:tag (or @sha256:...) or file://")
+	sum := fs.String("checksum", "", "expected digest: bare hex, algo:hex, or a checksums file URL (optional for oci://: the blob digest)")
+	parallel := fs.Int("parallel", image.DefaultParallel, "range requests at once for a large image (1: one stream)")
 	dev := fs.String("device", "", "the block device to write (required; never guessed)")
 	formats := fs.String("formats", "raw,qcow2", "disk formats allowed inside any compression")
 	insecure := fs.Bool("insecure", false, "do not verify the server's TLS certificate")
@@ -28,8 +29,8 @@ func runWriteImage(ctx context.Context, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *src == "" || *sum == "" || *dev == "" {
-		return errors.New("--source, --checksum and --device are all required")
+	if *src == "" || *dev == "" || (*sum == "" && !strings.HasPrefix(*src, "oci://")) {
+		return errors.New("--source, --checksum (optional for oci://) and --device are required")
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	p := &image.Progress{}
@@ -49,7 +50,7 @@ func runWriteImage(ctx context.Context, args []string) error {
 	}()
 	res, err := image.Write(ctx, image.Request{
 		URLs: []string{*src}, Device: *dev, Checksum: image.ChecksumSpec{Checksum: *sum, MD5Allowed: *md5},
-		HTTP: image.HTTPOptions{Insecure: *insecure}, Retry: image.Retry{Attempts: 9, Interval: 10 * time.Second},
+		HTTP: image.HTTPOptions{Insecure: *insecure, Parallel: *parallel}, Retry: image.Retry{Attempts: 9, Interval: 10 * time.Second},
 		PermittedFormats: strings.Split(*formats, ","), Progress: p, Log: log,
 	})
 	close(done)
@@ -59,5 +60,7 @@ func runWriteImage(ctx context.Context, args []string) error {
 	}
 	fmt.Printf("wrote %d bytes (%s, compression %q) to %s in %s, %s %s verified\n", res.Written, res.Format, res.Compression,
 		res.Device, res.Duration.Round(time.Millisecond), res.Algo, res.Digest)
+	st := p.Stages()
+	fmt.Printf("busy seconds: download %.2f, hash %.2f, decompress %.2f, write %.2f\n", st["download"], st["hash"], st["decompress"], st["write"])
 	return nil
 }
