@@ -31,7 +31,7 @@ var (
 )
 
 // goipa builds the agent binary once per test run.
-func goipa(t *testing.T) string {
+func goipa(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "goipa-bin-")
