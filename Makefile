@@ -46,16 +46,17 @@ demo: deps
 
 # The ramdisk: build/goipa.kernel and build/goipa.initramfs (Debian's
 # kernel with the server driver set; KERNEL=linux-image-cloud-amd64
-# MODULES=virtio for a small VM-only one).
-KERNEL ?= linux-image-amd64
+# MODULES=virtio for a small VM-only one; ARCH=arm64 for aarch64 servers).
+ARCH ?= amd64
+KERNEL ?= linux-image-$(ARCH)
 MODULES ?= server
 initramfs:
-	$(GO) run ./cmd/goipa-build --kernel-package $(KERNEL) --modules $(MODULES) --version $(VERSION)
+	$(GO) run ./cmd/goipa-build --arch $(ARCH) --kernel-package $(KERNEL) --modules $(MODULES) --version $(VERSION)
 
 # Boot the ramdisk in QEMU (serial console here, agent on 127.0.0.1:9999).
 QEMU_APPEND ?= ipa-standalone=1
 qemu:
-	$(GO) run ./cmd/goipa-build qemu --kernel-package $(KERNEL) --modules $(MODULES) --append '$(QEMU_APPEND)'
+	$(GO) run ./cmd/goipa-build qemu --arch $(ARCH) --kernel-package $(KERNEL) --modules $(MODULES) --append '$(QEMU_APPEND)'
 
 clean:
 	rm -rf bin build bench.out

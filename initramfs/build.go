@@ -54,7 +54,7 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 		o.Compression = "gzip"
 	}
 	if o.Kernel != nil && o.Kernel.Arch != "" && o.Kernel.Arch != o.Arch {
-		return nil, fmt.Errorf("kernel %s is built for %s, the ramdisk for %s", o.Kernel.Version, o.Kernel.Arch, o.Arch)
+		return nil, &ArchError{What: "kernel " + o.Kernel.Version + " (for a ramdisk of " + o.Arch + ")", Want: o.Arch, Got: o.Kernel.Arch}
 	}
 	tmp, err := os.MkdirTemp("", "goipa-initramfs-")
 	if err != nil {

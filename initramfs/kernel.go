@@ -44,33 +44,80 @@ var IPMIModules = []string{"ipmi_si", "ipmi_devintf"}
 // VirtioModules are enough for a QEMU guest.
 var VirtioModules = []string{"virtio_pci", "virtio_blk", "virtio_net", "virtio_scsi", "virtio_rng", "sd_mod", "nvme", "8021q", "efivarfs"}
 
+// ARM64ServerModules are the storage and NIC drivers of arm64 servers
+// (Ampere, ThunderX, Kunpeng, Graviton-like boards): ThunderX's NICs are
+// nicvf, nicpf and thunder_bgx, Kunpeng's hns3.
+var ARM64ServerModules = []string{
+	"virtio_pci", "virtio_blk", "virtio_net", "virtio_scsi", "virtio_rng", "sd_mod", "nvme", "ahci",
+	"megaraid_sas", "mpt3sas", "smartpqi",
+	"ixgbe", "i40e", "ice", "mlx5_core", "bnxt_en", "igb", "tg3", "hns3", "nicvf", "nicpf", "thunder_bgx",
+	"8021q", "efivarfs",
+	"ipmi_si", "ipmi_ssif", "ipmi_devintf",
+}
+
+// ServerModulesFor is the server driver set of a ramdisk architecture.
+func ServerModulesFor(arch string) []string {
+	if arch == "arm64" {
+		return ARM64ServerModules
+	}
+	return ServerModules
+}
+
 // DebianKernelPackage resolves a meta package (linux-image-amd64,
-// linux-image-cloud-amd64) to the versioned package it depends on now:
-// old ABIs leave the mirror, so it is never pinned.
+// linux-image-cloud-amd64, linux-image-arm64) to the versioned package it
+// depends on now: old ABIs leave the mirror, so it is never pinned. A
+// foreign arch is resolved in its own apt state (AptOptions).
 func DebianKernelPackage(ctx context.Context, meta string, arch string) (string, error) {
-	pkg, err := resolveKernelPackage(ctx, meta, arch)
+	if err := checkKernelPackageName(meta, arch); err != nil {
+		return "", err
+	}
+	opts, err := AptOptions(ctx, arch, false)
+	if err != nil {
+		return "", err
+	}
+	pkg, err := resolveKernelPackage(ctx, meta, opts)
 	if err == nil {
 		return pkg, nil
 	}
 	// A machine whose package lists are missing or stale: refresh once.
-	if out, uerr := exec.CommandContext(ctx, "apt-get", "update", "-qq").CombinedOutput(); uerr != nil {
+	if foreign(arch) {
+		if opts, err = AptOptions(ctx, arch, true); err != nil {
+			return "", err
+		}
+	} else if out, uerr := exec.CommandContext(ctx, "apt-get", "update", "-qq").CombinedOutput(); uerr != nil {
 		return "", fmt.Errorf("%v (and apt-get update failed: %v: %s)", err, uerr, out)
 	}
-	return resolveKernelPackage(ctx, meta, arch)
+	pkg, err = resolveKernelPackage(ctx, meta, opts)
+	if err != nil && arch != "" {
+		return "", fmt.Errorf("%s: no such kernel package for %s in Debian's lists (%v)", meta, arch, err)
+	}
+	return pkg, err
 }
 
-func resolveKernelPackage(ctx context.Context, meta string, arch string) (string, error) {
-	args := []string{"depends", meta}
-	if arch != "" && arch != "amd64" {
-		args = []string{"-oAPT::Architecture=" + arch, "depends", meta + ":" + arch}
+// checkKernelPackageName refuses a kernel package whose name says it is
+// for another architecture (Debian's flavours end in it:
+// linux-image-cloud-amd64, linux-image-6.1.0-28-arm64).
+func checkKernelPackageName(pkg, arch string) error {
+	if arch == "" {
+		return nil
 	}
+	for _, a := range []string{"amd64", "arm64"} {
+		if a != arch && strings.HasSuffix(pkg, "-"+a) {
+			return &ArchError{What: "kernel package " + pkg, Want: arch, Got: a}
+		}
+	}
+	return nil
+}
+
+func resolveKernelPackage(ctx context.Context, meta string, opts []string) (string, error) {
+	args := append(append([]string{}, opts...), "depends", meta)
 	out, err := exec.CommandContext(ctx, "apt-cache", args...).Output()
 	if err == nil {
 		sc := bufio.NewScanner(bytes.NewReader(out))
 		for sc.Scan() {
 			f := strings.Fields(sc.Text())
 			if len(f) == 2 && f[0] == "Depends:" && strings.HasPrefix(f[1], "linux-image-") {
-				return strings.TrimSuffix(f[1], ":"+arch), nil
+				return f[1], nil
 			}
 		}
 	}
@@ -78,50 +125,90 @@ func resolveKernelPackage(ctx context.Context, meta string, arch string) (string
 }
 
 // FetchDebianKernel downloads a Debian linux-image package with apt-get
-// download into cacheDir (once) and unpacks it.
-func FetchDebianKernel(ctx context.Context, cacheDir, pkg string) (*Kernel, error) {
-	if k, err := KernelFromDir(filepath.Join(cacheDir, pkg)); err == nil {
-		return k, nil
-	}
-	dir, err := unpackDebianPackage(ctx, cacheDir, pkg)
-	if err != nil {
+// download into cacheDir (once) and unpacks it. With ForArch, a package
+// or kernel of another architecture is refused with an *ArchError.
+func FetchDebianKernel(ctx context.Context, cacheDir, pkg string, opts ...FetchOption) (*Kernel, error) {
+	c := fetchConfigOf(opts)
+	if err := checkKernelPackageName(pkg, c.arch); err != nil {
 		return nil, err
 	}
-	return KernelFromDir(dir)
+	cacheDir = archCacheDir(cacheDir, c.arch)
+	k, err := KernelFromDir(filepath.Join(cacheDir, pkg))
+	if err != nil {
+		dir, uerr := unpackDebianPackage(ctx, cacheDir, pkg, c.arch)
+		if uerr != nil {
+			return nil, uerr
+		}
+		if k, err = KernelFromDir(dir); err != nil {
+			return nil, err
+		}
+	}
+	if c.arch != "" && k.Arch != c.arch {
+		return nil, &ArchError{What: "kernel " + k.Version + " (package " + pkg + ")", Want: c.arch, Got: k.Arch}
+	}
+	return k, nil
 }
 
 // FetchDebianPackage downloads a Debian package with apt-get download
 // into cacheDir (once) and returns the directory it is unpacked in.
-func FetchDebianPackage(ctx context.Context, cacheDir, pkg string) (string, error) {
+func FetchDebianPackage(ctx context.Context, cacheDir, pkg string, opts ...FetchOption) (string, error) {
+	c := fetchConfigOf(opts)
+	cacheDir = archCacheDir(cacheDir, c.arch)
 	dir := filepath.Join(cacheDir, pkg)
 	if _, err := os.Stat(filepath.Join(dir, ".goipa-unpacked")); err == nil {
 		return dir, nil
 	}
-	dir, err := unpackDebianPackage(ctx, cacheDir, pkg)
+	dir, err := unpackDebianPackage(ctx, cacheDir, pkg, c.arch)
 	if err != nil {
 		return "", err
 	}
 	return dir, os.WriteFile(filepath.Join(dir, ".goipa-unpacked"), nil, 0o644)
 }
 
-func unpackDebianPackage(ctx context.Context, cacheDir, pkg string) (string, error) {
+// archCacheDir keeps a foreign architecture's packages apart: many have
+// the same name on every architecture (systemd-boot-efi).
+func archCacheDir(cacheDir, arch string) string {
+	if foreign(arch) {
+		return filepath.Join(cacheDir, arch)
+	}
+	return cacheDir
+}
+
+func unpackDebianPackage(ctx context.Context, cacheDir, pkg, arch string) (string, error) {
 	dest := filepath.Join(cacheDir, pkg)
 	if err := os.MkdirAll(cacheDir, 0o755); err != nil {
 		return "", err
 	}
-	dl := exec.CommandContext(ctx, "apt-get", "download", pkg)
+	aptOpts, err := AptOptions(ctx, arch, false)
+	if err != nil {
+		return "", err
+	}
+	dl := exec.CommandContext(ctx, "apt-get", append(append([]string{}, aptOpts...), "download", pkg)...)
 	dl.Dir = cacheDir
 	if out, err := dl.CombinedOutput(); err != nil {
+		if arch != "" {
+			return "", fmt.Errorf("apt-get download %s for %s: %v: %s", pkg, arch, err, out)
+		}
 		return "", fmt.Errorf("apt-get download %s: %v: %s", pkg, err, out)
 	}
 	debs, _ := filepath.Glob(filepath.Join(cacheDir, pkg+"_*.deb"))
 	if len(debs) == 0 {
 		return "", fmt.Errorf("apt-get download %s left no .deb in %s", pkg, cacheDir)
 	}
+	deb := debs[len(debs)-1]
+	if arch != "" {
+		got, err := debArch(ctx, deb)
+		if err != nil {
+			return "", err
+		}
+		if got != arch && got != "all" {
+			return "", &ArchError{What: "package " + filepath.Base(deb), Want: arch, Got: got}
+		}
+	}
 	tmp := dest + ".tmp"
 	os.RemoveAll(tmp)
-	if out, err := exec.CommandContext(ctx, "dpkg-deb", "-x", debs[len(debs)-1], tmp).CombinedOutput(); err != nil {
-		return "", fmt.Errorf("unpacking %s: %v: %s", debs[len(debs)-1], err, out)
+	if out, err := exec.CommandContext(ctx, "dpkg-deb", "-x", deb, tmp).CombinedOutput(); err != nil {
+		return "", fmt.Errorf("unpacking %s: %v: %s", deb, err, out)
 	}
 	os.RemoveAll(dest)
 	if err := os.Rename(tmp, dest); err != nil {

@@ -2,12 +2,13 @@ package initramfs
 
 import (
 	"bufio"
-	"errors"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -23,10 +24,10 @@ type VMOptions struct {
 	ISO string
 	// UEFI boots OVMF (Debian's ovmf package) instead of SeaBIOS, with a
 	// fresh copy of its variable store, so the guest has efivarfs.
-	UEFI bool
-	VirtioDisks    []string // raw disk files
-	NVMeDisks      []string
-	MAC            string
+	UEFI        bool
+	VirtioDisks []string // raw disk files
+	NVMeDisks   []string
+	MAC         string
 	// HostForward forwards 127.0.0.1:port on the host to the guest's
 	// agent port (user networking); with Tap, the guest joins that tap
 	// device instead (a provisioning network in a namespace).
@@ -38,6 +39,10 @@ type VMOptions struct {
 	NetNS       string    // run QEMU in this network namespace
 	// Args are more QEMU arguments: an emulated BMC, SMBIOS strings.
 	Args []string
+	// Arch is the guest's architecture: amd64 (default) or arm64, which
+	// boots qemu-system-aarch64's virt machine, always with UEFI (AAVMF,
+	// Debian's qemu-efi-aarch64), its console on ttyAMA0.
+	Arch string
 }
 
 // VM is a running guest.
@@ -74,16 +79,41 @@ func StartVM(ctx context.Context, o VMOptions) (_ *VM, err error) {
 	if o.GuestPort == 0 {
 		o.GuestPort = 9999
 	}
-	args := []string{"-accel", Accel(), "-m", fmt.Sprint(o.MemoryMiB), "-smp", "2", "-nographic", "-monitor", "none", "-no-reboot",
+	arm := o.Arch == "arm64"
+	accel := Accel()
+	if arm && runtime.GOARCH != "arm64" {
+		accel = "tcg"
+	}
+	args := []string{"-accel", accel, "-m", fmt.Sprint(o.MemoryMiB), "-smp", "2", "-nographic", "-monitor", "none", "-no-reboot",
 		"-device", "virtio-rng-pci"}
+	console := "ttyS0"
+	if arm {
+		// pauth-impdef: QEMU's own pointer-authentication hash instead of
+		// QARMA, several times faster under TCG.
+		cpu := "max,pauth-impdef=on"
+		if accel == "kvm" {
+			cpu = "host"
+		}
+		args = append(args, "-machine", "virt", "-cpu", cpu)
+		console = "ttyAMA0"
+		o.UEFI = true // arm64 servers boot UEFI only
+	}
 	var cleanup []string
-	if o.ISO != "" {
+	switch {
+	case o.ISO != "" && arm:
+		args = append(args, "-device", "virtio-scsi-pci,id=cdscsi", "-drive", "file="+o.ISO+",media=cdrom,readonly=on,if=none,id=cd0",
+			"-device", "scsi-cd,drive=cd0,bus=cdscsi.0,bootindex=0")
+	case o.ISO != "":
 		args = append(args, "-drive", "file="+o.ISO+",media=cdrom,readonly=on,if=ide,index=2", "-boot", "d")
-	} else {
-		args = append(args, "-kernel", o.Kernel, "-initrd", o.Initrd, "-append", "console=ttyS0 panic=-1 "+o.Cmdline)
+	default:
+		args = append(args, "-kernel", o.Kernel, "-initrd", o.Initrd, "-append", "console="+console+" panic=-1 "+o.Cmdline)
 	}
 	if o.UEFI {
-		fw, err := ovmf()
+		find := ovmf
+		if arm {
+			find = aavmf
+		}
+		fw, err := find()
 		if err != nil {
 			return nil, err
 		}
@@ -95,7 +125,7 @@ func StartVM(ctx context.Context, o VMOptions) (_ *VM, err error) {
 			}
 		}()
 	}
-	if Accel() == "kvm" {
+	if !arm && accel == "kvm" {
 		args = append(args, "-cpu", "host")
 	}
 	for i, d := range o.VirtioDisks {
@@ -119,6 +149,9 @@ func StartVM(ctx context.Context, o VMOptions) (_ *VM, err error) {
 		args = append(args, "-netdev", "user,id=n0"+fwd, "-device", "virtio-net-pci,netdev=n0,romfile="+mac)
 	}
 	name := "qemu-system-x86_64"
+	if arm {
+		name = "qemu-system-aarch64"
+	}
 	if o.NetNS != "" {
 		args = append([]string{"netns", "exec", o.NetNS, name}, args...)
 		name = "ip"
@@ -223,10 +256,20 @@ type ovmfFiles struct{ code, vars string }
 // ovmf finds Debian's OVMF and copies its variable template, which the
 // guest writes (boot entries), to a temporary file.
 func ovmf() (ovmfFiles, error) {
-	for _, pair := range [][2]string{
-		{"/usr/share/OVMF/OVMF_CODE_4M.fd", "/usr/share/OVMF/OVMF_VARS_4M.fd"},
-		{"/usr/share/OVMF/OVMF_CODE.fd", "/usr/share/OVMF/OVMF_VARS.fd"},
-	} {
+	return firmware("UEFI boot needs OVMF: install Debian's ovmf package (test/install-deps.sh does)",
+		[2]string{"/usr/share/OVMF/OVMF_CODE_4M.fd", "/usr/share/OVMF/OVMF_VARS_4M.fd"},
+		[2]string{"/usr/share/OVMF/OVMF_CODE.fd", "/usr/share/OVMF/OVMF_VARS.fd"})
+}
+
+// aavmf is ovmf for arm64: Debian's qemu-efi-aarch64, both images padded
+// to the virt machine's 64 MiB flash banks.
+func aavmf() (ovmfFiles, error) {
+	return firmware("arm64 guests need AAVMF: install Debian's qemu-efi-aarch64 package (test/install-deps.sh does)",
+		[2]string{"/usr/share/AAVMF/AAVMF_CODE.fd", "/usr/share/AAVMF/AAVMF_VARS.fd"})
+}
+
+func firmware(missing string, pairs ...[2]string) (ovmfFiles, error) {
+	for _, pair := range pairs {
 		if _, err := os.Stat(pair[0]); err != nil {
 			continue
 		}
@@ -248,5 +291,5 @@ func ovmf() (ovmfFiles, error) {
 		}
 		return ovmfFiles{code: pair[0], vars: f.Name()}, nil
 	}
-	return ovmfFiles{}, errors.New("UEFI boot needs OVMF: install Debian's ovmf package (test/install-deps.sh does)")
+	return ovmfFiles{}, errors.New(missing)
 }

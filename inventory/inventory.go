@@ -203,6 +203,13 @@ func collectCPU(o *options) CPU {
 			c.Flags = p.Capabilities
 		}
 	}
+	if c.ModelName == "" {
+		// arm64: no "model name" line; name the core from its MIDR as
+		// lscpu (IPA's source) does. ghw already took "Features" as flags.
+		if b, err := os.ReadFile(o.path("proc/cpuinfo")); err == nil {
+			c.ModelName = armModelName(string(b))
+		}
+	}
 	c.Frequency = cpuFrequency(o)
 	return c
 }

@@ -70,11 +70,11 @@ func run(ctx context.Context, args []string, mode string) error {
 	fs := flag.NewFlagSet("goipa-build", flag.ContinueOnError)
 	out := fs.String("output", "build/goipa.initramfs", "initramfs to write")
 	kernelOut := fs.String("kernel-output", "build/goipa.kernel", "where to copy the kernel image")
-	pkg := fs.String("kernel-package", "linux-image-amd64", "Debian kernel package, or a meta package it resolves from")
+	pkg := fs.String("kernel-package", "", "Debian kernel package, or a meta package it resolves from (default linux-image-<arch>)")
 	kdir := fs.String("kernel-dir", "", "an unpacked kernel (boot/vmlinuz-*, lib/modules/*) instead of a package")
 	mods := fs.String("modules", "server", "modules: server, virtio, all, or a comma separated list")
 	comp := fs.String("compression", "gzip", "gzip, zstd or none")
-	arch := fs.String("arch", "amd64", "architecture of the ramdisk")
+	arch := fs.String("arch", "amd64", "architecture of the ramdisk: amd64 or arm64")
 	version := fs.String("version", "", "goipa version to stamp")
 	cmdline := fs.String("append", "ipa-standalone=1", "kernel parameters for qemu, and the ISO's boot entries")
 	isoOut := fs.String("iso-output", "build/goipa.iso", "iso: the ISO to write")
@@ -84,6 +84,12 @@ func run(ctx context.Context, args []string, mode string) error {
 	insecure := fs.Bool("insecure", false, "push: plain HTTP registry")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *arch != "amd64" && *arch != "arm64" {
+		return fmt.Errorf("--arch %s: amd64 or arm64", *arch)
+	}
+	if *pkg == "" {
+		*pkg = "linux-image-" + *arch
 	}
 	var k *initramfs.Kernel
 	var err error
@@ -96,7 +102,7 @@ func run(ctx context.Context, args []string, mode string) error {
 				return err
 			}
 		}
-		k, err = initramfs.FetchDebianKernel(ctx, filepath.Join(initramfs.CacheDir(), "kernels"), name)
+		k, err = initramfs.FetchDebianKernel(ctx, filepath.Join(initramfs.CacheDir(), "kernels"), name, initramfs.ForArch(*arch))
 	}
 	if err != nil {
 		return err
@@ -107,7 +113,7 @@ func run(ctx context.Context, args []string, mode string) error {
 	}
 	switch *mods {
 	case "server":
-		o.Modules = initramfs.ServerModules
+		o.Modules = initramfs.ServerModulesFor(*arch)
 	case "virtio":
 		o.Modules = initramfs.VirtioModules
 	case "all":
@@ -162,7 +168,7 @@ func run(ctx context.Context, args []string, mode string) error {
 	}
 	fmt.Printf("booting under %s; the agent answers on http://127.0.0.1:%d once up (Ctrl-C ends it)\n", initramfs.Accel(), *port)
 	vm, err := initramfs.StartVM(ctx, initramfs.VMOptions{Kernel: *kernelOut, Initrd: res.Path, Cmdline: *cmdline,
-		VirtioDisks: []string{vd}, NVMeDisks: []string{nv}, HostForward: *port, Console: os.Stdout})
+		VirtioDisks: []string{vd}, NVMeDisks: []string{nv}, HostForward: *port, Console: os.Stdout, Arch: *arch})
 	if err != nil {
 		return err
 	}
