@@ -7,7 +7,7 @@ set -euo pipefail
 packages=(
   ironic-api ironic-conductor ironic-inspector python3-ironicclient genisoimage
   qemu-system-x86 qemu-utils dnsmasq-base iproute2
-  gdisk fdisk dosfstools mtools e2fsprogs util-linux mount ovmf docker-registry
+  gdisk fdisk dosfstools mtools e2fsprogs util-linux mount ovmf docker-registry lvm2
   qemu-system-arm qemu-efi-aarch64
   "$@"
 )
