@@ -294,6 +294,8 @@ func (r *resumingReader) Read(p []byte) (int, error) {
 				return n, io.EOF
 			}
 			err = fmt.Errorf("connection closed at byte %d of %d", r.offset, r.size)
+		} else {
+			err = fmt.Errorf("connection broken at byte %d of %d: %w", r.offset, r.size, err)
 		}
 		r.body.Close()
 		if r.ctx.Err() != nil {

@@ -327,3 +327,40 @@ func BenchmarkWriteSparse(b *testing.B) {
 		}
 	})
 }
+
+// TestLyingAndBrokenServers: a server that declares more bytes than it
+// sends, one that declares fewer, and one whose TLS certificate is not
+// trusted each fail with their own error, leaving the disk unbootable.
+func TestLyingAndBrokenServers(t *testing.T) {
+	testenv.NeedRoot(t)
+	testenv.NeedCommands(t, "losetup")
+	img := randomImage(t, 3<<20)
+	for _, tc := range []struct {
+		name  string
+		srv   *httptest.Server
+		check func(error) bool
+	}{
+		{"declares more than it sends", httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Length", strconv.Itoa(len(img)))
+			w.Write(img[:len(img)/2]) // then the handler returns: the connection is cut
+		})), func(e error) bool { return strings.Contains(e.Error(), "giving up") && strings.Contains(e.Error(), "at byte") }},
+		{"declares fewer than the image", httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Length", strconv.Itoa(len(img)/2))
+			w.Write(img[:len(img)/2])
+		})), func(e error) bool { var x *ChecksumMismatchError; return errors.As(e, &x) }},
+		{"untrusted TLS certificate", httptest.NewTLSServer(&server{img: img}), func(e error) bool { return strings.Contains(e.Error(), "certificate") }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			defer tc.srv.Close()
+			dev := loopDev(t, 4<<20)
+			fill(t, dev, 4<<20)
+			r := req(dev, tc.srv.URL+"/img", shaHex(img))
+			r.Retry = Retry{Attempts: 2, Interval: 10 * time.Millisecond}
+			_, err := Write(context.Background(), r)
+			require.Error(t, err)
+			assert.True(t, tc.check(err), "unexpected error: %v", err)
+			assert.Equal(t, make([]byte, 1<<20), readBack(t, dev, 0, 1<<20), "first MiB zeroed")
+			assert.Equal(t, make([]byte, 1<<20), readBack(t, dev, 3<<20, 1<<20), "last MiB zeroed")
+		})
+	}
+}
