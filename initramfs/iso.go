@@ -23,6 +23,10 @@ type ISOOptions struct {
 	Output         string
 	// CacheDir keeps the Debian boot loader packages between builds.
 	CacheDir string
+	// Arch is the ramdisk's architecture: amd64 (default: BIOS and UEFI)
+	// or arm64 (UEFI only, systemd-boot from the arm64 systemd-boot-efi
+	// package as BOOTAA64.EFI, console on ttyAMA0).
+	Arch string
 }
 
 // ISOResult describes a built ISO.
@@ -42,6 +46,11 @@ var isoLoaders = []struct{ pkg, path, dst string }{
 	{"systemd-boot-efi", "usr/lib/systemd/boot/efi/systemd-bootx64.efi", ""},
 }
 
+// arm64ISOLoaders: arm64 servers boot UEFI only.
+var arm64ISOLoaders = []struct{ pkg, path, dst string }{
+	{"systemd-boot-efi", "usr/lib/systemd/boot/efi/systemd-bootaa64.efi", ""},
+}
+
 // BuildISO writes an ISO9660 image that boots the kernel and initramfs
 // on BIOS (El Torito, ISOLINUX) and UEFI (an El Torito EFI System
 // Partition image holding systemd-boot, the kernel and the initramfs),
@@ -53,9 +62,20 @@ func BuildISO(ctx context.Context, o ISOOptions) (*ISOResult, error) {
 	if strings.ContainsAny(o.Cmdline, "\n\r") {
 		return nil, fmt.Errorf("kernel parameters must be one line")
 	}
+	if o.Arch == "" {
+		o.Arch = "amd64"
+	}
+	arm := o.Arch == "arm64"
+	if !arm && o.Arch != "amd64" {
+		return nil, fmt.Errorf("no ISO for %s (amd64 or arm64)", o.Arch)
+	}
+	pkgs := isoLoaders
+	if arm {
+		pkgs = arm64ISOLoaders
+	}
 	loaders := map[string]string{}
-	for _, l := range isoLoaders {
-		dir, err := FetchDebianPackage(ctx, o.CacheDir, l.pkg)
+	for _, l := range pkgs {
+		dir, err := FetchDebianPackage(ctx, o.CacheDir, l.pkg, ForArch(o.Arch))
 		if err != nil {
 			return nil, err
 		}
@@ -72,8 +92,13 @@ func BuildISO(ctx context.Context, o ISOOptions) (*ISOResult, error) {
 	defer os.RemoveAll(work)
 	tree := filepath.Join(work, "tree")
 	cmdline := "console=tty0 console=ttyS0 " + o.Cmdline
+	bootName := "/EFI/BOOT/BOOTX64.EFI"
+	if arm {
+		cmdline = "console=tty0 console=ttyAMA0 " + o.Cmdline
+		bootName = "/EFI/BOOT/BOOTAA64.EFI"
+	}
 	files := map[string]string{"boot/vmlinuz": o.Kernel, "boot/initrd.img": o.Initrd}
-	for _, l := range isoLoaders {
+	for _, l := range pkgs {
 		if l.dst != "" {
 			files[l.dst] = loaders[l.pkg]
 		}
@@ -83,12 +108,14 @@ func BuildISO(ctx context.Context, o ISOOptions) (*ISOResult, error) {
 			return nil, err
 		}
 	}
-	cfg := "DEFAULT goipa\nPROMPT 0\nTIMEOUT 0\nLABEL goipa\n  KERNEL /boot/vmlinuz\n  APPEND initrd=/boot/initrd.img " + cmdline + "\n"
-	if err := os.WriteFile(filepath.Join(tree, "isolinux/isolinux.cfg"), []byte(cfg), 0o644); err != nil {
-		return nil, err
+	if !arm {
+		cfg := "DEFAULT goipa\nPROMPT 0\nTIMEOUT 0\nLABEL goipa\n  KERNEL /boot/vmlinuz\n  APPEND initrd=/boot/initrd.img " + cmdline + "\n"
+		if err := os.WriteFile(filepath.Join(tree, "isolinux/isolinux.cfg"), []byte(cfg), 0o644); err != nil {
+			return nil, err
+		}
 	}
 	espPath := filepath.Join(tree, "efi/efiboot.img")
-	if err := buildESP(espPath, loaders["systemd-boot-efi"], o.Kernel, o.Initrd, cmdline); err != nil {
+	if err := buildESP(espPath, loaders["systemd-boot-efi"], bootName, o.Kernel, o.Initrd, cmdline); err != nil {
 		return nil, fmt.Errorf("EFI boot image: %w", err)
 	}
 	var total int64
@@ -112,17 +139,17 @@ func BuildISO(ctx context.Context, o ISOOptions) (*ISOResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	err = iso.Finalize(iso9660.FinalizeOptions{
-		VolumeIdentifier: "GOIPA",
-		RockRidge:        true,
-		ElTorito: &iso9660.ElTorito{
-			BootCatalog: "/isolinux/boot.cat",
-			Entries: []*iso9660.ElToritoEntry{
-				{Platform: iso9660.BIOS, Emulation: iso9660.NoEmulation, BootFile: "/isolinux/isolinux.bin", BootTable: true, LoadSegment: 0},
-				{Platform: iso9660.EFI, Emulation: iso9660.NoEmulation, BootFile: "/efi/efiboot.img"},
-			},
+	torito := &iso9660.ElTorito{
+		BootCatalog: "/isolinux/boot.cat",
+		Entries: []*iso9660.ElToritoEntry{
+			{Platform: iso9660.BIOS, Emulation: iso9660.NoEmulation, BootFile: "/isolinux/isolinux.bin", BootTable: true, LoadSegment: 0},
+			{Platform: iso9660.EFI, Emulation: iso9660.NoEmulation, BootFile: "/efi/efiboot.img"},
 		},
-	})
+	}
+	if arm {
+		torito = &iso9660.ElTorito{BootCatalog: "/efi/boot.cat", Entries: torito.Entries[1:]}
+	}
+	err = iso.Finalize(iso9660.FinalizeOptions{VolumeIdentifier: "GOIPA", RockRidge: true, ElTorito: torito})
 	if err != nil {
 		return nil, fmt.Errorf("writing the ISO: %w", err)
 	}
@@ -133,8 +160,8 @@ func BuildISO(ctx context.Context, o ISOOptions) (*ISOResult, error) {
 }
 
 // buildESP makes the FAT image UEFI firmware boots from the CD:
-// systemd-boot as the removable-media loader, with one entry.
-func buildESP(path, bootEFI, kernel, initrd, cmdline string) error {
+// systemd-boot as the removable-media loader (bootName), with one entry.
+func buildESP(path, bootEFI, bootName, kernel, initrd, cmdline string) error {
 	var size int64 = 8 << 20
 	for _, p := range []string{bootEFI, kernel, initrd} {
 		st, err := os.Stat(p)
@@ -165,7 +192,7 @@ func buildESP(path, bootEFI, kernel, initrd, cmdline string) error {
 	}
 	entry := "title goipa\nlinux /vmlinuz\ninitrd /initrd.img\noptions " + cmdline + "\n"
 	for dst, src := range map[string]any{
-		"/EFI/BOOT/BOOTX64.EFI":      bootEFI,
+		bootName:                     bootEFI,
 		"/vmlinuz":                   kernel,
 		"/initrd.img":                initrd,
 		"/loader/loader.conf":        []byte("default goipa.conf\ntimeout 0\n"),

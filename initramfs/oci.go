@@ -32,10 +32,20 @@ func refOpts(insecure bool) []name.Option {
 	return nil
 }
 
+// PushOption changes the pushed artifact.
+type PushOption func(*v1.ConfigFile)
+
+// PushArch records the ramdisk's architecture (amd64, arm64) in the
+// artifact's config, as an image's platform, so an arm64 ramdisk is told
+// apart from an amd64 one without pulling it.
+func PushArch(arch string) PushOption {
+	return func(c *v1.ConfigFile) { c.OS, c.Architecture = "linux", arch }
+}
+
 // Push uploads the kernel and initramfs as one OCI artifact, so a Metal3
 // deployment can fetch its ramdisk from the registry it already runs.
 // It returns the digest reference.
-func Push(ctx context.Context, ref, kernel, initrd string, insecure bool) (string, error) {
+func Push(ctx context.Context, ref, kernel, initrd string, insecure bool, opts ...PushOption) (string, error) {
 	r, err := name.ParseReference(ref, refOpts(insecure)...)
 	if err != nil {
 		return "", err
@@ -55,6 +65,19 @@ func Push(ctx context.Context, ref, kernel, initrd string, insecure bool) (strin
 	img, err := mutate.Append(empty.Image, adds...)
 	if err != nil {
 		return "", err
+	}
+	if len(opts) > 0 {
+		cf, err := img.ConfigFile()
+		if err != nil {
+			return "", err
+		}
+		cf = cf.DeepCopy()
+		for _, o := range opts {
+			o(cf)
+		}
+		if img, err = mutate.ConfigFile(img, cf); err != nil {
+			return "", err
+		}
 	}
 	if err := remote.Write(r, img, remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain)); err != nil {
 		return "", fmt.Errorf("pushing %s: %w", r, err)

@@ -9,7 +9,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -39,4 +41,19 @@ func TestPushPullRamdisk(t *testing.T) {
 	}
 	_, _, err = Pull(ctx, host+"/metal3/nothing:v1", t.TempDir(), true)
 	assert.Error(t, err)
+
+	// An arm64 ramdisk says so in its config.
+	armRef, err := Push(ctx, host+"/metal3/goipa-ramdisk:arm64", kernel, initrd, true, PushArch("arm64"))
+	require.NoError(t, err)
+	r, err := name.ParseReference(armRef, name.Insecure)
+	require.NoError(t, err)
+	img, err := remote.Image(r)
+	require.NoError(t, err)
+	cf, err := img.ConfigFile()
+	require.NoError(t, err)
+	assert.Equal(t, "linux/arm64", cf.OS+"/"+cf.Architecture)
+	_, i, err := Pull(ctx, armRef, t.TempDir(), true)
+	require.NoError(t, err)
+	ib, _ := os.ReadFile(i)
+	assert.Equal(t, bytes.Repeat([]byte("I"), 3<<20), ib)
 }

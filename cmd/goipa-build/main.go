@@ -133,18 +133,22 @@ func run(ctx context.Context, args []string, mode string) error {
 		res.Path, res.Size, float64(res.Size)/(1<<20), res.SHA256, res.Modules, k.Version, time.Since(start).Round(time.Millisecond))
 	fmt.Printf("kernel %s\n", *kernelOut)
 	if mode == "iso" {
-		iso, err := initramfs.BuildISO(ctx, initramfs.ISOOptions{Kernel: *kernelOut, Initrd: res.Path, Cmdline: *cmdline, Output: *isoOut})
+		iso, err := initramfs.BuildISO(ctx, initramfs.ISOOptions{Kernel: *kernelOut, Initrd: res.Path, Cmdline: *cmdline, Output: *isoOut, Arch: *arch})
 		if err != nil {
 			return err
 		}
-		fmt.Printf("iso %s: %d bytes (%.1f MiB), sha256 %s (BIOS and UEFI)\n", iso.Path, iso.Size, float64(iso.Size)/(1<<20), iso.SHA256)
+		boots := "BIOS and UEFI"
+		if *arch == "arm64" {
+			boots = "UEFI"
+		}
+		fmt.Printf("iso %s: %d bytes (%.1f MiB), sha256 %s (%s)\n", iso.Path, iso.Size, float64(iso.Size)/(1<<20), iso.SHA256, boots)
 		return nil
 	}
 	if mode == "push" {
 		if *to == "" {
 			return fmt.Errorf("push needs --to registry/repo:tag")
 		}
-		ref, err := initramfs.Push(ctx, *to, *kernelOut, res.Path, *insecure)
+		ref, err := initramfs.Push(ctx, *to, *kernelOut, res.Path, *insecure, initramfs.PushArch(*arch))
 		if err != nil {
 			return err
 		}
