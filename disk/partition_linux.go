@@ -270,3 +270,18 @@ func WaitForPartition(ctx context.Context, path string) error {
 		}
 	}
 }
+
+// EnsurePartitionNodes makes sure the kernel shows every partition of
+// dev's table (BLKPG for those it did not add itself).
+func EnsurePartitionNodes(dev string) error {
+	t, err := ReadTable(dev)
+	if err != nil {
+		return err
+	}
+	f, err := os.Open(dev)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return ensurePartitionNodes(f, dev, t)
+}
