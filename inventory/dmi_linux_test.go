@@ -146,3 +146,9 @@ func FuzzDMI(f *testing.F) {
 		}
 	})
 }
+
+// TestDIMMBytes: physical_mb's source where SMBIOS has memory devices.
+func TestDIMMBytes(t *testing.T) {
+	assert.Equal(t, int64(1<<30), dimmBytes(newOptions([]Option{WithRoot("testdata/dmi-qemu")})))
+	assert.Equal(t, int64(0), dimmBytes(newOptions([]Option{WithRoot(t.TempDir())})))
+}

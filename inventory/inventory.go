@@ -253,6 +253,10 @@ func collectMemory(o *options) Memory {
 	}
 	// IPA sums the DIMMs; without DMI, round the kernel's figure up to
 	// a whole GiB the way installed memory comes.
+	if dimms := dimmBytes(o); dimms > 0 {
+		m.PhysicalMB = dimms >> 20
+		return m
+	}
 	m.PhysicalMB = phys >> 20
 	if info.TotalPhysicalBytes <= 0 || info.TotalPhysicalBytes == info.TotalUsableBytes {
 		m.PhysicalMB = int64(math.Ceil(float64(phys)/float64(1<<30))) * 1024
