@@ -268,6 +268,7 @@ func (a *Agent) Run(ctx context.Context) error {
 
 	serverErr := make(chan error, 1)
 	started := false
+	tokenless := newBackoff(5*time.Second, 60*time.Second)
 	for ctx.Err() == nil {
 		a.setPhase("lookup")
 		if err := a.lookupLoop(ctx, nodeUUID); err != nil {
@@ -285,7 +286,22 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.setPhase("ready")
 		err := a.heartbeatLoop(ctx, serverErr)
 		if errors.Is(err, errStartOver) {
+			a.mu.Lock()
+			hadToken := a.token != ""
+			a.mu.Unlock()
 			a.startOver()
+			if hadToken {
+				tokenless.reset()
+				continue
+			}
+			// Looked up without a token (Ironic handed it out already, to a
+			// previous life of this agent): heartbeats are refused until the
+			// operation restarts. Without a wait this would be a hot loop.
+			wait := tokenless.next()
+			a.log.Warn("no agent token: waiting before looking the node up again", "wait", wait.Round(time.Millisecond))
+			if sleepCtx(ctx, wait) != nil {
+				return nil
+			}
 			continue
 		}
 		return err
@@ -694,15 +710,18 @@ func minTime(a, b time.Time) time.Time {
 
 // backoff is a capped, jittered exponential backoff.
 type backoff struct {
-	cur, max time.Duration
+	cur, first, max time.Duration
 }
 
 func newBackoff(first, maxWait time.Duration) *backoff {
 	if first <= 0 {
 		first = time.Second
 	}
-	return &backoff{cur: first, max: maxWait}
+	return &backoff{cur: first, first: first, max: maxWait}
 }
+
+// reset starts the waits from the first again.
+func (b *backoff) reset() { b.cur = b.first }
 
 func (b *backoff) next() time.Duration {
 	d := b.cur

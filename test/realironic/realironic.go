@@ -85,6 +85,7 @@ type options struct {
 	heartbeatTimeout int
 	inspector        bool
 	automatedClean   bool
+	fastTrack        bool
 	callbackTimeout  int
 	netns, host      string
 }
@@ -105,6 +106,13 @@ func WithHeartbeatTimeout(s int) Option { return func(o *options) { o.heartbeatT
 // WithInspector also runs ironic-inspector and enables the inspector
 // inspect interface.
 func WithInspector() Option { return func(o *options) { o.inspector = true } }
+
+// WithFastTrack turns on [deploy]fast_track: Ironic keeps a running
+// agent between operations instead of rebooting it.
+func WithFastTrack() Option { return func(o *options) { o.fastTrack = true } }
+
+// WithAutomatedClean turns on [conductor]automated_clean.
+func WithAutomatedClean() Option { return func(o *options) { o.automatedClean = true } }
 
 // WithCallbackTimeout sets how long Ironic waits in *wait states.
 func WithCallbackTimeout(s int) Option { return func(o *options) { o.callbackTimeout = s } }
@@ -178,7 +186,7 @@ deploy_ramdisk = {{.ImageBase}}/agent.ramdisk
 http_url = {{.ImageBase}}
 http_root = {{.State}}/http
 default_boot_mode = bios
-fast_track = false
+fast_track = {{.FastTrack}}
 erase_devices_priority = 0
 erase_devices_metadata_priority = 10
 power_off_after_deploy_failure = true
@@ -300,7 +308,7 @@ func Start(t testing.TB, opts ...Option) *Ironic {
 	}
 	vals := map[string]any{
 		"State": state, "Log": ir.LogPath, "InspectorLog": ir.InspectorLog, "APIPort": apiPort, "InspectorPort": inspPort,
-		"HeartbeatTimeout": o.heartbeatTimeout, "AutomatedClean": o.automatedClean, "CallbackTimeout": o.callbackTimeout,
+		"HeartbeatTimeout": o.heartbeatTimeout, "AutomatedClean": o.automatedClean, "FastTrack": o.fastTrack, "CallbackTimeout": o.callbackTimeout,
 		"ImageBase": ir.ImageBase, "Inspector": o.inspector, "Host": o.host, "CallbackHost": callbackHost,
 	}
 	conf := filepath.Join(state, "ironic.conf")
