@@ -98,6 +98,10 @@ func BuildISO(ctx context.Context, o ISOOptions) (*ISOResult, error) {
 		bootName = "/EFI/BOOT/BOOTAA64.EFI"
 	}
 	files := map[string]string{"boot/vmlinuz": o.Kernel, "boot/initrd.img": o.Initrd}
+	if arm {
+		// UEFI firmware reads the ESP image alone: no second copy.
+		files = map[string]string{}
+	}
 	for _, l := range pkgs {
 		if l.dst != "" {
 			files[l.dst] = loaders[l.pkg]
