@@ -1,6 +1,8 @@
 package inventory
 
 import (
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 )
@@ -59,4 +61,35 @@ func armModelName(cpuinfo string) string {
 		return ""
 	}
 	return armParts[i][p]
+}
+
+// deviceTreeVendor fills what SMBIOS would have said on boards without it
+// (arm64 boards booted with a device tree), as lshw (IPA's source) does:
+// the tree's model as the product, its serial-number, and the vendor
+// prefix of the first compatible string ("ampere,mtjade" → "ampere") as
+// the manufacturer. Fields SMBIOS gave are kept.
+func deviceTreeVendor(o *options, v *SystemVendor) {
+	dt := o.path("sys/firmware/devicetree/base")
+	if _, err := os.Stat(dt); err != nil {
+		dt = o.path("proc/device-tree")
+	}
+	str := func(name string) string {
+		b, err := os.ReadFile(filepath.Join(dt, name))
+		if err != nil {
+			return ""
+		}
+		first, _, _ := strings.Cut(string(b), "\x00") // NUL-separated string lists
+		return strings.TrimSpace(first)
+	}
+	if v.ProductName == "" {
+		v.ProductName = str("model")
+	}
+	if v.SerialNumber == "" {
+		v.SerialNumber = str("serial-number")
+	}
+	if v.Manufacturer == "" {
+		if vendor, _, ok := strings.Cut(str("compatible"), ","); ok {
+			v.Manufacturer = vendor
+		}
+	}
 }

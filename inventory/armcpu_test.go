@@ -1,9 +1,12 @@
 package inventory
 
 import (
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // An Ampere Altra (Neoverse-N1 cores), trimmed to two processors.
@@ -61,4 +64,33 @@ func FuzzARMModelName(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestDeviceTreeVendor: an arm64 board without SMBIOS names itself in its
+// device tree.
+func TestDeviceTreeVendor(t *testing.T) {
+	root := t.TempDir()
+	dt := filepath.Join(root, "sys/firmware/devicetree/base")
+	require.NoError(t, os.MkdirAll(dt, 0o755))
+	for name, val := range map[string]string{
+		"model":         "Ampere Mt.Jade\x00",
+		"serial-number": "MJ-0042\x00",
+		"compatible":    "ampere,mtjade\x00ampere,altra\x00",
+	} {
+		require.NoError(t, os.WriteFile(filepath.Join(dt, name), []byte(val), 0o644))
+	}
+	o := newOptions([]Option{WithRoot(root)})
+	var v SystemVendor
+	deviceTreeVendor(o, &v)
+	assert.Equal(t, SystemVendor{ProductName: "Ampere Mt.Jade", SerialNumber: "MJ-0042", Manufacturer: "ampere"}, v)
+
+	// SMBIOS's answers stay.
+	v = SystemVendor{ProductName: "QEMU Virtual Machine", Manufacturer: "QEMU"}
+	deviceTreeVendor(o, &v)
+	assert.Equal(t, SystemVendor{ProductName: "QEMU Virtual Machine", SerialNumber: "MJ-0042", Manufacturer: "QEMU"}, v)
+
+	// No tree, nothing changes.
+	v = SystemVendor{}
+	deviceTreeVendor(newOptions([]Option{WithRoot(t.TempDir())}), &v)
+	assert.Equal(t, SystemVendor{}, v)
 }

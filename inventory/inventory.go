@@ -274,6 +274,9 @@ func collectVendor(o *options) SystemVendor {
 	if b, err := ghw.BIOS(ghwOpts(o)...); err == nil {
 		v.Firmware = Firmware{Vendor: unknownEmpty(b.Vendor), Version: unknownEmpty(b.Version), BuildDate: unknownEmpty(b.Date)}
 	}
+	if v.ProductName == "" || v.SerialNumber == "" || v.Manufacturer == "" {
+		deviceTreeVendor(o, &v)
+	}
 	return v
 }
 
