@@ -52,7 +52,8 @@ func (s *HTTPSource) OpenRange(ctx context.Context, off, n int64) (io.ReadCloser
 }
 
 // Parallel download defaults: requests in flight, and the size of each.
-// Memory is bounded by 2 x DefaultParallel x rangeChunk.
+// Memory is bounded by (parallel + 2) x rangeChunk: the chunks being
+// fetched, the one being read, and one ready behind it.
 const (
 	DefaultParallel = 4
 	rangeChunk      = 4 << 20
@@ -89,9 +90,9 @@ type parallelReader struct {
 func newParallelReader(ctx context.Context, src RangeSource, size int64, parallel int, retry Retry, onRetry func(error)) *parallelReader {
 	ctx, cancel := context.WithCancel(ctx)
 	p := &parallelReader{ctx: ctx, cancel: cancel, src: src, size: size, retry: retry, onRetry: onRetry,
-		slots: make(chan chan rangeResult, 2*parallel), release: make(chan struct{}, 2*parallel)}
+		slots: make(chan chan rangeResult, parallel+2), release: make(chan struct{}, parallel+2)}
 	p.pool.New = func() any { b := make([]byte, rangeChunk); return &b }
-	for i := 0; i < 2*parallel; i++ {
+	for i := 0; i < parallel+2; i++ {
 		p.release <- struct{}{}
 	}
 	sem := make(chan struct{}, parallel)
