@@ -72,7 +72,7 @@ func FuzzParseSanitizeStatus(f *testing.F) {
 		s, err := ParseSanitizeStatus(b)
 		if err == nil {
 			_ = s.String()
-			s.Done()
+			_, _ = s.Done()
 		}
 	})
 }
