@@ -53,7 +53,13 @@ func goipa(t testing.TB) string {
 
 // loopDevice makes a loop device over a sparse file of size bytes and
 // detaches it when the test ends.
-func loopDevice(t *testing.T, size int64) string {
+func loopDevice(t *testing.T, size int64) string { return newLoop(t, size, false) }
+
+// partscanLoop is loopDevice with partition scanning, as a real disk
+// has: goipa makes the partitions' device nodes on it.
+func partscanLoop(t *testing.T, size int64) string { return newLoop(t, size, true) }
+
+func newLoop(t *testing.T, size int64, partscan bool) string {
 	t.Helper()
 	f := filepath.Join(t.TempDir(), "disk.img")
 	if err := os.WriteFile(f, nil, 0o644); err != nil {
@@ -62,7 +68,11 @@ func loopDevice(t *testing.T, size int64) string {
 	if err := os.Truncate(f, size); err != nil {
 		t.Fatal(err)
 	}
-	out, err := exec.Command("losetup", "--find", "--show", f).CombinedOutput()
+	args := []string{"--find", "--show", f}
+	if partscan {
+		args = append(args, "--partscan")
+	}
+	out, err := exec.Command("losetup", args...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("losetup: %v: %s", err, out)
 	}

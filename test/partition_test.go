@@ -15,26 +15,6 @@ import (
 	"github.com/goipa/goipa/test/realironic"
 )
 
-// partscanLoop is loopDevice with partition scanning, as a real disk
-// has: goipa makes the partitions' device nodes on it.
-func partscanLoop(t *testing.T, size int64) string {
-	t.Helper()
-	f := filepath.Join(t.TempDir(), "disk.img")
-	if err := os.WriteFile(f, nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Truncate(f, size); err != nil {
-		t.Fatal(err)
-	}
-	out, err := exec.Command("losetup", "--find", "--show", "--partscan", f).CombinedOutput()
-	if err != nil {
-		t.Fatalf("losetup: %v: %s", err, out)
-	}
-	dev := strings.TrimSpace(string(out))
-	t.Cleanup(func() { exec.Command("losetup", "--detach", dev).Run() })
-	return dev
-}
-
 // rootfsImage makes a partition image: an ext4 filesystem holding a
 // marker file.
 func rootfsImage(t *testing.T, marker string) (img []byte, uuid string) {
