@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"os"
 	"path"
@@ -128,24 +127,12 @@ func Coldplug(ctx context.Context, log *slog.Logger) ([]string, error) {
 	seen := map[string]bool{}
 	for round := 0; round < 6 && ctx.Err() == nil; round++ {
 		var aliases []string
-		filepath.WalkDir("/sys/devices", func(p string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return nil
+		for _, a := range deviceModaliases() {
+			if !seen[a] {
+				seen[a] = true
+				aliases = append(aliases, a)
 			}
-			if d.Type()&fs.ModeSymlink != 0 {
-				return nil
-			}
-			if d.Name() == "modalias" {
-				if b, err := os.ReadFile(p); err == nil {
-					a := strings.TrimSpace(string(b))
-					if a != "" && !seen[a] {
-						seen[a] = true
-						aliases = append(aliases, a)
-					}
-				}
-			}
-			return nil
-		})
+		}
 		if len(aliases) == 0 {
 			break
 		}
@@ -234,4 +221,22 @@ func LoadModules(names ...string) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// deviceModaliases reads the modalias of every device on a bus, plus the
+// CPU's: every device a driver can bind sits on a bus, and reading
+// /sys/bus/*/devices/* is much quicker under emulation than walking all
+// of /sys/devices (memory blocks, virtual devices).
+func deviceModaliases() []string {
+	paths, _ := filepath.Glob("/sys/bus/*/devices/*/modalias")
+	paths = append(paths, "/sys/devices/system/cpu/modalias")
+	var out []string
+	for _, p := range paths {
+		if b, err := os.ReadFile(p); err == nil {
+			if a := strings.TrimSpace(string(b)); a != "" {
+				out = append(out, a)
+			}
+		}
+	}
+	return out
 }
