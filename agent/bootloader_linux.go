@@ -9,31 +9,11 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
-	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/goipa/goipa/disk"
 )
-
-// waitForNode waits for a partition's device node, which the kernel
-// creates a moment after the partition table is re-read.
-func waitForNode(ctx context.Context, dev string) error {
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if _, err := os.Stat(dev); err == nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s did not appear within 10 s", dev)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-}
 
 // bootloaderPresent is IPA's "already marked bootable" check for BIOS: a
 // bootable-flagged partition on a disk whose MBR carries boot code.
@@ -90,15 +70,10 @@ func (d *deployer) installGrub(ctx context.Context, c *Call, device string, p bo
 		uefi = true
 	}
 	rootDev := disk.PartitionPath(device, root.Number)
-	if err := waitForNode(ctx, rootDev); err != nil {
+	if err := disk.WaitForPartition(ctx, rootDev); err != nil {
 		return err
 	}
-	f, err := os.Open(rootDev)
-	if err != nil {
-		return err
-	}
-	fs, err := disk.ProbeFilesystem(f, 0)
-	f.Close()
+	fs, err := disk.ProbeDevice(rootDev)
 	if err != nil || fs.Type == "" || fs.Type == "swap" || fs.Type == "vfat" {
 		return fmt.Errorf("%s holds no Linux root filesystem (found %q)", rootDev, fs.Type)
 	}
@@ -191,12 +166,7 @@ func appendESPToFstab(root, device string, esp disk.Partition) error {
 			return nil
 		}
 	}
-	f, err := os.Open(disk.PartitionPath(device, esp.Number))
-	if err != nil {
-		return err
-	}
-	fs, err := disk.ProbeFilesystem(f, 0)
-	f.Close()
+	fs, err := disk.ProbeDevice(disk.PartitionPath(device, esp.Number))
 	if err != nil || fs.UUID == "" {
 		return fmt.Errorf("reading the EFI system partition's UUID: %v", err)
 	}

@@ -88,12 +88,7 @@ func mountFor(ctx context.Context, dev string, fn func(dir string) error) error 
 	if err := disk.WaitForPartition(ctx, dev); err != nil {
 		return err
 	}
-	f, err := os.Open(dev)
-	if err != nil {
-		return err
-	}
-	fsys, err := disk.ProbeFilesystem(f, 0)
-	f.Close()
+	fsys, err := disk.ProbeDevice(dev)
 	if err != nil {
 		return err
 	}

@@ -145,12 +145,7 @@ func (d *deployer) deployPartitionImage(ctx context.Context, c *Call, ii *ImageI
 
 // blockUUID is IPA's block_uuid: the filesystem UUID, else the PARTUUID.
 func blockUUID(path string, p disk.Partition) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	fs, err := disk.ProbeFilesystem(f, 0)
+	fs, err := disk.ProbeDevice(path)
 	if err != nil {
 		return "", err
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 )
 
@@ -85,4 +86,14 @@ func fatLabel(b []byte) string {
 		return ""
 	}
 	return l
+}
+
+// ProbeDevice is ProbeFilesystem at the start of a device or partition.
+func ProbeDevice(path string) (Filesystem, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return Filesystem{}, err
+	}
+	defer f.Close()
+	return ProbeFilesystem(f, 0)
 }

@@ -90,17 +90,8 @@ func TestARM64RamdiskBootsInQEMU(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	const mac = "52:54:00:6a:a6:01"
-	vm, err := initramfs.StartVM(ctx, initramfs.VMOptions{Arch: "arm64", Kernel: k.Vmlinuz, Initrd: initrd, Cmdline: "ipa-standalone=1",
+	vm := startGuest(t, ctx, initramfs.VMOptions{Arch: "arm64", Kernel: k.Vmlinuz, Initrd: initrd, Cmdline: "ipa-standalone=1",
 		VirtioDisks: []string{sparseFile(t, 64<<20)}, NVMeDisks: []string{sparseFile(t, 2<<30)}, MAC: mac, HostForward: port})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer vm.Kill()
-	defer func() {
-		if t.Failed() {
-			t.Logf("console:\n%s", tail(vm.Console(), 80))
-		}
-	}()
 	// Under TCG the firmware and kernel take about 10 s to reach init and
 	// the API comes about 10 s later on this 2-core machine; the bounds
 	// leave room for a slower one.
@@ -275,16 +266,7 @@ func TestARM64ISOBootsWithAAVMF(t *testing.T) {
 	}
 	t.Logf("arm64 ISO %d bytes (%.1f MiB)", res.Size, float64(res.Size)/(1<<20))
 	port := realironic.FreePort(t)
-	vm, err := initramfs.StartVM(ctx, initramfs.VMOptions{Arch: "arm64", ISO: iso, NVMeDisks: []string{sparseFile(t, 1<<30)}, HostForward: port})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer vm.Kill()
-	defer func() {
-		if t.Failed() {
-			t.Logf("console:\n%s", tail(vm.Console(), 60))
-		}
-	}()
+	vm := startGuest(t, ctx, initramfs.VMOptions{Arch: "arm64", ISO: iso, NVMeDisks: []string{sparseFile(t, 1<<30)}, HostForward: port})
 	toAPI, err := vm.WaitFor(ctx, "API listening", 5*time.Minute)
 	if err != nil {
 		t.Fatal(err)

@@ -94,18 +94,9 @@ func TestRamdiskBootsInQEMU(t *testing.T) {
 	// SUPPORTED OPERATION CODES through SG_IO with CHECK CONDITION.
 	scsi := sparseFile(t, 64<<20)
 	plantPattern(t, scsi, []int64{0, 32 << 20, 64<<20 - 4096})
-	vm, err := initramfs.StartVM(ctx, initramfs.VMOptions{Kernel: kernel, Initrd: initrd, Cmdline: "ipa-standalone=1 ipa-enable-vlan-interfaces=eth0.42",
+	vm := startGuest(t, ctx, initramfs.VMOptions{Kernel: kernel, Initrd: initrd, Cmdline: "ipa-standalone=1 ipa-enable-vlan-interfaces=eth0.42",
 		VirtioDisks: []string{sparseFile(t, 64<<20)}, NVMeDisks: []string{nvme}, MAC: mac, HostForward: port,
 		Args: []string{"-device", "virtio-scsi-pci,id=scsi0", "-drive", "file=" + scsi + ",if=none,id=scsidisk0,format=raw", "-device", "scsi-hd,drive=scsidisk0,bus=scsi0.0"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer vm.Kill()
-	defer func() {
-		if t.Failed() {
-			t.Logf("console:\n%s", tail(vm.Console(), 80))
-		}
-	}()
 	toInit, err := vm.WaitFor(ctx, "Run /init as init process", 90*time.Second)
 	if err != nil {
 		t.Fatal(err)
@@ -319,4 +310,21 @@ func TestRescueShellOnFatalError(t *testing.T) {
 	if _, err := vm.WaitFor(ctx, "\x1b[6n", 90*time.Second); err != nil {
 		t.Fatalf("no shell prompt on the console: %v\n%s", err, tail(vm.Console(), 20))
 	}
+}
+
+// startGuest boots a QEMU guest for a test, kills it when the test ends
+// and prints the end of its console if the test failed.
+func startGuest(t *testing.T, ctx context.Context, o initramfs.VMOptions) *initramfs.VM {
+	t.Helper()
+	vm, err := initramfs.StartVM(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		vm.Kill()
+		if t.Failed() {
+			t.Logf("console:\n%s", tail(vm.Console(), 80))
+		}
+	})
+	return vm
 }

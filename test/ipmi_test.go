@@ -99,22 +99,13 @@ func TestIPMIBMCInQEMU(t *testing.T) {
 	// QEMU's user network reaches the host's loopback at 10.0.2.2.
 	cmdline := fmt.Sprintf("ipa-inspection-callback-url=http://10.0.2.2:%d/v1/continue ipa-inspection-collectors=default,dmi-decode",
 		ln.Addr().(*net.TCPAddr).Port)
-	vm, err := initramfs.StartVM(ctx, initramfs.VMOptions{Kernel: kernel, Initrd: initrd, Cmdline: cmdline,
+	vm := startGuest(t, ctx, initramfs.VMOptions{Kernel: kernel, Initrd: initrd, Cmdline: cmdline,
 		VirtioDisks: []string{sparseFile(t, 64<<20)}, HostForward: port,
 		Args: []string{
 			// Dell's IANA number, firmware 2.83, IPMI 2.0: values no default has.
 			"-device", "ipmi-bmc-sim,id=bmc0,mfg_id=674,product_id=256,fwrev1=2,fwrev2=0x83,ipmi_version=0x02,device_rev=3",
 			"-device", "isa-ipmi-kcs,bmc=bmc0",
 			"-smbios", "type=0,vendor=goipa-bios,version=9.8.7,date=03/04/2026"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer vm.Kill()
-	defer func() {
-		if t.Failed() {
-			t.Logf("console:\n%s", tail(vm.Console(), 80))
-		}
-	}()
 	var data map[string]any
 	select {
 	case data = <-inspected:

@@ -72,16 +72,7 @@ func TestISOBootsOnUEFIAndBIOS(t *testing.T) {
 
 	boot := func(uefi bool, nvme string) (*initramfs.VM, int) {
 		port := realironic.FreePort(t)
-		vm, err := initramfs.StartVM(ctx, initramfs.VMOptions{ISO: iso, UEFI: uefi, NVMeDisks: []string{nvme}, HostForward: port, GuestPort: 9999})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			vm.Kill()
-			if t.Failed() {
-				t.Logf("console (uefi=%v):\n%s", uefi, tail(vm.Console(), 60))
-			}
-		})
+		vm := startGuest(t, ctx, initramfs.VMOptions{ISO: iso, UEFI: uefi, NVMeDisks: []string{nvme}, HostForward: port, GuestPort: 9999})
 		toAPI, err := vm.WaitFor(ctx, "API listening", 5*time.Minute)
 		if err != nil {
 			t.Fatalf("uefi=%v: %v", uefi, err)
