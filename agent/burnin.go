@@ -17,15 +17,18 @@ import (
 // registerBurnin offers IPA's burn-in steps (burnin.py), run by goipa
 // itself instead of stress-ng and fio, with IPA's driver_info options.
 // Like IPA's, they have priority 0: only manual cleaning runs them.
-// burnin_cpu, burnin_memory and burnin_network are service steps too;
+// burnin_cpu, burnin_gpu, burnin_memory and burnin_network are service
+// steps too (IPA master);
 // burnin_disk is not (it destroys the disks' contents).
 func (a *Agent) registerBurnin() {
 	cpu := func(ctx context.Context, sc *StepCall) (any, error) { return a.burninCPU(ctx, sc) }
 	mem := func(ctx context.Context, sc *StepCall) (any, error) { return a.burninMemory(ctx, sc) }
 	dsk := func(ctx context.Context, sc *StepCall) (any, error) { return a.burninDisk(ctx, sc) }
 	nw := func(ctx context.Context, sc *StepCall) (any, error) { return a.burninNetwork(ctx, sc) }
+	gpu := func(ctx context.Context, sc *StepCall) (any, error) { return a.burninGPU(ctx, sc) }
 	for _, k := range []StepKind{Clean, Service} {
 		a.steps.Register(k, Step{Name: "burnin_cpu", Interface: "deploy", Priority: 0, Abortable: true, Run: cpu})
+		a.steps.Register(k, Step{Name: "burnin_gpu", Interface: "deploy", Priority: 0, Abortable: true, Run: gpu})
 		a.steps.Register(k, Step{Name: "burnin_memory", Interface: "deploy", Priority: 0, Abortable: true, Run: mem})
 		a.steps.Register(k, Step{Name: "burnin_network", Interface: "deploy", Priority: 0, Abortable: true, Run: nw})
 	}
@@ -91,7 +94,7 @@ func burninDone(sc *StepCall, r burnin.Result, out string, err error) (any, erro
 		}
 	}
 	if err != nil {
-		return nil, &Error{Type: "CommandExecutionError", Code: 500, Message: "Error while executing command", Details: err.Error()}
+		return nil, errExecution(err.Error())
 	}
 	return nil, nil
 }

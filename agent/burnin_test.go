@@ -23,7 +23,7 @@ import (
 func TestBurninStepsAreOffered(t *testing.T) {
 	a := newTestAgent(t, "ipa-standalone=1")
 	c := newAPI(t, a)
-	for kind, want := range map[string][]string{"clean": {"burnin_cpu", "burnin_memory", "burnin_disk", "burnin_network"}, "service": {"burnin_cpu", "burnin_memory", "burnin_network"}} {
+	for kind, want := range map[string][]string{"clean": {"burnin_cpu", "burnin_gpu", "burnin_memory", "burnin_disk", "burnin_network"}, "service": {"burnin_cpu", "burnin_gpu", "burnin_memory", "burnin_network"}} {
 		code, res := c.post(kind+".get_"+kind+"_steps", map[string]any{"node": map[string]any{"uuid": "n1"}, "ports": []any{}}, "?wait=true")
 		require.Equal(t, 200, code)
 		steps := map[string]map[string]any{}

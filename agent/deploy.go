@@ -90,11 +90,13 @@ func (a *Agent) registerDeploy() {
 	}
 	a.steps.Register(Deploy, Step{Name: "write_image", Interface: "deploy", Priority: 0, Run: write})
 	a.steps.Register(Service, Step{Name: "write_image", Interface: "deploy", Priority: 0, Run: write})
-	a.steps.Register(Deploy, Step{Name: "inject_files", Interface: "deploy", Priority: a.cfg.InjectFilesPriority, Run: d.injectFiles,
+	inject := Step{Name: "inject_files", Interface: "deploy", Priority: a.cfg.InjectFilesPriority, Run: d.injectFiles,
 		ArgsInfo: map[string]ArgInfo{
 			"files":     {Description: "Files to inject, a list of file structures with keys: 'path' (path to the file), 'partition' (partition specifier), 'content' (base64 encoded string), 'mode' (new file mode) and 'dirmode' (mode for the leaf directory, if created). Merged with the values from node.properties[inject_files].", Required: false},
 			"verify_ca": {Description: "Whether to verify TLS certificates. Global agent options are used by default.", Required: false},
-		}})
+		}}
+	a.steps.Register(Deploy, inject)
+	a.steps.Register(Service, inject)
 }
 
 // hints returns the node's root device hints: instance_info first.

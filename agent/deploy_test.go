@@ -132,3 +132,30 @@ func TestHostAgentRefusesToEraseWithoutDevices(t *testing.T) {
 	assert.Equal(t, "CleaningError", res["command_error"].(map[string]any)["type"])
 	assert.Contains(t, res["command_error"].(map[string]any)["details"], "goipa-devices")
 }
+
+// TestServiceStepsAsIPAMaster checks get_service_steps against IPA
+// master's list (hardware.py get_service_steps): what it offers, with
+// abortable only on the steps that can be stopped, and never a step that
+// destroys data on a deployed machine.
+func TestServiceStepsAsIPAMaster(t *testing.T) {
+	fd := &fakeDeploy{disk: filepath.Join(t.TempDir(), "disk")}
+	c := newAPI(t, newTestAgent(t, "ipa-standalone=1 goipa-devices=/dev/loop7", WithDeploy(fd, fd, fd)))
+	code, res := c.post("service.get_service_steps", map[string]any{"node": map[string]any{"uuid": "n1"}, "ports": []any{}}, "?wait=true")
+	require.Equal(t, 200, code)
+	cr := res["command_result"].(map[string]any)
+	assert.Contains(t, cr, "hardware_manager_version")
+	steps := map[string]map[string]any{}
+	for _, s := range cr["service_steps"].(map[string]any)["GenericHardwareManager"].([]any) {
+		steps[s.(map[string]any)["step"].(string)] = s.(map[string]any)
+	}
+	for _, name := range []string{"burnin_cpu", "burnin_gpu", "burnin_memory", "burnin_network"} {
+		assert.Equal(t, map[string]any{"step": name, "priority": float64(0), "interface": "deploy", "reboot_requested": false, "abortable": true}, steps[name])
+	}
+	assert.Equal(t, map[string]any{"step": "write_image", "priority": float64(0), "interface": "deploy", "reboot_requested": false}, steps["write_image"])
+	require.Contains(t, steps, "inject_files")
+	assert.NotContains(t, steps["inject_files"], "abortable")
+	assert.Contains(t, steps["inject_files"]["argsinfo"], "files")
+	for _, name := range []string{"burnin_disk", "erase_devices", "erase_devices_metadata", "erase_devices_express"} {
+		assert.NotContains(t, steps, name, "%s would destroy the deployed machine's data", name)
+	}
+}

@@ -59,7 +59,7 @@ type Step struct {
 	Interface       string // deploy, raid, bios, ...
 	Priority        int
 	RebootRequested bool
-	Abortable       bool // reported for clean steps only, as IPA does
+	Abortable       bool // reported as IPA does: clean steps, abortable service steps
 	ArgsInfo        map[string]ArgInfo
 	Run             StepFunc
 }
@@ -110,7 +110,9 @@ func (r *Steps) list(k StepKind) []map[string]any {
 			"interface":        s.Interface,
 			"reboot_requested": s.RebootRequested,
 		}
-		if k == Clean {
+		// IPA's clean steps all say whether they can be aborted; of its
+		// service steps only the abortable ones do, and deploy steps never.
+		if k == Clean || (k == Service && s.Abortable) {
 			m["abortable"] = s.Abortable
 		}
 		if len(s.ArgsInfo) > 0 {
