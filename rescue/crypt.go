@@ -29,7 +29,9 @@ const cryptAlphabet = "./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrs
 // HashError says why a string is not a SHA-crypt hash goipa can check.
 type HashError struct{ Reason string }
 
-func (e *HashError) Error() string { return "not a SHA-256 or SHA-512 crypt hash ($5$ or $6$): " + e.Reason }
+func (e *HashError) Error() string {
+	return "not a SHA-256 or SHA-512 crypt hash ($5$ or $6$): " + e.Reason
+}
 
 // Hash is a parsed SHA-crypt hash.
 type Hash struct {

@@ -63,7 +63,7 @@ func TestParseHashRefuses(t *testing.T) {
 	for _, s := range []string{
 		"",
 		"plaintext",
-		"$1$saltsalt$qjXMvbEw8oaL.CzflDugX/",                                          // MD5 crypt
+		"$1$saltsalt$qjXMvbEw8oaL.CzflDugX/", // MD5 crypt
 		"$y$j9T$F5Jx5fExrKuPp53xLKQ..1$X3DX6M94c7o.9agCG9G317fhZg9SqC.5i5rd.RhAtQ7", // yescrypt
 		"$2b$12$KIXQJ0Jw7w6h3m0A8ZQ5cOQ6ZtQJmJ9i3Yy3F9p8m6s1n0a2b3c4d",
 		"$5$saltstring",  // no sum
