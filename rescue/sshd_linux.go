@@ -1,0 +1,318 @@
+package rescue
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/creack/pty"
+	"golang.org/x/crypto/ssh"
+)
+
+// User is the account IPA's ramdisks create for the tenant.
+const User = "rescue"
+
+// failedLoginDelay slows password guessing: each wrong password costs the
+// guesser this long (and x/crypto/ssh allows six tries per connection).
+const failedLoginDelay = time.Second
+
+// Server is an SSH server that lets User in with the rescue password and
+// runs the shell for it: an interactive one (with a PTY when the client
+// asks for one) or `shell -c command` for exec requests. The shell runs
+// as root, as the rescue user of IPA's ramdisks effectively does (it has
+// passwordless sudo): the ramdisk has no other account.
+type Server struct {
+	hash   *Hash
+	shell  string
+	log    *slog.Logger
+	config *ssh.ServerConfig
+	signer ssh.Signer
+}
+
+// Option configures a Server.
+type Option func(*Server)
+
+// WithShell sets the shell (default /bin/sh, the ramdisk's gosh).
+func WithShell(path string) Option { return func(s *Server) { s.shell = path } }
+
+// WithLogger sets where logins and sessions are logged.
+func WithLogger(l *slog.Logger) Option { return func(s *Server) { s.log = l } }
+
+// NewServer checks the hash and makes a fresh ed25519 host key: the
+// ramdisk has no state to keep one in, as IPA's ramdisks generate theirs
+// at boot.
+func NewServer(passwordHash string, opts ...Option) (*Server, error) {
+	h, err := ParseHash(passwordHash)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{hash: h, shell: "/bin/sh", log: slog.Default()}
+	for _, o := range opts {
+		o(s)
+	}
+	_, key, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("host key: %w", err)
+	}
+	if s.signer, err = ssh.NewSignerFromKey(key); err != nil {
+		return nil, fmt.Errorf("host key: %w", err)
+	}
+	s.config = &ssh.ServerConfig{
+		ServerVersion:    "SSH-2.0-goipa-rescue",
+		PasswordCallback: s.checkPassword,
+	}
+	s.config.AddHostKey(s.signer)
+	return s, nil
+}
+
+// HostKey is the server's public host key.
+func (s *Server) HostKey() ssh.PublicKey { return s.signer.PublicKey() }
+
+func (s *Server) checkPassword(meta ssh.ConnMetadata, password []byte) (*ssh.Permissions, error) {
+	// Always hash, so a wrong user name costs the same as a wrong password.
+	ok := s.hash.Verify(string(password))
+	if meta.User() != User || !ok {
+		s.log.Warn("rescue SSH: login refused", "user", meta.User(), "remote", meta.RemoteAddr().String())
+		time.Sleep(failedLoginDelay)
+		return nil, errors.New("permission denied")
+	}
+	s.log.Info("rescue SSH: login", "user", meta.User(), "remote", meta.RemoteAddr().String())
+	return &ssh.Permissions{}, nil
+}
+
+// Serve accepts connections on ln until ctx ends, then closes ln and
+// every connection.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		<-ctx.Done()
+		ln.Close()
+	}()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			return fmt.Errorf("rescue SSH: accept: %w", err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.handleConn(ctx, nc)
+		}()
+	}
+}
+
+func (s *Server) handleConn(ctx context.Context, nc net.Conn) {
+	// A client that never finishes the handshake must not hold a goroutine.
+	nc.SetDeadline(time.Now().Add(2 * time.Minute))
+	sc, chans, reqs, err := ssh.NewServerConn(nc, s.config)
+	if err != nil {
+		nc.Close()
+		s.log.Debug("rescue SSH: handshake", "remote", nc.RemoteAddr().String(), "error", err)
+		return
+	}
+	nc.SetDeadline(time.Time{})
+	stop := context.AfterFunc(ctx, func() { sc.Close() })
+	defer stop()
+	defer sc.Close()
+	go ssh.DiscardRequests(reqs)
+	var wg sync.WaitGroup
+	for nch := range chans {
+		if nch.ChannelType() != "session" {
+			nch.Reject(ssh.UnknownChannelType, "only session channels")
+			continue
+		}
+		ch, creqs, err := nch.Accept()
+		if err != nil {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.session(ctx, ch, creqs)
+		}()
+	}
+	wg.Wait()
+}
+
+// The payloads of the session requests (RFC 4254 section 6).
+type (
+	ptyRequest struct {
+		Term                          string
+		Cols, Rows, WidthPx, HeightPx uint32
+		Modes                         string
+	}
+	windowChange struct{ Cols, Rows, WidthPx, HeightPx uint32 }
+	envRequest   struct{ Name, Value string }
+	execRequest  struct{ Command string }
+	exitStatus   struct{ Status uint32 }
+)
+
+// session serves one session channel: env and pty-req before one shell
+// or exec request, window-change after it.
+func (s *Server) session(ctx context.Context, ch ssh.Channel, reqs <-chan *ssh.Request) {
+	defer ch.Close()
+	// The shell ends with its session: a client that goes away leaves
+	// nothing running.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		env     []string
+		ptyReq  *ptyRequest
+		ptmx    *os.File
+		started bool
+		done    = make(chan uint32, 1)
+	)
+	for {
+		select {
+		case code := <-done:
+			ch.SendRequest("exit-status", false, ssh.Marshal(exitStatus{code}))
+			return
+		case req, ok := <-reqs:
+			if !ok {
+				return
+			}
+			switch req.Type {
+			case "env":
+				var e envRequest
+				if ssh.Unmarshal(req.Payload, &e) != nil {
+					req.Reply(false, nil)
+					continue
+				}
+				env = append(env, e.Name+"="+e.Value)
+				req.Reply(true, nil)
+			case "pty-req":
+				var p ptyRequest
+				if started || ssh.Unmarshal(req.Payload, &p) != nil {
+					req.Reply(false, nil)
+					continue
+				}
+				ptyReq = &p
+				req.Reply(true, nil)
+			case "window-change":
+				var w windowChange
+				if ptmx != nil && ssh.Unmarshal(req.Payload, &w) == nil {
+					pty.Setsize(ptmx, &pty.Winsize{Rows: uint16(w.Rows), Cols: uint16(w.Cols)})
+				}
+				if req.WantReply {
+					req.Reply(ptmx != nil, nil)
+				}
+			case "shell", "exec":
+				var command string
+				if req.Type == "exec" {
+					var e execRequest
+					if ssh.Unmarshal(req.Payload, &e) != nil {
+						req.Reply(false, nil)
+						continue
+					}
+					command = e.Command
+				}
+				if started {
+					req.Reply(false, nil)
+					continue
+				}
+				f, err := s.start(ctx, ch, command, env, ptyReq, done)
+				if err != nil {
+					s.log.Error("rescue SSH: starting the shell", "error", err)
+					req.Reply(false, nil)
+					continue
+				}
+				started, ptmx = true, f
+				req.Reply(true, nil)
+			default:
+				if req.WantReply {
+					req.Reply(false, nil)
+				}
+			}
+		}
+	}
+}
+
+// start runs the shell (interactive when command is empty) wired to ch,
+// and sends its exit code to done once it and its output have ended. With
+// a PTY it returns the PTY's master, for window changes.
+func (s *Server) start(ctx context.Context, ch ssh.Channel, command string, env []string, p *ptyRequest, done chan<- uint32) (*os.File, error) {
+	args := []string{}
+	if command != "" {
+		args = append(args, "-c", command)
+	}
+	cmd := exec.CommandContext(ctx, s.shell, args...)
+	cmd.Dir = "/"
+	path := os.Getenv("PATH")
+	if path == "" {
+		path = "/bbin:/bin:/usr/bin:/sbin:/usr/sbin"
+	}
+	cmd.Env = []string{"PATH=" + path, "HOME=/", "USER=" + User, "LOGNAME=" + User, "SHELL=" + s.shell}
+	cmd.Env = append(cmd.Env, env...)
+	if p != nil {
+		cmd.Env = append(cmd.Env, "TERM="+p.Term)
+		f, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: uint16(p.Rows), Cols: uint16(p.Cols)})
+		if err != nil {
+			return nil, err
+		}
+		go io.Copy(f, ch)
+		output := make(chan struct{})
+		go func() {
+			io.Copy(ch, f) // ends with EIO once every holder of the PTY has gone
+			close(output)
+		}()
+		go func() {
+			code := exitCode(cmd.Wait())
+			// Background jobs may keep the PTY open: do not wait for them.
+			select {
+			case <-output:
+			case <-time.After(time.Second):
+			}
+			f.Close()
+			done <- code
+		}()
+		return f, nil
+	}
+	// No PTY: a session of its own all the same, so the shell's jobs are
+	// not in PID 1's process group.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stdout, cmd.Stderr = ch, ch.Stderr()
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	go func() {
+		io.Copy(stdin, ch)
+		stdin.Close()
+	}()
+	go func() { done <- exitCode(cmd.Wait()) }()
+	return nil, nil
+}
+
+func exitCode(err error) uint32 {
+	if err == nil {
+		return 0
+	}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) && ee.ExitCode() >= 0 {
+		return uint32(ee.ExitCode())
+	}
+	return 255
+}
