@@ -34,6 +34,7 @@ var ServerModules = []string{
 	"ixgbe", "i40e", "ice", "mlx5_core", "bnxt_en", "tg3", "igb", "e1000e", "sfc", "e1000",
 	"8021q", "efivarfs",
 	"ipmi_si", "ipmi_ssif", "ipmi_devintf", // IPMIModules and the BMC on SMBus
+	"md_mod", "raid0", "raid1", // MDModules
 }
 
 // IPMIModules reach the BMC: its system interface (KCS, BT or SMIC found
@@ -42,7 +43,11 @@ var ServerModules = []string{
 var IPMIModules = []string{"ipmi_si", "ipmi_devintf"}
 
 // VirtioModules are enough for a QEMU guest.
-var VirtioModules = []string{"virtio_pci", "virtio_blk", "virtio_net", "virtio_scsi", "virtio_rng", "sd_mod", "nvme", "8021q", "efivarfs"}
+var VirtioModules = []string{"virtio_pci", "virtio_blk", "virtio_net", "virtio_scsi", "virtio_rng", "sd_mod", "nvme", "8021q", "efivarfs", "md_mod", "raid0", "raid1"}
+
+// MDModules are the software RAID driver and the levels goipa builds
+// (mdraid); no device asks for them, so init loads them by name.
+var MDModules = []string{"md_mod", "raid0", "raid1"}
 
 // ARM64ServerModules are the storage and NIC drivers of arm64 servers
 // (Ampere, ThunderX, Kunpeng, Graviton-like boards): ThunderX's NICs are
@@ -53,6 +58,7 @@ var ARM64ServerModules = []string{
 	"ixgbe", "i40e", "ice", "mlx5_core", "bnxt_en", "igb", "tg3", "hns3", "nicvf", "nicpf", "thunder_bgx",
 	"8021q", "efivarfs",
 	"ipmi_si", "ipmi_ssif", "ipmi_devintf",
+	"md_mod", "raid0", "raid1",
 }
 
 // ServerModulesFor is the server driver set of a ramdisk architecture.
