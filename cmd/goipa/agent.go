@@ -136,6 +136,12 @@ func runInit(ctx context.Context, args []string) error {
 			log.Error("loading 8021q for VLAN interfaces", "error", err)
 		}
 	}
+	// Software RAID: nothing asks for md by modalias, and without udev or
+	// modprobe the kernel cannot load a RAID level on demand; arrays on
+	// the disks are assembled when the agent starts (agent/raid_linux.go).
+	if err := boot.LoadModules("md_mod", "raid0", "raid1"); err != nil {
+		log.Error("loading the md (software RAID) modules", "error", err)
+	}
 	if err := boot.MountEFIVars(); err != nil {
 		log.Error("efivarfs: UEFI boot entries cannot be written", "error", err)
 	}
