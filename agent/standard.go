@@ -157,6 +157,7 @@ func (a *Agent) systemLogs(ctx context.Context) ([]byte, error) {
 		{"dmesg", readKernelLog},
 		{"cmdline", func() ([]byte, error) { return os.ReadFile("/proc/cmdline") }},
 		{"mount", func() ([]byte, error) { return os.ReadFile("/proc/self/mounts") }},
+		{"mdstat", func() ([]byte, error) { return os.ReadFile("/proc/mdstat") }}, // IPA's logs carry it (software RAID)
 		{"ip_addr", func() ([]byte, error) { return interfaceReport() }},
 		{"inventory.json", func() ([]byte, error) {
 			inv, err := a.hw.Inventory(ctx)
