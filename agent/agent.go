@@ -89,6 +89,7 @@ type Agent struct {
 	serverStop      context.CancelFunc
 	resetAfterAsync bool
 	lockedDown      bool
+	onRescued       func(passwordHash string) // the ramdisk's rescue login (WithRescue)
 }
 
 // New builds an agent and registers the standard extensions. Packages
@@ -123,9 +124,11 @@ func New(cfg *Config, opts ...Option) (*Agent, error) {
 	}
 	a.registerStandard()
 	a.registerDeploy()
+	a.registerBootc()
 	a.registerErase()
 	a.registerFirmwareSteps()
 	a.registerBurnin()
+	a.registerRescue()
 	return a, nil
 }
 
