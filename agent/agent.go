@@ -128,6 +128,7 @@ func New(cfg *Config, opts ...Option) (*Agent, error) {
 	a.registerFirmwareSteps()
 	a.registerBurnin()
 	a.registerRescue()
+	a.registerRAID()
 	return a, nil
 }
 
