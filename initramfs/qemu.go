@@ -33,10 +33,13 @@ type VMOptions struct {
 	// device instead (a provisioning network in a namespace).
 	HostForward int
 	GuestPort   int
-	Tap         string
-	MemoryMiB   int
-	Console     io.Writer // the serial console, line by line
-	NetNS       string    // run QEMU in this network namespace
+	// MoreForwards are further {host port, guest port} TCP forwards on
+	// user networking (the rescue test's SSH).
+	MoreForwards [][2]int
+	Tap          string
+	MemoryMiB    int
+	Console      io.Writer // the serial console, line by line
+	NetNS        string    // run QEMU in this network namespace
 	// Args are more QEMU arguments: an emulated BMC, SMBIOS strings.
 	Args []string
 	// Arch is the guest's architecture: amd64 (default) or arm64, which
@@ -145,6 +148,9 @@ func StartVM(ctx context.Context, o VMOptions) (_ *VM, err error) {
 		fwd := ""
 		if o.HostForward != 0 {
 			fwd = fmt.Sprintf(",hostfwd=tcp:127.0.0.1:%d-:%d", o.HostForward, o.GuestPort)
+		}
+		for _, f := range o.MoreForwards {
+			fwd += fmt.Sprintf(",hostfwd=tcp:127.0.0.1:%d-:%d", f[0], f[1])
 		}
 		args = append(args, "-netdev", "user,id=n0"+fwd, "-device", "virtio-net-pci,netdev=n0,romfile="+mac)
 	}
