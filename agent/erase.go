@@ -102,15 +102,28 @@ func (a *Agent) eraseTargets(ctx context.Context, node map[string]any) ([]invent
 		if list, ok := props["skip_block_devices"].([]any); ok {
 			for _, s := range list {
 				if m, ok := s.(map[string]any); ok {
-					delete(m, "volume_name") // RAID volumes: no software RAID here yet
+					if _, vol := m["volume_name"]; vol {
+						continue // RAID volumes: kept below by name
+					}
 					skips = append(skips, m)
 				}
 			}
 		}
 	}
+	keepVolumes := skipVolumeNames(node)
 	var out []inventory.Disk
 	for _, d := range disks {
 		skip := d.ReadOnly
+		// IPA never erases a RAID member as a plain disk (the array is
+		// erased as a whole), and keeps arrays named on the skip list.
+		if raidMember(d.Name) {
+			a.log.Info("erase: skipping software RAID member", "device", d.Name)
+			continue
+		}
+		if name := mdVolumeName(d.Name); name != "" && keepVolumes[name] {
+			a.log.Info("erase: skipping software RAID volume on the skip list", "device", d.Name, "volume_name", name)
+			continue
+		}
 		for _, s := range skips {
 			if ok, err := inventory.Matches(d, s); err != nil {
 				return nil, ErrInvalidParams("skip_block_devices: %v", err)

@@ -393,3 +393,18 @@ func raidMember(dev string) bool {
 	}
 	return mdraid.IsMember(dev)
 }
+
+// mdVolumeName is the volume name of a running md array, "" for any
+// other device.
+func mdVolumeName(dev string) string {
+	if !isMDName(dev) {
+		return ""
+	}
+	arrays, _ := mdraid.Arrays()
+	for _, ar := range arrays {
+		if ar.Device == dev {
+			return volumeName(ar)
+		}
+	}
+	return ""
+}
