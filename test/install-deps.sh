@@ -9,6 +9,7 @@ packages=(
   qemu-system-x86 qemu-utils dnsmasq-base iproute2
   gdisk fdisk dosfstools mtools e2fsprogs util-linux mount ovmf docker-registry lvm2
   qemu-system-arm qemu-efi-aarch64
+  openssl
   "$@"
 )
 
