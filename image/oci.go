@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"path"
+	"runtime"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -90,11 +91,27 @@ func diskLayer(img v1.Image) (v1.Layer, error) {
 	return nil, fmt.Errorf("%d layers and none is marked as a disk image (title *.qcow2/*.raw/*.img or a disk media type)", len(layers))
 }
 
-// ResolveOCI finds the disk image blob of an oci:// URL.
-func ResolveOCI(ctx context.Context, rawURL string, client *http.Client, insecure bool) (*OCISource, error) {
+// ResolveOCIImage resolves an oci:// URL to its image, for callers that
+// want every layer (a bootc container deploy) rather than one disk blob:
+// an image index is narrowed to linux and the architecture goipa runs
+// on. keychain nil means the docker config's credentials (anonymous
+// otherwise). Nothing but the manifest and config is fetched here: the
+// layers stream from the registry when they are read.
+func ResolveOCIImage(ctx context.Context, rawURL string, client *http.Client, insecure bool, keychain authn.Keychain) (name.Reference, v1.Image, error) {
+	if keychain == nil {
+		keychain = authn.DefaultKeychain
+	}
+	ref, img, _, err := remoteImage(ctx, rawURL, client, insecure, keychain,
+		remote.WithPlatform(v1.Platform{OS: "linux", Architecture: runtime.GOARCH}))
+	return ref, img, err
+}
+
+// remoteImage parses an oci:// URL and fetches its manifest through
+// client's transport (the default one without it), which it returns.
+func remoteImage(ctx context.Context, rawURL string, client *http.Client, insecure bool, keychain authn.Keychain, extra ...remote.Option) (name.Reference, v1.Image, http.RoundTripper, error) {
 	refText, ok := strings.CutPrefix(rawURL, "oci://")
 	if !ok {
-		return nil, fmt.Errorf("%q is not an oci:// URL", rawURL)
+		return nil, nil, nil, fmt.Errorf("%q is not an oci:// URL", rawURL)
 	}
 	var opts []name.Option
 	if insecure {
@@ -102,9 +119,9 @@ func ResolveOCI(ctx context.Context, rawURL string, client *http.Client, insecur
 	}
 	ref, err := name.ParseReference(refText, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("OCI reference %q: %w", refText, err)
+		return nil, nil, nil, fmt.Errorf("OCI reference %q: %w", refText, err)
 	}
-	ropts := []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain)}
+	ropts := append([]remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(keychain)}, extra...)
 	base := http.DefaultTransport
 	if client != nil && client.Transport != nil {
 		ropts = append(ropts, remote.WithTransport(client.Transport))
@@ -112,7 +129,16 @@ func ResolveOCI(ctx context.Context, rawURL string, client *http.Client, insecur
 	}
 	img, err := remote.Image(ref, ropts...)
 	if err != nil {
-		return nil, fmt.Errorf("OCI image %s: %w", ref, err)
+		return nil, nil, nil, fmt.Errorf("OCI image %s: %w", ref, err)
+	}
+	return ref, img, base, nil
+}
+
+// ResolveOCI finds the disk image blob of an oci:// URL.
+func ResolveOCI(ctx context.Context, rawURL string, client *http.Client, insecure bool) (*OCISource, error) {
+	ref, img, base, err := remoteImage(ctx, rawURL, client, insecure, authn.DefaultKeychain)
+	if err != nil {
+		return nil, err
 	}
 	layer, err := diskLayer(img)
 	if err != nil {
