@@ -124,6 +124,7 @@ func New(cfg *Config, opts ...Option) (*Agent, error) {
 	}
 	a.registerStandard()
 	a.registerDeploy()
+	a.registerBootc()
 	a.registerErase()
 	a.registerFirmwareSteps()
 	a.registerBurnin()
