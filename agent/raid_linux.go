@@ -148,6 +148,9 @@ func (a *Agent) doCreateConfiguration(ctx context.Context, sc *StepCall, cfg map
 	if err != nil {
 		return nil, softwareRAIDError("%v", err)
 	}
+	if !mdraid.DriverLoaded() {
+		return nil, softwareRAIDError("%v", mdraid.NoDriverError{})
+	}
 	// Everything is checked: from here on disks are written.
 	for _, h := range holders {
 		if err := disk.CheckSafe(ctx, h); err != nil {

@@ -401,3 +401,10 @@ func IsMember(disk string) bool {
 	}
 	return false
 }
+
+// DriverLoaded reports whether the kernel's md driver is there, so a
+// caller can refuse before it partitions anything.
+func DriverLoaded() bool {
+	_, err := os.Stat(sys("module/md_mod"))
+	return err == nil
+}
