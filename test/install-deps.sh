@@ -8,6 +8,7 @@ packages=(
   ironic-api ironic-conductor ironic-inspector python3-ironicclient genisoimage
   qemu-system-x86 qemu-utils dnsmasq-base iproute2
   gdisk fdisk dosfstools mtools e2fsprogs util-linux mount ovmf docker-registry lvm2
+  mdadm  # reads the md superblocks goipa writes (the host kernel has no md; nothing is assembled)
   qemu-system-arm qemu-efi-aarch64
   openssl
   "$@"
