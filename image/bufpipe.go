@@ -5,31 +5,65 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 )
+
+// directAlign is what O_DIRECT needs of a buffer's address and length
+// (the largest logical block size).
+const directAlign = 4096
+
+// alignedBuf returns n bytes starting at a directAlign-aligned address,
+// so they can be written with O_DIRECT as they are.
+func alignedBuf(n int) []byte {
+	b := make([]byte, n+directAlign)
+	skip := (directAlign - int(uintptr(unsafe.Pointer(&b[0]))%directAlign)) % directAlign
+	return b[skip : skip+n : skip+n]
+}
+
+func aligned(b []byte) bool {
+	return len(b) > 0 && uintptr(unsafe.Pointer(&b[0]))%directAlign == 0
+}
 
 // bufPipe hands filled buffers from a producer to a reader through a
 // bounded queue, so the producer (download and hash) runs ahead of the
 // consumer (decompress and write) instead of waiting for every read as
-// io.Pipe makes it. Memory is bounded by the number of buffers.
+// io.Pipe makes it. Memory is bounded by the number of buffers. A
+// consumer that needs no decoding takes whole buffers (next) and gives
+// them back once written (release): the downloaded bytes go to the
+// device without another copy.
 type bufPipe struct {
-	full chan []byte
+	full chan pipeBuf
 	free chan []byte
 	done chan struct{} // closed when the reader gives up
 
 	mu   sync.Mutex
 	werr error // the producer's error, io.EOF at the end
 
-	cur, orig []byte
-	once      sync.Once
-	waited    atomic.Int64 // nanoseconds Read spent waiting for the producer
+	cur     []byte // unread part of head.b
+	head    pipeBuf
+	hasHead bool
+	once    sync.Once
+	waited  atomic.Int64 // nanoseconds Read spent waiting for the producer
+
+	alloc   func() []byte
+	n, made int // at most n buffers; made so far (producer only)
 }
 
-func newBufPipe(n, size int) *bufPipe {
-	p := &bufPipe{full: make(chan []byte, n), free: make(chan []byte, n), done: make(chan struct{})}
-	for i := 0; i < n; i++ {
-		p.free <- make([]byte, size)
-	}
-	return p
+// pipeBuf is a filled buffer and the mask of its all-zero sparseBlock
+// blocks (when hasMask), found while the producer had the bytes in its
+// cache. release, when set, gives the buffer back to whoever lent it
+// (the parallel download); otherwise it returns to the pipe.
+type pipeBuf struct {
+	b       []byte
+	zmask   uint64
+	hasMask bool
+	release func()
+}
+
+// newBufPipe makes a pipe of up to n buffers, allocated as the producer
+// first needs them (a producer that lends its own needs none).
+func newBufPipe(n int, alloc func() []byte) *bufPipe {
+	return &bufPipe{full: make(chan pipeBuf, n), free: make(chan []byte, n), done: make(chan struct{}), alloc: alloc, n: n}
 }
 
 var errReaderClosed = errors.New("image pipeline closed")
@@ -39,15 +73,24 @@ func (p *bufPipe) buffer() ([]byte, error) {
 	select {
 	case b := <-p.free:
 		return b[:cap(b)], nil
+	default:
+	}
+	if p.made < p.n {
+		p.made++
+		return p.alloc(), nil
+	}
+	select {
+	case b := <-p.free:
+		return b[:cap(b)], nil
 	case <-p.done:
 		return nil, errReaderClosed
 	}
 }
 
 // send queues a filled buffer.
-func (p *bufPipe) send(b []byte) error {
+func (p *bufPipe) send(pb pipeBuf) error {
 	select {
-	case p.full <- b:
+	case p.full <- pb:
 		return nil
 	case <-p.done:
 		return errReaderClosed
@@ -62,31 +105,72 @@ func (p *bufPipe) closeWrite(err error) {
 	close(p.full)
 }
 
+// fill makes the next buffer current; false at the end of the stream.
+func (p *bufPipe) fill() bool {
+	if p.hasHead {
+		return true
+	}
+	var next pipeBuf
+	var ok bool
+	select {
+	case next, ok = <-p.full:
+	default:
+		t := time.Now()
+		next, ok = <-p.full
+		p.waited.Add(int64(time.Since(t)))
+	}
+	if !ok {
+		return false
+	}
+	p.head, p.cur, p.hasHead = next, next.b, true
+	return true
+}
+
+func (p *bufPipe) err() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.werr
+}
+
+// peek returns the start of the stream without consuming it (fewer
+// bytes than n only at its end).
+func (p *bufPipe) peek(n int) []byte {
+	if !p.fill() {
+		return nil
+	}
+	return p.cur[:min(n, len(p.cur))]
+}
+
 func (p *bufPipe) Read(b []byte) (int, error) {
-	if len(p.cur) == 0 {
-		if p.orig != nil {
-			p.free <- p.orig
-			p.orig = nil
-		}
-		var next []byte
-		var ok bool
-		select {
-		case next, ok = <-p.full:
-		default:
-			t := time.Now()
-			next, ok = <-p.full
-			p.waited.Add(int64(time.Since(t)))
-		}
-		if !ok {
-			p.mu.Lock()
-			defer p.mu.Unlock()
-			return 0, p.werr
-		}
-		p.cur, p.orig = next, next
+	if p.hasHead && len(p.cur) == 0 {
+		p.head.done(p)
+		p.hasHead = false
+	}
+	if !p.fill() {
+		return 0, p.err()
 	}
 	n := copy(b, p.cur)
 	p.cur = p.cur[n:]
 	return n, nil
+}
+
+// next hands the next whole buffer to the caller, who gives it back with
+// release. It must not be mixed with Read past a peek.
+func (p *bufPipe) next() (pipeBuf, error) {
+	if !p.fill() {
+		return pipeBuf{}, p.err()
+	}
+	p.hasHead = false
+	return p.head, nil
+}
+
+// done gives a buffer taken with next back to its owner.
+func (pb pipeBuf) done(p *bufPipe) {
+	if pb.release != nil {
+		pb.release()
+		return
+	}
+	p.free <- pb.b[:cap(pb.b)]
 }
 
 // closeRead tells the producer to stop.

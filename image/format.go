@@ -29,31 +29,47 @@ func (e *FormatNotPermittedError) Error() string {
 	return fmt.Sprintf("image format %s is not permitted (permitted: %v)", e.Format, e.Permitted)
 }
 
+// compression names the compression of a stream from its first bytes
+// ("" for none).
+func compression(magic []byte) string {
+	switch {
+	case bytes.HasPrefix(magic, []byte{0x1f, 0x8b}):
+		return "gzip"
+	case bytes.HasPrefix(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
+		return "zstd"
+	case bytes.HasPrefix(magic, []byte{0xfd, '7', 'z', 'X', 'Z', 0x00}):
+		return "xz"
+	case bytes.HasPrefix(magic, []byte("BZh")):
+		return "bzip2"
+	}
+	return ""
+}
+
 // decompress unwraps gzip, zstd, xz and bzip2 by their magic bytes and
 // returns the inner stream and the compression's name ("" for none).
 func decompress(r *bufio.Reader) (io.Reader, string, func(), error) {
 	magic, _ := r.Peek(6)
-	switch {
-	case bytes.HasPrefix(magic, []byte{0x1f, 0x8b}):
+	switch c := compression(magic); c {
+	case "gzip":
 		zr, err := gzip.NewReader(r)
 		if err != nil {
-			return nil, "gzip", nil, fmt.Errorf("gzip: %w", err)
+			return nil, c, nil, fmt.Errorf("gzip: %w", err)
 		}
-		return zr, "gzip", func() { zr.Close() }, nil
-	case bytes.HasPrefix(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
+		return zr, c, func() { zr.Close() }, nil
+	case "zstd":
 		zr, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(2), zstd.WithDecoderMaxWindow(1<<30))
 		if err != nil {
-			return nil, "zstd", nil, fmt.Errorf("zstd: %w", err)
+			return nil, c, nil, fmt.Errorf("zstd: %w", err)
 		}
-		return zr, "zstd", zr.Close, nil
-	case bytes.HasPrefix(magic, []byte{0xfd, '7', 'z', 'X', 'Z', 0x00}):
+		return zr, c, zr.Close, nil
+	case "xz":
 		zr, err := xz.NewReader(r)
 		if err != nil {
-			return nil, "xz", nil, fmt.Errorf("xz: %w", err)
+			return nil, c, nil, fmt.Errorf("xz: %w", err)
 		}
-		return zr, "xz", nil, nil
-	case bytes.HasPrefix(magic, []byte("BZh")):
-		return bzip2.NewReader(r), "bzip2", nil, nil
+		return zr, c, nil, nil
+	case "bzip2":
+		return bzip2.NewReader(r), c, nil, nil
 	}
 	return r, "", nil, nil
 }

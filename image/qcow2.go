@@ -103,12 +103,49 @@ func ParseQcow2Header(b []byte) (Qcow2Header, error) {
 	return h, nil
 }
 
-// Extent is a piece of the guest disk: Data at Offset (nil Data with
-// Zero set means Length bytes of zeros).
+// Extent is a piece of the guest disk: Data at Offset, or (Data nil)
+// Zeros bytes that read as zeros.
 type Extent struct {
 	Offset int64
 	Data   []byte
+	Zeros  int64
 }
+
+// qcow2Sink takes the decoded guest disk. A data cluster is read
+// straight into the bytes buffer returns, then committed; parts that read
+// as zeros are named by zero.
+type qcow2Sink interface {
+	buffer(off int64, n int) ([]byte, error)
+	commit(off int64, b []byte) error
+	zero(off, n int64) error
+}
+
+// put gives the sink a copy of b.
+func put(s qcow2Sink, off int64, b []byte) error {
+	dst, err := s.buffer(off, len(b))
+	if err != nil {
+		return err
+	}
+	copy(dst, b)
+	return s.commit(off, dst)
+}
+
+// emitSink hands extents to a function (tests, fuzzing); Data is only
+// valid during the call.
+type emitSink struct {
+	emit    func(Extent) error
+	scratch []byte
+}
+
+func (e *emitSink) buffer(off int64, n int) ([]byte, error) {
+	if cap(e.scratch) < n {
+		e.scratch = make([]byte, n)
+	}
+	return e.scratch[:n], nil
+}
+
+func (e *emitSink) commit(off int64, b []byte) error { return e.emit(Extent{Offset: off, Data: b}) }
+func (e *emitSink) zero(off, n int64) error          { return e.emit(Extent{Offset: off, Zeros: n}) }
 
 // qcow2Stream decodes a qcow2 image read front to back, emitting data
 // extents as their clusters pass by. Metadata must come before the data
@@ -128,7 +165,8 @@ type qcow2Stream struct {
 	tail    []byte // recent bytes, for compressed clusters that straddle clusters
 	tailAt  int64  // file offset of tail[0]
 	zstd    *zstd.Decoder
-	emit    func(Extent) error
+	sink    qcow2Sink
+	scratch []byte // the cluster being read, unless it goes straight to the sink
 }
 
 type compressedRef struct {
@@ -138,9 +176,15 @@ type compressedRef struct {
 const maxEarly = 64 << 20
 
 // decodeQcow2 streams a qcow2 image from r (positioned after head, the
-// bytes already read) and calls emit for every allocated cluster.
-// It returns the virtual size.
+// bytes already read) and calls emit for every allocated cluster and
+// every range that reads as zeros. It returns the virtual size.
 func decodeQcow2(head []byte, r io.Reader, emit func(Extent) error) (int64, error) {
+	return decodeQcow2To(head, r, &emitSink{emit: emit})
+}
+
+// decodeQcow2To streams a qcow2 image into sink: every guest byte up to
+// the virtual size is either committed as data or named as zeros.
+func decodeQcow2To(head []byte, r io.Reader, sink qcow2Sink) (int64, error) {
 	h, err := ParseQcow2Header(head)
 	if err != nil {
 		return 0, err
@@ -149,7 +193,8 @@ func decodeQcow2(head []byte, r io.Reader, emit func(Extent) error) (int64, erro
 		return 0, qerr("extended L2 entries (subclusters) are not supported")
 	}
 	s := &qcow2Stream{r: io.MultiReader(bytes.NewReader(head), r), h: h, csize: 1 << h.ClusterBits,
-		l2want: map[int64]int64{}, data: map[int64]int64{}, early: map[int64][]byte{}, emit: emit}
+		l2want: map[int64]int64{}, data: map[int64]int64{}, early: map[int64][]byte{}, sink: sink}
+	s.scratch = make([]byte, s.csize)
 	if h.CompressionZstd {
 		if s.zstd, err = zstd.NewReader(nil); err != nil {
 			return 0, err
@@ -162,8 +207,17 @@ func decodeQcow2(head []byte, r io.Reader, emit func(Extent) error) (int64, erro
 	return int64(h.VirtualSize), nil
 }
 
-func (s *qcow2Stream) readCluster() ([]byte, error) {
-	b := make([]byte, s.csize)
+// readCluster reads the cluster at s.pos: a data cluster already mapped
+// goes straight into the sink's buffer (direct), anything else into
+// scratch, which the next read reuses.
+func (s *qcow2Stream) readCluster() (b []byte, direct bool, err error) {
+	b = s.scratch
+	if guest, ok := s.data[s.pos]; ok && int64(s.h.VirtualSize)-guest >= s.csize && !s.isTable(s.pos) {
+		if b, err = s.sink.buffer(guest, int(s.csize)); err != nil {
+			return nil, false, err
+		}
+		direct = true
+	}
 	n, err := io.ReadFull(s.r, b)
 	if err == io.ErrUnexpectedEOF {
 		b = b[:n] // the last cluster of a file may be short
@@ -172,7 +226,17 @@ func (s *qcow2Stream) readCluster() ([]byte, error) {
 	if n == 0 && err == nil {
 		err = io.EOF
 	}
-	return b, err
+	return b, direct, err
+}
+
+// isTable says whether the cluster at host offset at holds (part of) the
+// L1 table or an awaited L2 table.
+func (s *qcow2Stream) isTable(at int64) bool {
+	if _, ok := s.l2want[at]; ok {
+		return true
+	}
+	l1 := int64(s.h.L1Offset)
+	return at+s.csize > l1 && at < l1+int64(s.h.L1Size)*8
 }
 
 const (
@@ -188,7 +252,7 @@ func (s *qcow2Stream) run() error {
 	var l1buf []byte
 	for {
 		clusterAt := s.pos
-		b, err := s.readCluster()
+		b, direct, err := s.readCluster()
 		if err == io.EOF {
 			break
 		}
@@ -210,7 +274,7 @@ func (s *qcow2Stream) run() error {
 				}
 			}
 		}
-		if err := s.handle(clusterAt, b); err != nil {
+		if err := s.handle(clusterAt, b, direct); err != nil {
 			return err
 		}
 		if err := s.handleCompressed(clusterAt, b); err != nil {
@@ -241,6 +305,12 @@ func (s *qcow2Stream) parseL1(b []byte) error {
 		s.l1[i] = e
 		off := int64(e & l2OffsetMask)
 		if off == 0 {
+			// No L2 table: all it would map reads as zeros.
+			if guest := int64(i) * entriesPerL2 * s.csize; guest < int64(s.h.VirtualSize) {
+				if err := s.sink.zero(guest, min(entriesPerL2*s.csize, int64(s.h.VirtualSize)-guest)); err != nil {
+					return err
+				}
+			}
 			continue
 		}
 		if off%s.csize != 0 {
@@ -264,7 +334,7 @@ func (s *qcow2Stream) replayEarly() error {
 	early := s.early
 	s.early, s.early_n = map[int64][]byte{}, 0
 	for _, h := range hosts {
-		if err := s.handle(h, early[h]); err != nil {
+		if err := s.handle(h, early[h], false); err != nil {
 			return err
 		}
 	}
@@ -272,8 +342,8 @@ func (s *qcow2Stream) replayEarly() error {
 }
 
 // handle routes one cluster: an L2 table, mapped data, or (until we know)
-// an early cluster kept aside.
-func (s *qcow2Stream) handle(at int64, b []byte) error {
+// an early cluster kept aside. direct says b is in the sink's buffer.
+func (s *qcow2Stream) handle(at int64, b []byte, direct bool) error {
 	if guest, ok := s.l2want[at]; ok {
 		delete(s.l2want, at)
 		if err := s.parseL2(at, b, guest); err != nil {
@@ -283,11 +353,23 @@ func (s *qcow2Stream) handle(at int64, b []byte) error {
 	}
 	if guest, ok := s.data[at]; ok {
 		delete(s.data, at)
-		n := min(int64(len(b)), int64(s.h.VirtualSize)-guest)
-		if n <= 0 {
+		want := min(s.csize, int64(s.h.VirtualSize)-guest)
+		if want <= 0 {
 			return nil
 		}
-		return s.emit(Extent{Offset: guest, Data: b[:n]})
+		n := min(int64(len(b)), want)
+		var err error
+		if direct {
+			err = s.sink.commit(guest, b[:n])
+		} else {
+			err = put(s.sink, guest, b[:n])
+		}
+		if err == nil && n < want {
+			// A cluster cut short by the end of the file reads as zeros
+			// past it, as qemu reads it.
+			err = s.sink.zero(guest+n, want-n)
+		}
+		return err
 	}
 	if s.l1 == nil || len(s.l2want) > 0 {
 		// Not known yet what this is: it may be data of an L2 table
@@ -295,7 +377,7 @@ func (s *qcow2Stream) handle(at int64, b []byte) error {
 		if s.early_n+int64(len(b)) > maxEarly {
 			return qerr("more than %d MiB of data precede the tables that map them; convert the image with qemu-img first", maxEarly>>20)
 		}
-		s.early[at] = b
+		s.early[at] = bytes.Clone(b)
 		s.early_n += int64(len(b))
 	}
 	return nil
@@ -319,11 +401,12 @@ func (s *qcow2Stream) parseL2(at int64, b []byte, guestBase int64) error {
 			s.comp = append(s.comp, compressedRef{host: host, length: end - host, guest: guest})
 			continue
 		}
-		if s.h.Version == 3 && e&flagZero != 0 {
-			continue // reads as zeros: the writer zeroes what is not written
-		}
 		host := int64(e & l2OffsetMask)
-		if host == 0 {
+		if (s.h.Version == 3 && e&flagZero != 0) || host == 0 {
+			// Reads as zeros (a zero cluster, or unallocated).
+			if err := s.sink.zero(guest, min(s.csize, int64(s.h.VirtualSize)-guest)); err != nil {
+				return err
+			}
 			continue
 		}
 		if host%s.csize != 0 {
@@ -357,12 +440,15 @@ func (s *qcow2Stream) handleCompressed(at int64, b []byte) error {
 		if !ok {
 			break // not all of it read yet
 		}
-		out, err := s.inflate(raw)
+		out, err := s.sink.buffer(c.guest, int(s.csize))
 		if err != nil {
+			return err
+		}
+		if err := s.inflate(raw, out); err != nil {
 			return qerr("compressed cluster for guest offset %d: %v", c.guest, err)
 		}
 		n := min(int64(len(out)), int64(s.h.VirtualSize)-c.guest)
-		if err := s.emit(Extent{Offset: c.guest, Data: out[:n]}); err != nil {
+		if err := s.sink.commit(c.guest, out[:n]); err != nil {
 			return err
 		}
 		done++
@@ -411,14 +497,15 @@ func (s *qcow2Stream) gather(host, n int64) ([]byte, bool, error) {
 	return out, true, nil
 }
 
-func (s *qcow2Stream) inflate(raw []byte) ([]byte, error) {
+// inflate decompresses one cluster into out (csize bytes).
+func (s *qcow2Stream) inflate(raw, out []byte) error {
 	var zr io.Reader
 	if s.zstd != nil {
 		// qemu stops decoding once the cluster is full: padding after the
 		// frame is not an error.
 		d, err := zstd.NewReader(bytes.NewReader(raw), zstd.WithDecoderConcurrency(1))
 		if err != nil {
-			return nil, err
+			return err
 		}
 		defer d.Close()
 		zr = d
@@ -427,13 +514,12 @@ func (s *qcow2Stream) inflate(raw []byte) ([]byte, error) {
 		defer fr.Close()
 		zr = fr
 	}
-	out := make([]byte, s.csize)
 	n, err := io.ReadFull(zr, out)
 	if err != nil && err != io.ErrUnexpectedEOF {
-		return nil, err
+		return err
 	}
 	if int64(n) != s.csize {
-		return nil, errors.New("decompressed cluster is short")
+		return errors.New("decompressed cluster is short")
 	}
-	return out, nil
+	return nil
 }

@@ -91,7 +91,7 @@ func newParallelReader(ctx context.Context, src RangeSource, size int64, paralle
 	ctx, cancel := context.WithCancel(ctx)
 	p := &parallelReader{ctx: ctx, cancel: cancel, src: src, size: size, retry: retry, onRetry: onRetry,
 		slots: make(chan chan rangeResult, parallel+2), release: make(chan struct{}, parallel+2)}
-	p.pool.New = func() any { b := make([]byte, rangeChunk); return &b }
+	p.pool.New = func() any { b := alignedBuf(rangeChunk); return &b }
 	for i := 0; i < parallel+2; i++ {
 		p.release <- struct{}{}
 	}
@@ -184,6 +184,42 @@ func (p *parallelReader) Read(b []byte) (int, error) {
 		p.release <- struct{}{} // the chunk is consumed; its buffer may be reused
 	}
 	return n, nil
+}
+
+// nextChunk hands over the next whole chunk as fetched, without a copy:
+// release gives its buffer back (and lets another fetch start). It must
+// not be mixed with Read.
+func (p *parallelReader) nextChunk() ([]byte, func(), error) {
+	if p.curErr != nil {
+		return nil, nil, p.curErr
+	}
+	slot, ok := <-p.slots
+	if !ok {
+		if p.offset == p.size {
+			return nil, nil, io.EOF
+		}
+		if err := p.ctx.Err(); err != nil {
+			return nil, nil, err
+		}
+		return nil, nil, fmt.Errorf("parallel download ended at byte %d of %d", p.offset, p.size)
+	}
+	var res rangeResult
+	select {
+	case res = <-slot:
+	case <-p.ctx.Done():
+		return nil, nil, p.ctx.Err()
+	}
+	if res.err != nil {
+		p.curErr = res.err
+		return nil, nil, res.err
+	}
+	p.offset += int64(len(res.buf))
+	buf := res.buf
+	return buf, func() {
+		full := buf[:cap(buf)]
+		p.pool.Put(&full)
+		p.release <- struct{}{}
+	}, nil
 }
 
 func (p *parallelReader) Close() error {

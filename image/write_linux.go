@@ -2,7 +2,6 @@ package image
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/hex"
 	"errors"
@@ -14,7 +13,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -25,9 +23,10 @@ const (
 	// holdBack is the part of the image written last: the partition
 	// table and boot code live there, so until it is written the disk
 	// does not boot.
-	holdBack  = 1 << 20
-	chunkSize = 4 << 20
-	inFlight  = 8 // chunks between decompression and the writer: bounded memory
+	holdBack = 1 << 20
+	// pipeBuffers is how many chunks the download and hash stage may
+	// run ahead of the rest, the writers' queue included.
+	pipeBuffers = 12
 )
 
 // TooLargeError says the image does not fit the device.
@@ -256,28 +255,67 @@ func writeOne(ctx context.Context, req Request, src Source, sum Checksum, f *os.
 	res := &Result{Device: req.Device, Source: src.String(), Algo: sum.Algo}
 
 	// Stage 1: download and hash, running ahead of the rest by up to
-	// 16 MiB of buffers.
-	pr := newBufPipe(16, 1<<20)
+	// pipeBuffers chunks. Each sparseBlock is hashed and checked for
+	// zeros while it is in this core's cache. Chunks fetched by parallel
+	// range requests are passed on as they are; a single stream is read
+	// into the pipe's own buffers.
+	pr := newBufPipe(pipeBuffers, alignedChunk)
 	var hashErr error
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		for {
-			buf, err := pr.buffer()
-			if err != nil {
-				hashErr = err
-				return
+		// scan hashes b[n:] and marks its zero blocks in pb (b starts at
+		// a chunk's start).
+		scan := func(pb *pipeBuf, b []byte, n int, t1 time.Time) {
+			for i := n; i < len(b); i += sparseBlock {
+				blk := b[i:min(len(b), i+sparseBlock)]
+				h.Write(blk)
+				if isZero(blk) && i/sparseBlock < 64 {
+					pb.zmask |= 1 << (i / sparseBlock)
+				}
 			}
-			t0 := time.Now()
-			n, err := io.ReadFull(rr, buf)
-			t1 := time.Now()
-			req.Progress.DownloadNanos.Add(int64(t1.Sub(t0)))
-			if n > 0 {
-				h.Write(buf[:n])
-				req.Progress.HashNanos.Add(int64(time.Since(t1)))
-				req.Progress.Downloaded.Add(int64(n))
-				if serr := pr.send(buf[:n]); serr != nil {
+			req.Progress.HashNanos.Add(int64(time.Since(t1)))
+			req.Progress.Downloaded.Add(int64(len(b) - n))
+		}
+		for {
+			var pb pipeBuf
+			var err error
+			if chunks, ok := rr.(interface {
+				nextChunk() ([]byte, func(), error)
+			}); ok {
+				t0 := time.Now()
+				pb.b, pb.release, err = chunks.nextChunk()
+				t1 := time.Now()
+				req.Progress.DownloadNanos.Add(int64(t1.Sub(t0)))
+				if err == nil {
+					pb.hasMask = len(pb.b) <= 64*sparseBlock
+					scan(&pb, pb.b, 0, t1)
+				}
+			} else {
+				buf, berr := pr.buffer()
+				if berr != nil {
+					hashErr = berr
+					return
+				}
+				n := 0
+				for n < len(buf) && err == nil {
+					t0 := time.Now()
+					var k int
+					k, err = io.ReadFull(rr, buf[n:min(len(buf), n+sparseBlock)])
+					t1 := time.Now()
+					req.Progress.DownloadNanos.Add(int64(t1.Sub(t0)))
+					scan(&pb, buf[:n+k], n, t1)
+					n += k
+				}
+				pb.b, pb.hasMask = buf[:n], true
+				if n == 0 {
+					pr.free <- buf
+				}
+			}
+			if len(pb.b) > 0 {
+				if serr := pr.send(pb); serr != nil {
+					pb.done(pr)
 					hashErr = serr
 					return
 				}
@@ -295,41 +333,79 @@ func writeOne(ctx context.Context, req Request, src Source, sum Checksum, f *os.
 	}()
 	defer func() { pr.closeRead(); wg.Wait() }()
 
-	// Stage 2: decompress and chunk.
-	br := bufio.NewReaderSize(pr, 1<<20)
-	inner, comp, closeDec, err := decompress(br)
-	if err != nil {
-		return nil, err
-	}
-	if closeDec != nil {
-		defer closeDec()
-	}
-	res.Compression = comp
-	ib := bufio.NewReaderSize(inner, 64<<10)
-	head, _ := ib.Peek(512)
-	res.Format = detectFormat(head)
-	if res.Format != "raw" && !permitted(res.Format, req.PermittedFormats) {
-		return nil, &FormatNotPermittedError{Format: res.Format, Permitted: req.PermittedFormats}
-	}
+	// Stage 2: decompress and decode, unless the image is raw as served:
+	// then the downloaded buffers themselves go to the writers.
 	var (
 		held              []byte
 		off               int64
 		writeErr, readErr error
 	)
-	switch res.Format {
-	case "raw":
-		if size := rr.total(); comp == "" && size > devSize {
+	var errOnce sync.Once
+	fail := func(err error) {
+		errOnce.Do(func() { writeErr = err; cancel(err) })
+	}
+	dw := newDevWriter(ctx, fail, f, req)
+	head := pr.peek(512)
+	comp := compression(head)
+	res.Compression = comp
+	if comp == "" {
+		res.Format = detectFormat(head)
+	}
+	switch {
+	case comp == "" && res.Format == "raw":
+		if size := rr.total(); size > devSize {
+			dw.close()
 			return nil, &TooLargeError{Device: req.Device, DeviceSize: devSize, ImageSize: size}
 		}
-		held, off, readErr, writeErr = writeRawStream(ctx, cancel, ib, f, devSize, req, &pr.waited)
-	case "qcow2":
-		t := time.Now()
-		held, off, readErr, writeErr = writeQcow2(ib, f, devSize, req)
-		// The qcow2 decoder reads and writes on one goroutine: its time less
-		// the waits for the download is decoding and writing together.
-		req.Progress.DecompressNanos.Add(int64(time.Since(t)) - pr.waited.Load())
+		off, readErr = writeRawBuffers(ctx, pr, dw, devSize, req, fail)
+		held = dw.held[:min(holdBack, off)]
 	default:
-		return nil, &UnsupportedFormatError{Format: res.Format}
+		var inner io.Reader = pr
+		if comp != "" {
+			br := bufio.NewReaderSize(pr, 1<<20)
+			var closeDec func()
+			var err error
+			inner, _, closeDec, err = decompress(br)
+			if err != nil {
+				dw.close()
+				return nil, err
+			}
+			if closeDec != nil {
+				defer closeDec()
+			}
+		}
+		ib := bufio.NewReaderSize(inner, 64<<10)
+		if comp != "" {
+			head, _ := ib.Peek(512)
+			res.Format = detectFormat(head)
+		}
+		if res.Format != "raw" && !permitted(res.Format, req.PermittedFormats) {
+			dw.close()
+			return nil, &FormatNotPermittedError{Format: res.Format, Permitted: req.PermittedFormats}
+		}
+		switch res.Format {
+		case "raw":
+			off, readErr = writeRawStream(ctx, ib, dw, devSize, req, &pr.waited, fail)
+			held = dw.held[:min(holdBack, off)]
+		case "qcow2":
+			t := time.Now()
+			var r io.Reader = ib
+			if comp == "" {
+				r = pr // nothing consumed yet: the decoder reads the buffers itself
+			}
+			off, readErr = writeQcow2(r, dw, devSize, req, fail)
+			held = dw.held[:min(holdBack, off)]
+			// Decoding runs on this goroutine: its time less the waits
+			// for the download (and for free buffers) is the decoding.
+			req.Progress.DecompressNanos.Add(int64(time.Since(t)) - pr.waited.Load())
+		default:
+			dw.close()
+			return nil, &UnsupportedFormatError{Format: res.Format}
+		}
+	}
+	dw.close()
+	if writeErr == nil && ctx.Err() != nil && readErr == nil {
+		writeErr = context.Cause(ctx)
 	}
 	if writeErr == nil && readErr == nil {
 		// Let the hasher see every byte served (a compressed stream may
@@ -378,170 +454,61 @@ func writeOne(ctx context.Context, req Request, src Source, sum Checksum, f *os.
 	return res, nil
 }
 
-// writeRawStream cuts the raw stream into chunks on one goroutine and
-// hands them to `writers` concurrent writers, holding the first MiB
-// back. Aligned chunks go through an O_DIRECT descriptor where the
-// device takes one: no second copy through the page cache, whose dirty
-// pages would otherwise fill a ramdisk's memory.
-func writeRawStream(ctx context.Context, cancel context.CancelCauseFunc, ib io.Reader, f *os.File, devSize int64, req Request, pipeWait *atomic.Int64) (held []byte, off int64, readErr, writeErr error) {
-	direct := f
-	if d, err := os.OpenFile(req.Device, os.O_WRONLY|unix.O_DIRECT|unix.O_CLOEXEC, 0); err == nil {
-		direct = d
-		defer d.Close()
-	}
-	var wg sync.WaitGroup
-	chunks := make(chan []byte, inFlight)
-	pool := sync.Pool{New: func() any { b := alignedChunk(); return &b }}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		defer close(chunks)
-		for {
-			b := (*pool.Get().(*[]byte))[:chunkSize]
-			t, w := time.Now(), pipeWait.Load()
-			n, err := io.ReadFull(ib, b)
-			req.Progress.DecompressNanos.Add(int64(time.Since(t)) - (pipeWait.Load() - w))
-			if n > 0 {
-				select {
-				case chunks <- b[:n]:
-				case <-ctx.Done():
-					return
-				}
-			}
-			if err == io.EOF || err == io.ErrUnexpectedEOF {
-				return
-			}
-			if err != nil {
-				readErr = err
-				return
-			}
+// writeRawBuffers hands the downloaded buffers of a raw image, as they
+// are, to the writers.
+func writeRawBuffers(ctx context.Context, pr *bufPipe, dw *devWriter, devSize int64, req Request, fail func(error)) (off int64, readErr error) {
+	for ctx.Err() == nil {
+		pb, err := pr.next()
+		if err == io.EOF {
+			break
 		}
-	}()
-
-	// Stage 3: write with several writers, holding the first MiB back.
-	type job struct {
-		buf, data []byte
-		at        int64
-	}
-	jobs := make(chan job)
-	var errOnce sync.Once
-	fail := func(err error) {
-		errOnce.Do(func() { writeErr = err; cancel(err) })
-	}
-	var writers sync.WaitGroup
-	for i := 0; i < rawWriters; i++ {
-		writers.Add(1)
-		go func() {
-			defer writers.Done()
-			for j := range jobs {
-				if ctx.Err() == nil {
-					t := time.Now()
-					w := f
-					if len(j.data)%directAlign == 0 && aligned(j.data) {
-						w = direct
-					}
-					err := writeSparse(w, j.data, j.at, req.KnownZeroed)
-					req.Progress.WriteNanos.Add(int64(time.Since(t)))
-					if err != nil {
-						fail(fmt.Errorf("writing %s at %d: %w", req.Device, j.at, err))
-					} else {
-						req.Progress.Written.Add(int64(len(j.data)))
-					}
-				}
-				b := j.buf[:cap(j.buf)]
-				pool.Put(&b)
-			}
-		}()
-	}
-	held = make([]byte, 0, holdBack)
-	for b := range chunks {
-		if ctx.Err() != nil {
-			continue // drain so the producer ends
+		if err != nil {
+			return off, err
 		}
-		if off+int64(len(b)) > devSize {
-			fail(&TooLargeError{Device: req.Device, DeviceSize: devSize, ImageSize: off + int64(len(b))})
-			continue
+		if off+int64(len(pb.b)) > devSize {
+			pb.done(pr)
+			fail(&TooLargeError{Device: req.Device, DeviceSize: devSize, ImageSize: off + int64(len(pb.b))})
+			break
 		}
-		data, at := b, off
-		if off < holdBack {
-			keep := min(int64(len(b)), holdBack-off)
-			held = append(held, b[:keep]...)
-			req.Progress.Written.Add(keep)
-			data, at = b[keep:], off+keep
+		n := int64(len(pb.b))
+		if err := dw.submit(wjob{data: pb.b, at: off, zmask: pb.zmask, hasMask: pb.hasMask, release: func() { pb.done(pr) }}); err != nil {
+			break
 		}
-		off += int64(len(b))
-		jobs <- job{buf: b, data: data, at: at}
+		off += n
 	}
-	close(jobs)
-	writers.Wait()
-	wg.Wait()
-	if writeErr == nil && ctx.Err() != nil && readErr == nil {
-		writeErr = context.Cause(ctx)
-	}
-	return held, off, readErr, writeErr
+	return off, nil
 }
 
-// rawWriters write chunks at once; directAlign is what O_DIRECT needs of
-// a buffer's address and length (the largest logical block size).
-const (
-	rawWriters  = 4
-	directAlign = 4096
-)
-
-// alignedChunk returns a chunk buffer whose start is directAlign-aligned.
-func alignedChunk() []byte {
-	b := make([]byte, chunkSize+directAlign)
-	skip := (directAlign - int(uintptr(unsafe.Pointer(&b[0]))%directAlign)) % directAlign
-	return b[skip : skip+chunkSize : skip+chunkSize]
-}
-
-func aligned(b []byte) bool {
-	return len(b) > 0 && uintptr(unsafe.Pointer(&b[0]))%directAlign == 0
-}
-
-const sparseBlock = 64 << 10
-
-var zeroBlock = make([]byte, sparseBlock)
-
-// writeSparse writes data at off, turning runs of all-zero 64 KiB blocks
-// into a zeroing offload that guarantees zeros (BLKZEROOUT; zero writes
-// where the device has none), or skipping them on a device known to be
-// zeroed. A sparse image goes at the speed of its data and still leaves
-// no old data behind.
-func writeSparse(f *os.File, data []byte, off int64, knownZeroed bool) error {
-	for len(data) > 0 {
-		n := 0
-		zero := isZero(data[:min(len(data), sparseBlock)])
-		for n < len(data) {
-			k := min(len(data)-n, sparseBlock)
-			if isZero(data[n:n+k]) != zero {
+// writeRawStream cuts a decompressed raw stream into chunks for the
+// writers.
+func writeRawStream(ctx context.Context, ib io.Reader, dw *devWriter, devSize int64, req Request, pipeWait *atomic.Int64, fail func(error)) (off int64, readErr error) {
+	for ctx.Err() == nil {
+		b, err := dw.getBuf()
+		if err != nil {
+			break
+		}
+		t, w := time.Now(), pipeWait.Load()
+		n, err := io.ReadFull(ib, b)
+		req.Progress.DecompressNanos.Add(int64(time.Since(t)) - (pipeWait.Load() - w))
+		if n > 0 {
+			if off+int64(n) > devSize {
+				dw.putBuf(b)
+				fail(&TooLargeError{Device: req.Device, DeviceSize: devSize, ImageSize: off + int64(n)})
 				break
 			}
-			n += k
-		}
-		switch {
-		case !zero:
-			if _, err := f.WriteAt(data[:n], off); err != nil {
-				return err
+			if serr := dw.submit(wjob{data: b[:n], at: off, release: func() { dw.putBuf(b) }}); serr != nil {
+				break
 			}
-		case knownZeroed:
-		default:
-			if err := disk.ZeroRange(f, off, int64(n)); err != nil {
-				return err
-			}
+			off += int64(n)
+		} else {
+			dw.putBuf(b)
 		}
-		data, off = data[n:], off+int64(n)
-	}
-	return nil
-}
-
-func isZero(b []byte) bool {
-	for len(b) > 0 {
-		k := min(len(b), len(zeroBlock))
-		if !bytes.Equal(b[:k], zeroBlock[:k]) {
-			return false
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			break
 		}
-		b = b[k:]
+		if err != nil {
+			return off, err
+		}
 	}
-	return true
+	return off, nil
 }

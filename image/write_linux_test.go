@@ -343,7 +343,9 @@ func TestLyingAndBrokenServers(t *testing.T) {
 		{"declares more than it sends", httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Length", strconv.Itoa(len(img)))
 			w.Write(img[:len(img)/2]) // then the handler returns: the connection is cut
-		})), func(e error) bool { return strings.Contains(e.Error(), "giving up") && strings.Contains(e.Error(), "at byte") }},
+		})), func(e error) bool {
+			return strings.Contains(e.Error(), "giving up") && strings.Contains(e.Error(), "at byte")
+		}},
 		{"declares fewer than the image", httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Length", strconv.Itoa(len(img)/2))
 			w.Write(img[:len(img)/2])
