@@ -1,0 +1,291 @@
+package test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/goipa/goipa/initramfs"
+	"github.com/goipa/goipa/initramfs/boot"
+	"github.com/goipa/goipa/internal/testenv"
+	"github.com/goipa/goipa/test/realironic"
+)
+
+// postCommand posts an agent command (no token: standalone) and returns
+// the decoded answer, whatever its status.
+func postCommand(t *testing.T, port int, name string, params any) map[string]any {
+	t.Helper()
+	body, _ := json.Marshal(map[string]any{"name": name, "params": params})
+	client := &http.Client{Timeout: 60 * time.Second}
+	resp, err := client.Post(fmt.Sprintf("http://127.0.0.1:%d/v1/commands/?wait=true", port), "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	defer resp.Body.Close()
+	var res map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&res); err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	return res
+}
+
+// waitAPIDown waits until nothing answers on the agent's port.
+func waitAPIDown(t *testing.T, port int, within time.Duration) {
+	t.Helper()
+	client := &http.Client{Timeout: 2 * time.Second}
+	deadline := time.Now().Add(within)
+	for {
+		resp, err := client.Get(fmt.Sprintf("http://127.0.0.1:%d/v1/status", port))
+		if err != nil {
+			return
+		}
+		resp.Body.Close()
+		if time.Now().After(deadline) {
+			t.Fatalf("the agent still serves its API %s after finalize_rescue", within)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// TestRescueWithRealIronic: Ironic 21.4 deploys a node through a host
+// goipa, rescues it with the agent rescue interface (finalize_rescue with
+// the conductor's SHA-256 crypt hash), and unrescues it.
+func TestRescueWithRealIronic(t *testing.T) {
+	testenv.NeedRoot(t)
+	testenv.NeedCommands(t, "ironic", "ironic-dbsync", "unshare", "losetup", "sgdisk", "go")
+	ctx := context.Background()
+	ir := realironic.Start(t, realironic.WithHeartbeatTimeout(10))
+	mac := hostMAC(t)
+	loop := loopDevice(t, 64<<20)
+
+	uuid, err := ir.EnrollManualNode(ctx, "goipa-rescue", mac, map[string]any{
+		"cpus": 2, "memory_mb": 2048, "local_gb": 1, "cpu_arch": "x86_64",
+		"root_device": map[string]any{"name": loop},
+	}, map[string]any{
+		"rescue_interface": "agent",
+		// The pxe boot interface validates a rescue kernel and ramdisk; with
+		// fake power nothing boots them.
+		"driver_info": map[string]any{
+			"deploy_kernel": ir.ImageURL("agent.kernel"), "deploy_ramdisk": ir.ImageURL("agent.ramdisk"),
+			"rescue_kernel": ir.ImageURL("agent.kernel"), "rescue_ramdisk": ir.ImageURL("agent.ramdisk"),
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, step := range []struct{ target, state string }{{"manage", "manageable"}, {"provide", "available"}} {
+		if err := ir.Provision(ctx, uuid, step.target, nil); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ir.WaitState(ctx, uuid, step.state, 60*time.Second, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	agent := startAgent(t, "--ipa-api-url="+ir.URL, "--goipa-devices="+loop)
+
+	image := gptImage(t, 8<<20)
+	if err := os.WriteFile(filepath.Join(ir.ImageDir, "rescue.raw"), image, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := ir.Patch(ctx, uuid, map[string]any{"op": "add", "path": "/instance_info", "value": map[string]any{
+		"image_source": ir.ImageURL("rescue.raw"), "image_os_hash_algo": "sha256", "image_os_hash_value": sha256Hex(image),
+		"image_type": "whole-disk", "image_disk_format": "raw", "root_gb": 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := ir.Provision(ctx, uuid, "active", nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ir.WaitState(ctx, uuid, "active", 240*time.Second, nil); err != nil {
+		t.Fatalf("deploy: %v", err)
+	}
+
+	start := time.Now()
+	if err := ir.Provision(ctx, uuid, "rescue", map[string]any{"rescue_password": "tenant pw"}); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	n, err := ir.WaitState(ctx, uuid, "rescue", 180*time.Second, func(n *realironic.Node) { seen[n.ProvisionState] = true })
+	if err != nil {
+		t.Fatalf("rescue: %v", err)
+	}
+	t.Logf("active to rescue in %.1f s through %v", time.Since(start).Seconds(), seen)
+	if !seen["rescue wait"] {
+		t.Error("the node was never seen in rescue wait")
+	}
+	for _, k := range []string{"rescue_password", "hashed_rescue_password"} {
+		if _, ok := n.InstanceInfo[k]; ok {
+			t.Errorf("Ironic kept instance_info.%s after the rescue (clean_up did not run)", k)
+		}
+	}
+	log := agent.Log()
+	for _, line := range [][]string{
+		{"lookup succeeded", uuid},
+		// What Ironic sent: the conductor's hash ([conductor]
+		// rescue_password_hash_algorithm = sha256 by default), not the
+		// plaintext fallback.
+		{"rescue password received", "command=rescue.finalize_rescue", "hashed=true", "scheme=$5$"},
+		{"command finished", "command=rescue.finalize_rescue", "status=SUCCEEDED"},
+		{"simulated rescue", "user=rescue"},
+		{"rescued: the API is stopped"},
+	} {
+		if countLines(log, line...) == 0 {
+			t.Errorf("goipa log has no line with %q", line)
+		}
+	}
+	if countLines(log, "hashed=false") > 0 {
+		t.Error("Ironic fell back to the plaintext password: it did not accept the first answer")
+	}
+	waitAPIDown(t, agent.port, 10*time.Second)
+	hbBefore := countLines(agent.Log(), "heartbeat sent")
+	time.Sleep(6 * time.Second)
+	if after := countLines(agent.Log(), "heartbeat sent"); after != hbBefore {
+		t.Errorf("heartbeats went on after the rescue (%d, then %d)", hbBefore, after)
+	}
+
+	if err := ir.Provision(ctx, uuid, "unrescue", nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ir.WaitState(ctx, uuid, "active", 120*time.Second, nil); err != nil {
+		t.Fatalf("unrescue: %v", err)
+	}
+}
+
+// TestRescueInQEMU boots the ramdisk, sends finalize_rescue with an
+// openssl-made SHA-512 crypt hash, and logs in as rescue over SSH and on
+// the serial console.
+func TestRescueInQEMU(t *testing.T) {
+	testenv.NeedRoot(t)
+	testenv.NeedCommands(t, "openssl")
+	kernel, initrd := buildRamdisk(t)
+	const password = "R3scue me, please"
+	out, err := exec.Command("openssl", "passwd", "-6", password).Output()
+	if err != nil {
+		t.Fatalf("openssl passwd: %v", err)
+	}
+	hash := strings.TrimSpace(string(out))
+	port, sshPort := realironic.FreePort(t), realironic.FreePort(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	vm := startGuest(t, ctx, initramfs.VMOptions{Kernel: kernel, Initrd: initrd, Cmdline: "ipa-standalone=1",
+		VirtioDisks: []string{sparseFile(t, 64<<20)}, HostForward: port, MoreForwards: [][2]int{{sshPort, 22}}})
+	toAPI, err := vm.WaitFor(ctx, "API listening", 120*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Bad input first: IPA's error, nothing stored, the API still serves.
+	res := postCommand(t, port, "rescue.finalize_rescue", map[string]any{"rescue_password": "$6$salt$tooshort", "hashed": true})
+	e, _ := res["command_error"].(map[string]any)
+	if res["command_status"] != "FAILED" || e["type"] != "InvalidCommandParamsError" {
+		t.Fatalf("a bad hash was not refused: %v", res)
+	}
+	if res := postCommand(t, port, "log.collect_system_logs", map[string]any{}); res["command_status"] != "SUCCEEDED" {
+		t.Fatalf("the API does not work after a refused rescue: %v", res)
+	}
+
+	res = postCommand(t, port, "rescue.finalize_rescue", map[string]any{"rescue_password": hash, "hashed": true})
+	if res["command_status"] != "SUCCEEDED" {
+		t.Fatalf("finalize_rescue: %v", res)
+	}
+	waitAPIDown(t, port, 15*time.Second)
+	toSSH, err := vm.WaitFor(ctx, "rescue: SSH server listening", 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`host_key=(SHA256:\S+)`).FindStringSubmatch(vm.Console())
+	if m == nil {
+		t.Fatal("no host key fingerprint on the console")
+	}
+
+	// SSH: the fingerprint on the console is the key the server shows.
+	dial := func(pw string) (*ssh.Client, error) {
+		return ssh.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", sshPort), &ssh.ClientConfig{
+			User: "rescue", Auth: []ssh.AuthMethod{ssh.Password(pw)}, Timeout: 30 * time.Second,
+			HostKeyCallback: func(_ string, _ net.Addr, key ssh.PublicKey) error {
+				if fp := ssh.FingerprintSHA256(key); fp != m[1] {
+					return fmt.Errorf("host key %s, the console said %s", fp, m[1])
+				}
+				return nil
+			},
+		})
+	}
+	if c, err := dial("wrong password"); err == nil {
+		c.Close()
+		t.Fatal("SSH let rescue in with a wrong password")
+	} else if !strings.Contains(err.Error(), "unable to authenticate") {
+		t.Fatalf("SSH with a wrong password: %v", err)
+	}
+	c, err := dial(password)
+	if err != nil {
+		t.Fatalf("SSH login as rescue: %v", err)
+	}
+	defer c.Close()
+	sess, err := c.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmdline, err := sess.Output("cat /proc/cmdline")
+	if err != nil {
+		t.Fatalf("SSH exec: %v (%q)", err, cmdline)
+	}
+	if !strings.Contains(string(cmdline), "ipa-standalone=1") {
+		t.Errorf("cat /proc/cmdline over SSH gave %q", cmdline)
+	}
+	t.Logf("over SSH: %s", strings.TrimSpace(string(cmdline)))
+
+	// The serial console: a wrong password is refused, the right one gives
+	// the shell. The prompts end without a newline, so the test waits for
+	// the banner line and gives the guest (TCG) time to turn echo off.
+	if _, err := vm.WaitFor(ctx, boot.LoginBanner, 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	login := func(pw string) {
+		t.Helper()
+		if err := vm.Type("rescue\n"); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(3 * time.Second)
+		if err := vm.Type(pw + "\n"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	login("not it")
+	if _, err := vm.WaitFor(ctx, "Login incorrect", 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	login(password)
+	if _, err := vm.WaitFor(ctx, `msg="console login" user=rescue`, 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	// gosh's line editor asks the terminal about colours first (nobody
+	// answers on this serial line) and would read typed text as the
+	// answer: type once its key help is drawn, and end the line with the
+	// Enter key's CR, as the editor runs the terminal raw.
+	if _, err := vm.WaitFor(ctx, "toggle key help", 60*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := vm.Type("cat /proc/cmdline; echo console-$((6*7))\r"); err != nil {
+		t.Fatal(err)
+	}
+	done, err := vm.WaitFor(ctx, "console-42", 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("QEMU start to API %.1f s, to SSH after finalize_rescue %.1f s, console command done %.1f s", toAPI.Seconds(), toSSH.Seconds(), done.Seconds())
+	console := vm.Console()
+	if strings.Contains(console, password) || strings.Contains(console, "not it") {
+		t.Error("a password was echoed on the console")
+	}
+}
