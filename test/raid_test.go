@@ -21,15 +21,16 @@ import (
 )
 
 // Software RAID geometry on the test's 5 GiB disks (worked out by hand,
-// as IPA and mdadm lay it out): BIOS on GPT keeps 8 MiB in front of the
-// RAID partition, which ends at the last 1 MiB boundary before the
-// backup GPT; mdadm's 1.2 superblock puts the data 10240 sectors in.
+// as IPA and mdadm lay it out): a BIOS node without a disk_label
+// capability gets MBR tables (IPA's default), the RAID partition from
+// the first free sector (1 MiB) to the end of the disk ("MAX"); mdadm's
+// 1.2 superblock puts the data 10240 sectors into the partition.
 const (
 	raidDiskSize     = 5 << 30
-	raidPartStart    = 16384    // sectors: 8 MiB
-	raidPartEnd      = 10483711 // sectors: 5 GiB - 1 MiB - 1
+	raidPartStart    = 2048     // sectors
+	raidPartSectors  = 10483712 // to the end of the 10485760-sector disk
 	raidDataOffset   = 10240    // sectors, in the partition
-	raidArraySectors = 10465280 // (raidPartEnd+1-raidPartStart) - raidDataOffset, 64 KiB-aligned
+	raidArraySectors = 10473472 // raidPartSectors - raidDataOffset, 64 KiB-aligned
 )
 
 // TestSoftwareRAIDWithRealIronic: Debian's Ironic 21.4 with
@@ -42,7 +43,7 @@ const (
 // healthy two-disk RAID-1, and the image at the data offset.
 func TestSoftwareRAIDWithRealIronic(t *testing.T) {
 	testenv.NeedRoot(t)
-	testenv.NeedCommands(t, "ironic", "dnsmasq", "qemu-system-x86_64", "ip", "sgdisk", "losetup", "mdadm", "debugfs")
+	testenv.NeedCommands(t, "ironic", "dnsmasq", "qemu-system-x86_64", "ip", "sfdisk", "losetup", "mdadm", "debugfs")
 	kernel, initrd := buildRamdisk(t)
 	ctx := context.Background()
 	const mac = "52:54:00:e2:d0:01"
@@ -63,7 +64,7 @@ func TestSoftwareRAIDWithRealIronic(t *testing.T) {
 	if _, err := ir.WaitState(ctx, uuid, "manageable", 60*time.Second, nil); err != nil {
 		t.Fatal(err)
 	}
-	target := map[string]any{"logical_disks": []any{map[string]any{"size_gb": "MAX", "raid_level": "1", "controller": "software"}}}
+	target := map[string]any{"logical_disks": []any{map[string]any{"size_gb": "MAX", "raid_level": "1", "controller": "software", "is_root_volume": true}}}
 	if err := ir.Do(ctx, http.MethodPut, "/v1/nodes/"+uuid+"/states/raid", target, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -154,13 +155,13 @@ func TestSoftwareRAIDWithRealIronic(t *testing.T) {
 		t.Errorf("the image was not written to /dev/md0:\n%s", grepLines(console, "writing image", "install disk", "root device"))
 	}
 
-	// 3. The disks, read from the host with sgdisk, mdadm and debugfs.
+	// 3. The disks, read from the host with sfdisk, mdadm and debugfs.
 	var uuids []string
 	for i, f := range []string{diskA, diskB} {
 		checkRAIDHolder(t, f)
 		info := examineMember(t, f)
 		for _, want := range []string{"Version : 1.2", "Raid Level : raid1", "Raid Devices : 2", fmt.Sprintf("Data Offset : %d sectors", raidDataOffset),
-			fmt.Sprintf("Device Role : Active device %d", i), "Array State : AA"} {
+			fmt.Sprintf("Device Role : Active device %d", i), "Array State : AA", fmt.Sprintf("Array Size : %d KiB", raidArraySectors/2)} {
 			if !strings.Contains(info, want) {
 				t.Errorf("%s: mdadm --examine lacks %q:\n%s", filepath.Base(filepath.Dir(f)), want, info)
 			}
@@ -178,23 +179,30 @@ func TestSoftwareRAIDWithRealIronic(t *testing.T) {
 	t.Logf("software RAID-1 through Ironic: both members hold the image at sector %d; array of %d sectors", raidPartStart+raidDataOffset, raidArraySectors)
 }
 
-// checkRAIDHolder reads a holder's partition table as IPA's parted calls
-// leave it: GPT, one partition from 8 MiB to the last 1 MiB boundary,
-// named "primary", of type Linux filesystem.
+// checkRAIDHolder reads a holder's partition table as IPA's parted
+// calls leave it on a BIOS node: MBR, one partition of type 0x83 from
+// 1 MiB to the end of the disk.
 func checkRAIDHolder(t *testing.T, f string) {
 	t.Helper()
-	out, err := exec.Command("sgdisk", "-i", "1", f).CombinedOutput()
+	out, err := exec.Command("sfdisk", "--json", f).Output()
 	if err != nil {
-		t.Fatalf("sgdisk -i 1: %v: %s", err, out)
+		t.Fatalf("sfdisk --json %s: %v", f, err)
 	}
-	s := string(out)
-	for _, want := range []string{"0FC63DAF-8483-4772-8E79-3D69D8477DE4", fmt.Sprintf("First sector: %d ", raidPartStart), fmt.Sprintf("Last sector: %d ", raidPartEnd), "Partition name: 'primary'"} {
-		if !strings.Contains(s, want) {
-			t.Errorf("%s partition 1 lacks %q:\n%s", f, want, s)
-		}
+	var d struct {
+		Table struct {
+			Label      string `json:"label"`
+			Partitions []struct {
+				Start, Size int64
+				Type        string
+			} `json:"partitions"`
+		} `json:"partitiontable"`
 	}
-	if out, _ := exec.Command("sgdisk", "-i", "2", f).CombinedOutput(); !strings.Contains(string(out), "does not exist") {
-		t.Errorf("%s has a second partition:\n%s", f, out)
+	if err := json.Unmarshal(out, &d); err != nil {
+		t.Fatal(err)
+	}
+	p := d.Table.Partitions
+	if d.Table.Label != "dos" || len(p) != 1 || p[0].Start != raidPartStart || p[0].Size != raidPartSectors || p[0].Type != "83" {
+		t.Errorf("%s: partition table %s, want one dos partition of type 83 at %d for %d sectors", f, out, raidPartStart, raidPartSectors)
 	}
 }
 
@@ -203,7 +211,7 @@ func checkRAIDHolder(t *testing.T, f string) {
 func examineMember(t *testing.T, f string) string {
 	t.Helper()
 	out, err := exec.Command("losetup", "--find", "--show", "--read-only", "--offset", fmt.Sprint(raidPartStart*512),
-		"--sizelimit", fmt.Sprint((raidPartEnd+1-raidPartStart)*512), f).Output()
+		"--sizelimit", fmt.Sprint(raidPartSectors*512), f).Output()
 	if err != nil {
 		t.Fatalf("losetup: %v", err)
 	}
