@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -132,34 +133,79 @@ func verifyDevice(b *testing.B, dev string, size int64, want string) {
 	}
 }
 
-// measure runs one case benchRepeat times and reports the median rate
-// of size bytes (MB/s, with the slowest and fastest beside it) and the
-// peak RSS of the commands run returned. before and after run untimed
-// around each run.
-func measure(b *testing.B, size int64, before func(), run func() (rssKiB int64), after func()) {
-	b.Helper()
-	var rates []float64
-	var rss int64
-	for i := 0; i < benchRepeat(); i++ {
-		if before != nil {
-			before()
+// benchCase is one case of BenchmarkImageEngine: run moves size bytes
+// and returns the peak RSS (KiB) of what it ran; before and after run
+// untimed around it.
+type benchCase struct {
+	name          string
+	before, after func()
+	run           func() (rssKiB int64)
+	rates         []float64 // MB/s, one per round
+	rss           int64
+}
+
+// runRounds runs every case once per round, benchRepeat rounds, so each
+// case's runs are spread over the same stretch of time as its limits'
+// (on a shared machine the load changes from minute to minute).
+func runRounds(size int64, cases []*benchCase) {
+	for r := 0; r < benchRepeat(); r++ {
+		for _, c := range cases {
+			if c.before != nil {
+				c.before()
+			}
+			t := time.Now()
+			rss := c.run()
+			d := time.Since(t)
+			if c.after != nil {
+				c.after()
+			}
+			c.rates = append(c.rates, float64(size)/d.Seconds()/1e6)
+			c.rss = max(c.rss, rss)
 		}
-		t := time.Now()
-		r := run()
-		d := time.Since(t)
-		if after != nil {
-			after()
+	}
+}
+
+func medianRate(v []float64) float64 {
+	v = slices.Clone(v)
+	sort.Float64s(v)
+	if len(v)%2 == 0 {
+		return (v[len(v)/2-1] + v[len(v)/2]) / 2
+	}
+	return v[len(v)/2]
+}
+
+// report gives each case a sub-benchmark with its median rate (and the
+// slowest and fastest round) and peak RSS.
+func report(b *testing.B, cases []*benchCase) {
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportMetric(medianRate(c.rates), "MB/s")
+			b.ReportMetric(slices.Min(c.rates), "MB/s-min")
+			b.ReportMetric(slices.Max(c.rates), "MB/s-max")
+			if c.rss > 0 {
+				b.ReportMetric(float64(c.rss)/1024, "MiB-peak-RSS")
+			}
+		})
+	}
+}
+
+// ratio reports the median over rounds of num's rate over the slowest of
+// dens' rates in the same round: the goals, measured against limits that
+// ran minutes, not tens of minutes, apart.
+func ratio(b *testing.B, name string, num *benchCase, dens ...*benchCase) {
+	var r []float64
+	for i := range num.rates {
+		lim := dens[0].rates[i]
+		for _, d := range dens[1:] {
+			lim = min(lim, d.rates[i])
 		}
-		rates = append(rates, float64(size)/d.Seconds()/1e6)
-		rss = max(rss, r)
+		r = append(r, num.rates[i]/lim)
 	}
-	sort.Float64s(rates)
-	b.ReportMetric(rates[len(rates)/2], "MB/s")
-	b.ReportMetric(rates[0], "MB/s-min")
-	b.ReportMetric(rates[len(rates)-1], "MB/s-max")
-	if rss > 0 {
-		b.ReportMetric(float64(rss)/1024, "MiB-peak-RSS")
-	}
+	b.Run(name, func(b *testing.B) {
+		b.ReportMetric(medianRate(r), "x-of-limit")
+		b.ReportMetric(slices.Min(r), "x-min")
+		b.ReportMetric(slices.Max(r), "x-max")
+	})
 }
 
 func writeRandom(b *testing.B, path string, size int64, dataEvery int) {
@@ -216,7 +262,7 @@ func fileSHA256(b *testing.B, path string) string {
 	}
 	defer f.Close()
 	h := sha256.New()
-	io.Copy(h, f)
+	io.CopyBuffer(h, struct{ io.Reader }{f}, make([]byte, 1<<20)) // 1 MiB reads: the limit is the hash
 	return hex.EncodeToString(h.Sum(nil))
 }
 
@@ -242,10 +288,13 @@ func runCmd(b *testing.B, name string, args ...string) int64 {
 // local file to the same device. The sparse and raw cases run again on a
 // loop device over a file on the host's own disk (GOIPA_BENCH_DISK_DIR,
 // default /var/tmp; "none" skips them), where writing every byte costs
-// what it costs on a disk. Every case runs benchRepeat times (median
-// reported) after a warm-up write of the whole device, and every goipa
-// run is read back from the device and compared with the raw image
-// (qemu-img convert -O raw of the qcow2 ones).
+// what it costs on a disk. Every case runs benchRepeat times, in rounds
+// (each case once per round, so cases and their limits see the same
+// load on a shared machine), after a warm-up write of the whole device;
+// medians are reported, and the goals as the median over rounds of the
+// case over its limit in the same round. Every goipa run is read back
+// from the device and compared with the raw image (qemu-img convert -O
+// raw of the qcow2 ones).
 func BenchmarkImageEngine(b *testing.B) {
 	testenv.NeedRoot(b)
 	testenv.NeedCommands(b, "losetup", "dd", "qemu-img", "go", "fallocate")
@@ -281,20 +330,16 @@ func BenchmarkImageEngine(b *testing.B) {
 	srv := httptest.NewServer(http.FileServer(http.Dir(dir)))
 	defer srv.Close()
 	bin := goipa(b)
-	write := func(dev, file string) func(b *testing.B) {
+	write := func(name, dev, file string) *benchCase {
 		sum := fileSHA256(b, filepath.Join(dir, file))
-		return func(b *testing.B) {
-			measure(b, size, func() { stamp(b, dev, size) }, func() int64 {
-				return runCmd(b, bin, "write-image", "--source", srv.URL+"/"+file, "--checksum", "sha256:"+sum, "--device", dev)
-			}, func() { verifyDevice(b, dev, size, wantRaw[file]) })
-		}
+		return &benchCase{name: name, before: func() { stamp(b, dev, size) }, run: func() int64 {
+			return runCmd(b, bin, "write-image", "--source", srv.URL+"/"+file, "--checksum", "sha256:"+sum, "--device", dev)
+		}, after: func() { verifyDevice(b, dev, size, wantRaw[file]) }}
 	}
-	dd := func(dev, file string) func(b *testing.B) {
-		return func(b *testing.B) {
-			measure(b, size, nil, func() int64 {
-				return runCmd(b, "dd", "if="+file, "of="+dev, "bs=4M", "oflag=direct", "status=none")
-			}, nil)
-		}
+	dd := func(name, dev, file string) *benchCase {
+		return &benchCase{name: name, run: func() int64 {
+			return runCmd(b, "dd", "if="+file, "of="+dev, "bs=4M", "oflag=direct", "status=none")
+		}}
 	}
 	// Warm-up: one untimed write of the whole device, so no case pays for
 	// first touches.
@@ -302,47 +347,52 @@ func BenchmarkImageEngine(b *testing.B) {
 
 	dev := benchLoop(b, "/dev/shm", size+(1<<20), false)
 	warm(dev)
-	b.Run("limit-dd-direct", dd(dev, raw))
-	b.Run("limit-http-read", func(b *testing.B) {
-		measure(b, size, nil, func() int64 {
-			resp, err := http.Get(srv.URL + "/random.raw")
-			if err != nil {
-				b.Fatal(err)
-			}
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			return 0
-		}, nil)
-	})
-	b.Run("limit-sha256", func(b *testing.B) {
-		measure(b, size, nil, func() int64 { fileSHA256(b, raw); return 0 }, nil)
-	})
-	b.Run("a-raw", write(dev, "random.raw"))
-	b.Run("b-zstd", write(dev, "random.raw.zst"))
-	b.Run("b-gzip", write(dev, "random.raw.gz"))
-	b.Run("c-sparse-limit-every-byte", dd(dev, sparse))
-	b.Run("c-sparse-raw", write(dev, "sparse.raw"))
-	b.Run("c-sparse-qcow2", write(dev, "sparse.raw.qcow2"))
-	b.Run("d-qcow2", write(dev, "random.raw.qcow2"))
-	b.Run("d-limit-qemu-img-convert", func(b *testing.B) {
-		measure(b, size, nil, func() int64 {
-			return runCmd(b, "qemu-img", "convert", "-f", "qcow2", "-O", "raw", "-t", "none", "-n", raw+".qcow2", dev)
-		}, nil)
-	})
-
-	if diskDir := cmp.Or(os.Getenv("GOIPA_BENCH_DISK_DIR"), "/var/tmp"); diskDir != "none" {
-		d, err := os.MkdirTemp(diskDir, "goipa-bench-disk-")
+	limDD := dd("limit-dd-direct", dev, raw)
+	limHTTP := &benchCase{name: "limit-http-read", run: func() int64 {
+		resp, err := http.Get(srv.URL + "/random.raw")
 		if err != nil {
 			b.Fatal(err)
 		}
-		b.Cleanup(func() { os.RemoveAll(d) })
-		disk := benchLoop(b, d, size+(1<<20), true)
-		warm(disk)
-		b.Run("disk-limit-dd-direct", dd(disk, raw))
-		b.Run("disk-a-raw", write(disk, "random.raw"))
-		b.Run("disk-c-sparse-limit-every-byte", dd(disk, sparse))
-		b.Run("disk-c-sparse-raw", write(disk, "sparse.raw"))
-		b.Run("disk-c-sparse-qcow2", write(disk, "sparse.raw.qcow2"))
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return 0
+	}}
+	limSHA := &benchCase{name: "limit-sha256", run: func() int64 { fileSHA256(b, raw); return 0 }}
+	a := write("a-raw", dev, "random.raw")
+	cLim := dd("c-sparse-limit-every-byte", dev, sparse)
+	cRaw := write("c-sparse-raw", dev, "sparse.raw")
+	cQcow := write("c-sparse-qcow2", dev, "sparse.raw.qcow2")
+	d := write("d-qcow2", dev, "random.raw.qcow2")
+	dLim := &benchCase{name: "d-limit-qemu-img-convert", run: func() int64 {
+		return runCmd(b, "qemu-img", "convert", "-f", "qcow2", "-O", "raw", "-t", "none", "-n", raw+".qcow2", dev)
+	}}
+	cases := []*benchCase{limDD, limHTTP, limSHA, a, write("b-zstd", dev, "random.raw.zst"), write("b-gzip", dev, "random.raw.gz"),
+		cLim, cRaw, cQcow, d, dLim}
+
+	var disk []*benchCase
+	if diskDir := cmp.Or(os.Getenv("GOIPA_BENCH_DISK_DIR"), "/var/tmp"); diskDir != "none" {
+		dd2, err := os.MkdirTemp(diskDir, "goipa-bench-disk-")
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { os.RemoveAll(dd2) })
+		dev := benchLoop(b, dd2, size+(1<<20), true)
+		warm(dev)
+		disk = []*benchCase{dd("disk-limit-dd-direct", dev, raw), write("disk-a-raw", dev, "random.raw"),
+			dd("disk-c-sparse-limit-every-byte", dev, sparse), write("disk-c-sparse-raw", dev, "sparse.raw"),
+			write("disk-c-sparse-qcow2", dev, "sparse.raw.qcow2")}
 	}
-	fmt.Fprintf(os.Stderr, "image %d MiB, %d runs per case (median), %s\n", size>>20, benchRepeat(), time.Now().Format(time.RFC3339))
+	runRounds(size, append(cases, disk...))
+	report(b, append(cases, disk...))
+	ratio(b, "goal-a-raw-over-slowest-limit", a, limDD, limHTTP, limSHA)
+	ratio(b, "goal-a-raw-over-sha256", a, limSHA)
+	ratio(b, "goal-c-sparse-raw-over-every-byte", cRaw, cLim)
+	ratio(b, "goal-c-sparse-qcow2-over-every-byte", cQcow, cLim)
+	ratio(b, "goal-d-qcow2-over-qemu-img", d, dLim)
+	if len(disk) > 0 {
+		ratio(b, "goal-disk-a-raw-over-dd", disk[1], disk[0])
+		ratio(b, "goal-disk-c-sparse-raw-over-every-byte", disk[3], disk[2])
+		ratio(b, "goal-disk-c-sparse-qcow2-over-every-byte", disk[4], disk[2])
+	}
+	fmt.Fprintf(os.Stderr, "image %d MiB, %d rounds (median), %s\n", size>>20, benchRepeat(), time.Now().Format(time.RFC3339))
 }
