@@ -415,6 +415,11 @@ func (s *qcow2Stream) parseL2(at int64, b []byte, guestBase int64) error {
 		if _, kept := s.early[host]; host < s.pos && !kept {
 			return qerr("data cluster at %d comes before the L2 table at %d that maps it and was not kept; convert the image with qemu-img first", host, at)
 		}
+		if _, dup := s.data[host]; dup {
+			// qemu never maps one cluster twice in the active tables; the
+			// decoder writes each cluster once as it passes.
+			return qerr("data cluster at %d is mapped twice; convert the image with qemu-img first", host)
+		}
 		s.data[host] = guest
 	}
 	sort.Slice(s.comp, func(i, j int) bool { return s.comp[i].host < s.comp[j].host })

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -155,4 +156,23 @@ func FuzzQcow2(f *testing.F) {
 			return nil
 		})
 	})
+}
+
+func TestQcow2ClusterMappedTwice(t *testing.T) {
+	testenv.NeedCommands(t, "qemu-img", "qemu-io")
+	q := filepath.Join(t.TempDir(), "dup.qcow2")
+	qemuImg(t, "create", "-f", "qcow2", q, "1M")
+	out, err := exec.Command("qemu-io", "-f", "qcow2", "-c", "write -P 1 0 64k", "-c", "write -P 2 64k 64k", q).CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	b, err := os.ReadFile(q)
+	require.NoError(t, err)
+	// Point the second L2 entry at the first entry's cluster.
+	be := binary.BigEndian
+	l1 := be.Uint64(b[40:48])
+	l2 := be.Uint64(b[l1:]) & l2OffsetMask
+	copy(b[l2+8:l2+16], b[l2:l2+8])
+	_, err = decodeQcow2(b[:512], bytes.NewReader(b[512:]), func(Extent) error { return nil })
+	var qe *Qcow2Error
+	require.True(t, errors.As(err, &qe), "%v", err)
+	assert.Contains(t, err.Error(), "mapped twice")
 }
