@@ -160,6 +160,9 @@ func (d *deployer) setupUEFI(ctx context.Context, c *Call, device, efiUUID strin
 		c.Log.Warn("empty EFI system partition: no boot loader to register", "partition", part)
 		return false, nil
 	}
+	if isMDName(device) {
+		return d.setupRAIDESP(ctx, c, device, table, esp, loaders) // software RAID: an ESP on every member
+	}
 	var guid efi.GUID
 	if table.Kind == "gpt" {
 		if guid, err = efi.ParseGUID(esp.UUID); err != nil {

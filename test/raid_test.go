@@ -20,41 +20,71 @@ import (
 	"github.com/goipa/goipa/test/realironic"
 )
 
-// Software RAID geometry on the test's 5 GiB disks (worked out by hand,
-// as IPA and mdadm lay it out): a BIOS node without a disk_label
-// capability gets MBR tables (IPA's default), the RAID partition from
-// the first free sector (1 MiB) to the end of the disk ("MAX"); mdadm's
-// 1.2 superblock puts the data 10240 sectors into the partition.
-const (
-	raidDiskSize     = 5 << 30
-	raidPartStart    = 2048     // sectors
-	raidPartSectors  = 10483712 // to the end of the 10485760-sector disk
-	raidDataOffset   = 10240    // sectors, in the partition
-	raidArraySectors = 10473472 // raidPartSectors - raidDataOffset, 64 KiB-aligned
+// raidGeometry is where IPA and mdadm put things on the test's 5 GiB
+// disks (10485760 sectors), worked out by hand.
+type raidGeometry struct {
+	label                 string // the holders' table: "dos" or "gpt"
+	partStart, partSize   int64  // the RAID partition, in sectors
+	dataOffset            int64  // mdadm 1.2's data offset in the partition
+	arraySectors          int64  // the array: partition less offset, 64 KiB-aligned
+	espStart, espSize     int64  // UEFI: the ESP goipa adds on every holder
+	espArraySize          int64  // in KiB, as mdadm --examine prints it
+	imageESPStart, espLen int    // where the image's own ESP is (bytes), wiped after the copy
+}
+
+var (
+	// BIOS without a disk_label capability: MBR (IPA's default), the RAID
+	// partition from the first free sector (1 MiB) to the end of the disk.
+	raidBIOS = raidGeometry{label: "dos", partStart: 2048, partSize: 10483712, dataOffset: 10240, arraySectors: 10473472}
+	// UEFI: GPT, 551 MiB kept in front for the ESP, the RAID partition to
+	// the last 1 MiB boundary before the backup GPT; the ESP mirror is
+	// metadata 1.0 over 550 MiB partitions (1126400 sectors, superblock
+	// at 1126384, 16 sectors of bitmap and bad-block room before it, the
+	// size 64 KiB-aligned: 1126272 sectors).
+	raidUEFI = raidGeometry{label: "gpt", partStart: 1128448, partSize: 9355264, dataOffset: 10240, arraySectors: 9345024,
+		espStart: 2048, espSize: 1126400, espArraySize: 1126272 / 2, imageESPStart: 1 << 20, espLen: 16 << 20}
 )
 
 // TestSoftwareRAIDWithRealIronic: Debian's Ironic 21.4 with
 // raid_interface=agent builds a software RAID-1 through goipa's ramdisk
-// in QEMU (manual cleaning: delete_configuration, create_configuration),
-// records the node's raid_config from the step's result, and deploys a
-// whole-disk image onto the array after the ramdisk booted again and
-// assembled it from the superblocks goipa wrote. Afterwards both disk
-// files hold IPA's partition table, a superblock mdadm reads as a
-// healthy two-disk RAID-1, and the image at the data offset.
-func TestSoftwareRAIDWithRealIronic(t *testing.T) {
+// in QEMU (UEFI, OVMF): manual cleaning runs delete_configuration and
+// create_configuration, Ironic records the node's raid_config from the
+// step's result, and a whole-disk image with an ESP is deployed onto
+// the array after the ramdisk booted again and assembled it from the
+// superblocks goipa wrote. install_bootloader mirrors the ESP onto every
+// member (md RAID-1, metadata 1.0) with a boot entry per member. The
+// disk files then hold IPA's GPT, superblocks mdadm reads as healthy
+// two-disk mirrors, the image at the array's data offset and the ESP's
+// files on each member.
+func TestSoftwareRAIDWithRealIronic(t *testing.T) { raidFlow(t, true) }
+
+// TestSoftwareRAIDBIOSWithRealIronic is the same on a BIOS node: MBR
+// holders and nothing for install_bootloader to do for a whole-disk
+// image (as IPA).
+func TestSoftwareRAIDBIOSWithRealIronic(t *testing.T) { raidFlow(t, false) }
+
+func raidFlow(t *testing.T, uefi bool) {
 	testenv.NeedRoot(t)
-	testenv.NeedCommands(t, "ironic", "dnsmasq", "qemu-system-x86_64", "ip", "sfdisk", "losetup", "mdadm", "debugfs")
+	testenv.NeedCommands(t, "ironic", "dnsmasq", "qemu-system-x86_64", "ip", "sfdisk", "sgdisk", "losetup", "mdadm", "debugfs", "mtype")
 	kernel, initrd := buildRamdisk(t)
 	ctx := context.Background()
 	const mac = "52:54:00:e2:d0:01"
 	const guestIP = "192.168.77.61"
+	geo := raidBIOS
+	if uefi {
+		geo = raidUEFI
+	}
 	pn := newProvisioningNet(t, mac, guestIP)
 	ir := realironic.Start(t, realironic.WithNetNS(pn.ns, pn.host), realironic.WithHeartbeatTimeout(10))
 	start := time.Now()
 	step := func(what string) { t.Logf("[%6.1fs] %s", time.Since(start).Seconds(), what) }
-	diskA, diskB := sparseFile(t, raidDiskSize), sparseFile(t, raidDiskSize)
+	diskA, diskB := sparseFile(t, 5<<30), sparseFile(t, 5<<30)
 
-	uuid, err := ir.EnrollManualNode(ctx, "goipa-raid", mac, map[string]any{}, map[string]any{"raid_interface": "agent"})
+	mode := "bios"
+	if uefi {
+		mode = "uefi"
+	}
+	uuid, err := ir.EnrollManualNode(ctx, "goipa-raid", mac, map[string]any{"capabilities": "boot_mode:" + mode}, map[string]any{"raid_interface": "agent"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +101,7 @@ func TestSoftwareRAIDWithRealIronic(t *testing.T) {
 	boot := func() *initramfs.VM {
 		t.Helper()
 		cmdline := fmt.Sprintf("ipa-api-url=%s BOOTIF=01-%s ipa-debug=1", ir.URL, strings.ReplaceAll(mac, ":", "-"))
-		return startGuest(t, ctx, initramfs.VMOptions{Kernel: kernel, Initrd: initrd, Cmdline: cmdline,
+		return startGuest(t, ctx, initramfs.VMOptions{Kernel: kernel, Initrd: initrd, Cmdline: cmdline, UEFI: uefi,
 			VirtioDisks: []string{diskA, diskB}, MAC: mac, Tap: pn.tap, NetNS: pn.ns})
 	}
 
@@ -121,6 +151,9 @@ func TestSoftwareRAIDWithRealIronic(t *testing.T) {
 		t.Fatal(err)
 	}
 	image := demoImage(t, 64<<20)
+	if uefi {
+		image = espImage(t, true)
+	}
 	if err := os.WriteFile(filepath.Join(ir.ImageDir, "raid.raw"), image, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -154,64 +187,108 @@ func TestSoftwareRAIDWithRealIronic(t *testing.T) {
 	if !strings.Contains(grepLines(console, "writing image"), "/dev/md0") {
 		t.Errorf("the image was not written to /dev/md0:\n%s", grepLines(console, "writing image", "install disk", "root device"))
 	}
+	if uefi {
+		entries := grepLines(console, "UEFI boot entry added")
+		for _, want := range []string{"(RAID, part0)", "(RAID, part1)"} {
+			if !strings.Contains(entries, want) {
+				t.Errorf("no boot entry %q:\n%s", want, grepLines(console, "UEFI", "ESP", "bootloader"))
+			}
+		}
+	}
 
-	// 3. The disks, read from the host with sfdisk, mdadm and debugfs.
+	// 3. The disks, read from the host with sfdisk, mdadm, mtools and debugfs.
 	var uuids []string
 	for i, f := range []string{diskA, diskB} {
-		checkRAIDHolder(t, f)
-		info := examineMember(t, f)
-		for _, want := range []string{"Version : 1.2", "Raid Level : raid1", "Raid Devices : 2", fmt.Sprintf("Data Offset : %d sectors", raidDataOffset),
-			fmt.Sprintf("Device Role : Active device %d", i), "Array State : AA", fmt.Sprintf("Array Size : %d KiB", raidArraySectors/2)} {
+		checkRAIDHolder(t, f, geo, i)
+		info := examineMember(t, f, geo.partStart, geo.partSize)
+		for _, want := range []string{"Version : 1.2", "Raid Level : raid1", "Raid Devices : 2", fmt.Sprintf("Data Offset : %d sectors", geo.dataOffset),
+			fmt.Sprintf("Device Role : Active device %d", i), "Array State : AA", fmt.Sprintf("Array Size : %d KiB", geo.arraySectors/2)} {
 			if !strings.Contains(info, want) {
-				t.Errorf("%s: mdadm --examine lacks %q:\n%s", filepath.Base(filepath.Dir(f)), want, info)
+				t.Errorf("disk %d: mdadm --examine lacks %q:\n%s", i, want, info)
 			}
 		}
 		uuids = append(uuids, field(info, "Array UUID"))
-		data := readAt(t, f, (raidPartStart+raidDataOffset)*512, len(image))
-		if !bytes.Equal(data[34*512:], image[34*512:]) {
-			t.Errorf("member %d does not hold the image at the array's data offset", i)
+		data := readAt(t, f, (geo.partStart+geo.dataOffset)*512, len(image))
+		if uefi {
+			// The image's ESP was wiped once copied to the mirror.
+			if !bytes.Equal(data[34*512:geo.imageESPStart], image[34*512:geo.imageESPStart]) || !bytes.Equal(data[geo.imageESPStart+geo.espLen:], image[geo.imageESPStart+geo.espLen:]) {
+				t.Errorf("member %d does not hold the image at the array's data offset", i)
+			}
+			if !bytes.Equal(data[geo.imageESPStart:geo.imageESPStart+4096], make([]byte, 4096)) {
+				t.Errorf("member %d: the image's own ESP was not wiped", i)
+			}
+			esp := examineMember(t, f, geo.espStart, geo.espSize)
+			for _, want := range []string{"Version : 1.0", "Raid Level : raid1", "Raid Devices : 2", fmt.Sprintf("Array Size : %d KiB", geo.espArraySize)} {
+				if !strings.Contains(esp, want) {
+					t.Errorf("disk %d ESP: mdadm --examine lacks %q:\n%s", i, want, esp)
+				}
+			}
+			if name := field(esp, "Name"); !strings.HasPrefix(name, "esp") && !strings.Contains(name, ":esp") {
+				t.Errorf("disk %d: the ESP mirror is named %q, want esp", i, name)
+			}
+			// Firmware reads the member as plain FAT: the loaders are there.
+			out, err := exec.Command("mtype", "-i", fmt.Sprintf("%s@@%d", f, geo.espStart*512), "::EFI/BOOT/BOOTX64.EFI").CombinedOutput()
+			if err != nil || string(out) != "MZ fallback" {
+				t.Errorf("disk %d: the ESP's EFI/BOOT/BOOTX64.EFI reads %q (%v)", i, out, err)
+			}
+		} else {
+			if !bytes.Equal(data[34*512:], image[34*512:]) {
+				t.Errorf("member %d does not hold the image at the array's data offset", i)
+			}
+			checkMarker(t, data)
 		}
-		checkMarker(t, data)
 	}
 	if uuids[0] == "" || uuids[0] != uuids[1] {
 		t.Errorf("the members belong to different arrays: %q", uuids)
 	}
-	t.Logf("software RAID-1 through Ironic: both members hold the image at sector %d; array of %d sectors", raidPartStart+raidDataOffset, raidArraySectors)
+	t.Logf("software RAID-1 (%s) through Ironic: both members hold the image at sector %d; array of %d sectors", mode, geo.partStart+geo.dataOffset, geo.arraySectors)
 }
 
-// checkRAIDHolder reads a holder's partition table as IPA's parted
-// calls leave it on a BIOS node: MBR, one partition of type 0x83 from
-// 1 MiB to the end of the disk.
-func checkRAIDHolder(t *testing.T, f string) {
+// checkRAIDHolder reads a holder's partition table as IPA leaves it:
+// the RAID partition (MBR type 0x83, or GPT Linux filesystem named
+// "primary" as parted's mkpart makes it) and, for UEFI, the ESP goipa
+// added at install_bootloader (named uefi-holder-<i>).
+func checkRAIDHolder(t *testing.T, f string, geo raidGeometry, i int) {
 	t.Helper()
 	out, err := exec.Command("sfdisk", "--json", f).Output()
 	if err != nil {
 		t.Fatalf("sfdisk --json %s: %v", f, err)
 	}
+	type part struct {
+		Start, Size int64
+		Type, Name  string
+	}
 	var d struct {
 		Table struct {
 			Label      string `json:"label"`
-			Partitions []struct {
-				Start, Size int64
-				Type        string
-			} `json:"partitions"`
+			Partitions []part `json:"partitions"`
 		} `json:"partitiontable"`
 	}
 	if err := json.Unmarshal(out, &d); err != nil {
 		t.Fatal(err)
 	}
-	p := d.Table.Partitions
-	if d.Table.Label != "dos" || len(p) != 1 || p[0].Start != raidPartStart || p[0].Size != raidPartSectors || p[0].Type != "83" {
-		t.Errorf("%s: partition table %s, want one dos partition of type 83 at %d for %d sectors", f, out, raidPartStart, raidPartSectors)
+	want := []part{{geo.partStart, geo.partSize, "83", ""}}
+	if geo.label == "gpt" {
+		want = []part{{geo.partStart, geo.partSize, "0FC63DAF-8483-4772-8E79-3D69D8477DE4", "primary"},
+			{geo.espStart, geo.espSize, "C12A7328-F81F-11D2-BA4B-00A0C93EC93B", fmt.Sprintf("uefi-holder-%d", i)}}
+	}
+	got := d.Table.Partitions
+	if d.Table.Label != geo.label || len(got) != len(want) {
+		t.Fatalf("%s: partition table %s, want %s with %v", f, out, geo.label, want)
+	}
+	for j := range want {
+		if got[j] != want[j] {
+			t.Errorf("%s partition %d: %+v, want %+v", f, j+1, got[j], want[j])
+		}
 	}
 }
 
-// examineMember runs mdadm --examine on a holder file's first partition
-// through a read-only loop device.
-func examineMember(t *testing.T, f string) string {
+// examineMember runs mdadm --examine on a partition of a holder file
+// (start and size in sectors) through a read-only loop device.
+func examineMember(t *testing.T, f string, start, size int64) string {
 	t.Helper()
-	out, err := exec.Command("losetup", "--find", "--show", "--read-only", "--offset", fmt.Sprint(raidPartStart*512),
-		"--sizelimit", fmt.Sprint(raidPartSectors*512), f).Output()
+	out, err := exec.Command("losetup", "--find", "--show", "--read-only", "--offset", fmt.Sprint(start*512),
+		"--sizelimit", fmt.Sprint(size*512), f).Output()
 	if err != nil {
 		t.Fatalf("losetup: %v", err)
 	}
@@ -373,5 +450,72 @@ func raidWaitAPI(t *testing.T, port int) {
 			t.Fatalf("agent API on port %d not up within 30 s: %v", port, err)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestRAIDHolderTables writes IPA's UEFI holder layout onto a loop
+// device with mdraid's go-diskfs code, then adds the ESP beside the
+// RAID partition as install_bootloader does: sfdisk reads both tables,
+// and the RAID partition keeps its GUID through the second write.
+func TestRAIDHolderTables(t *testing.T) {
+	testenv.NeedRoot(t)
+	testenv.NeedCommands(t, "losetup", "sfdisk")
+	ctx := context.Background()
+	dev := partscanLoop(t, 2<<30)
+	l, err := mdraid.Plan("uefi", "gpt", 512, map[string]int64{dev: 2 << 30}, []mdraid.LogicalDisk{{SizeGiB: 0, Disks: []string{dev, dev + "x"}}})
+	if err == nil {
+		t.Fatal("a plan with a holder of unknown size was accepted")
+	}
+	l, err = mdraid.Plan("uefi", "gpt", 512, map[string]int64{dev: 2 << 30}, []mdraid.LogicalDisk{{SizeGiB: 0, Disks: []string{dev}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := mdraid.WriteTable(ctx, dev, "gpt", l.Holders[dev]); err != nil {
+		t.Fatal(err)
+	}
+	type part struct {
+		Start, Size int64
+		Type, Name  string
+		UUID        string
+	}
+	read := func() []part {
+		out, err := exec.Command("sfdisk", "--json", dev).Output()
+		if err != nil {
+			t.Fatalf("sfdisk: %v", err)
+		}
+		var d struct {
+			Table struct {
+				Label      string `json:"label"`
+				Partitions []part `json:"partitions"`
+			} `json:"partitiontable"`
+		}
+		if err := json.Unmarshal(out, &d); err != nil || d.Table.Label != "gpt" {
+			t.Fatalf("sfdisk: %v %s", err, out)
+		}
+		return d.Table.Partitions
+	}
+	first := read()
+	// 2 GiB disk: from 551 MiB to the last 1 MiB boundary before the backup GPT.
+	if len(first) != 1 || first[0].Start != 1128448 || first[0].Size != 4194304-1128448-2048 || first[0].Name != "primary" || first[0].Type != "0FC63DAF-8483-4772-8E79-3D69D8477DE4" {
+		t.Fatalf("RAID partition: %+v", first)
+	}
+	if _, err := os.Stat(dev + "p1"); err != nil {
+		t.Errorf("the kernel does not show the partition: %v", err)
+	}
+	if _, err := mdraid.AddPartition(ctx, dev, mdraid.Span{Number: 2, Start: 1 << 20, End: 551 << 20}, "C12A7328-F81F-11D2-BA4B-00A0C93EC93B", "uefi-holder-0"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mdraid.AddPartition(ctx, dev, mdraid.Span{Number: 3, Start: 500 << 20, End: 600 << 20}, "C12A7328-F81F-11D2-BA4B-00A0C93EC93B", "overlap"); err == nil {
+		t.Error("an overlapping partition was added")
+	}
+	second := read()
+	if len(second) != 2 || second[0] != first[0] {
+		t.Fatalf("after adding the ESP: %+v (was %+v)", second, first)
+	}
+	if esp := second[1]; esp.Start != 2048 || esp.Size != 1126400 || esp.Name != "uefi-holder-0" || esp.Type != "C12A7328-F81F-11D2-BA4B-00A0C93EC93B" {
+		t.Errorf("ESP: %+v", esp)
+	}
+	if _, err := os.Stat(dev + "p2"); err != nil {
+		t.Errorf("the kernel does not show the ESP: %v", err)
 	}
 }
