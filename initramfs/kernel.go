@@ -35,6 +35,7 @@ var ServerModules = []string{
 	"8021q", "efivarfs",
 	"ipmi_si", "ipmi_ssif", "ipmi_devintf", // IPMIModules and the BMC on SMBus
 	"md_mod", "raid0", "raid1", // MDModules
+	"ext4", // FSModules
 }
 
 // IPMIModules reach the BMC: its system interface (KCS, BT or SMIC found
@@ -43,11 +44,17 @@ var ServerModules = []string{
 var IPMIModules = []string{"ipmi_si", "ipmi_devintf"}
 
 // VirtioModules are enough for a QEMU guest.
-var VirtioModules = []string{"virtio_pci", "virtio_blk", "virtio_net", "virtio_scsi", "virtio_rng", "sd_mod", "nvme", "8021q", "efivarfs", "md_mod", "raid0", "raid1"}
+var VirtioModules = []string{"virtio_pci", "virtio_blk", "virtio_net", "virtio_scsi", "virtio_rng", "sd_mod", "nvme", "8021q", "efivarfs", "md_mod", "raid0", "raid1", "ext4"}
 
 // MDModules are the software RAID driver and the levels goipa builds
 // (mdraid); no device asks for them, so init loads them by name.
 var MDModules = []string{"md_mod", "raid0", "raid1"}
+
+// FSModules are the filesystems goipa mounts to write into (a bootc
+// deploy's root, inject_files, grub-install's chroot); the FAT of an
+// ESP is read and written in Go. No device asks for them, so init loads
+// them by name.
+var FSModules = []string{"ext4"}
 
 // ARM64ServerModules are the storage and NIC drivers of arm64 servers
 // (Ampere, ThunderX, Kunpeng, Graviton-like boards): ThunderX's NICs are
@@ -59,6 +66,7 @@ var ARM64ServerModules = []string{
 	"8021q", "efivarfs",
 	"ipmi_si", "ipmi_ssif", "ipmi_devintf",
 	"md_mod", "raid0", "raid1",
+	"ext4",
 }
 
 // ServerModulesFor is the server driver set of a ramdisk architecture.

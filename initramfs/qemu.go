@@ -17,6 +17,8 @@ import (
 
 // VMOptions describe a QEMU guest booting the ramdisk.
 type VMOptions struct {
+	// Kernel and Initrd boot directly; without them (and without ISO)
+	// the firmware boots the disks.
 	Kernel, Initrd string
 	Cmdline        string
 	// ISO boots this image from a CD drive instead of Kernel and Initrd
@@ -108,6 +110,9 @@ func StartVM(ctx context.Context, o VMOptions) (_ *VM, err error) {
 			"-device", "scsi-cd,drive=cd0,bus=cdscsi.0,bootindex=0")
 	case o.ISO != "":
 		args = append(args, "-drive", "file="+o.ISO+",media=cdrom,readonly=on,if=ide,index=2", "-boot", "d")
+	case o.Kernel == "":
+		// Neither kernel nor ISO: the firmware boots what the disks hold
+		// (a deployed system).
 	default:
 		args = append(args, "-kernel", o.Kernel, "-initrd", o.Initrd, "-append", "console="+console+" panic=-1 "+o.Cmdline)
 	}

@@ -143,6 +143,11 @@ func runInit(ctx context.Context, args []string) error {
 	if err := boot.LoadModules("md_mod", "raid0", "raid1"); err != nil {
 		log.Error("loading the md (software RAID) modules", "error", err)
 	}
+	// ext4: a bootc deploy's root filesystem, and what inject_files and
+	// grub-install mount; the kernel cannot request it without modprobe.
+	if err := boot.LoadModules("ext4"); err != nil {
+		log.Error("loading ext4", "error", err)
+	}
 	if err := boot.MountEFIVars(); err != nil {
 		log.Error("efivarfs: UEFI boot entries cannot be written", "error", err)
 	}
