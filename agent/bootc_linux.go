@@ -241,7 +241,11 @@ func makeExt4(dev string, size int64, label string) (string, error) {
 	}
 	defer f.Close()
 	u := uuid.New()
-	if _, err := ext4.Create(file.New(f, false), size, 0, 512, &ext4.Params{UUID: &u, VolumeName: label}); err != nil {
+	// One inode per 16 KiB, as mke2fs's default: go-diskfs's 8 KiB
+	// zeroes twice the inode tables (it has no lazy init), about 4% of a
+	// disk's size written at mkfs time instead of 2%.
+	p := &ext4.Params{UUID: &u, VolumeName: label, InodeRatio: 16384}
+	if _, err := ext4.Create(file.New(f, false), size, 0, 512, p); err != nil {
 		return "", err
 	}
 	if err := f.Sync(); err != nil {

@@ -3,6 +3,7 @@ package test
 import (
 	"archive/tar"
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
@@ -38,7 +39,9 @@ import (
 
 	"github.com/goipa/goipa/disk"
 	"github.com/goipa/goipa/efi"
+	"github.com/goipa/goipa/initramfs"
 	"github.com/goipa/goipa/internal/testenv"
+	"github.com/goipa/goipa/test/realironic"
 )
 
 // tarEntry is one entry of a test image layer.
@@ -625,4 +628,83 @@ func waitAPI(t *testing.T, port int) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// TestBootcInstallBootsInVM deploys a bootc image from the host's
+// registry inside the QEMU guest (UEFI, the ramdisk's real efivarfs and
+// ext4 module) onto its virtio disk, then boots that disk with no kernel
+// given: OVMF finds the ESP's loader (the image's systemd-boot), which
+// reads goipa's BLS entry and starts the image's kernel and initramfs
+// (here the goipa ramdisk itself, whose API answering is the proof) with
+// the root UUID and the image's kargs.d on its command line.
+func TestBootcInstallBootsInVM(t *testing.T) {
+	testenv.NeedCommands(t, "qemu-system-x86_64", "go")
+	ctx := context.Background()
+	kernel, initrd := buildRamdisk(t)
+	pkg, err := initramfs.FetchDebianPackage(ctx, filepath.Join(initramfs.CacheDir(), "packages"), "systemd-boot-efi")
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := func(p string) []byte {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	const kver = "6.1.0-goipa-bootc"
+	dir := t.TempDir()
+	layer, _ := gzipLayer(t, dir, []tarEntry{
+		{name: "usr/lib/modules/" + kver + "/vmlinuz", body: read(kernel)},
+		{name: "usr/lib/modules/" + kver + "/initramfs.img", body: read(initrd)},
+		{name: "usr/lib/systemd/boot/efi/systemd-bootx64.efi", body: read(filepath.Join(pkg, "usr/lib/systemd/boot/efi/systemd-bootx64.efi"))},
+		{name: "usr/lib/bootc/kargs.d/10-goipa.toml", body: []byte(`kargs = ["console=ttyS0", "panic=-1", "ipa-standalone=1", "goipa.bootc=deployed"]` + "\n")},
+		{name: "usr/lib/os-release", body: []byte("PRETTY_NAME=\"goipa bootc VM test\"\n")},
+	}, "", 0)
+	if err := os.Mkdir(filepath.Join(dir, "blobs"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(registry.New(registry.WithBlobHandler(registry.NewDiskBlobHandler(filepath.Join(dir, "blobs"))), registry.Logger(log.New(io.Discard, "", 0))))
+	defer srv.Close()
+	port := strings.TrimPrefix(srv.URL, "http://127.0.0.1:")
+	pushImage(t, "127.0.0.1:"+port, "goipa/vm:1", authn.Anonymous, layer)
+	// QEMU's user network shows the host's loopback to the guest as 10.0.2.2.
+	source := "oci://10.0.2.2:" + port + "/goipa/vm:1"
+
+	diskFile := sparseFile(t, 5<<30) // the default install-disk rule wants 4 GiB
+	api := realironic.FreePort(t)
+	vm := startGuest(t, ctx, initramfs.VMOptions{Kernel: kernel, Initrd: initrd, Cmdline: "ipa-standalone=1", UEFI: true, VirtioDisks: []string{diskFile}, HostForward: api, GuestPort: 9999})
+	toAPI1, err := vm.WaitFor(ctx, "API listening", 5*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	res := bootcStep(t, api, map[string]any{"uuid": "bootc-vm"}, map[string]any{"image_source": source, "configdrive": nil, "oci_pull_secret": nil})
+	if res["command_status"] != "SUCCEEDED" {
+		t.Fatalf("execute_bootc_install in the guest: %v %v", res["command_status"], res["command_error"])
+	}
+	t.Logf("ramdisk to API %.1f s, bootc install in the guest %.1f s (TCG)", toAPI1.Seconds(), time.Since(start).Seconds())
+	for _, line := range strings.Split(vm.Console(), "\n") {
+		if strings.Contains(line, "bootc") || strings.Contains(line, "UEFI boot entry") {
+			t.Log(strings.TrimSpace(line))
+		}
+	}
+	// The boot entry went to the guest's real efivarfs.
+	if !strings.Contains(vm.Console(), "UEFI boot entry added") {
+		t.Errorf("the guest agent logged no UEFI boot entry:\n%s", tail(vm.Console(), 30))
+	}
+	vm.Kill()
+
+	api2 := realironic.FreePort(t)
+	vm2 := startGuest(t, ctx, initramfs.VMOptions{UEFI: true, VirtioDisks: []string{diskFile}, HostForward: api2, GuestPort: 9999})
+	toAPI, err := vm2.WaitFor(ctx, "API listening", 5*time.Minute)
+	if err != nil {
+		t.Fatalf("the deployed disk did not boot to the agent: %v", err)
+	}
+	console := vm2.Console()
+	if !strings.Contains(console, "goipa.bootc=deployed") || !strings.Contains(console, "root=UUID=") {
+		t.Errorf("the deployed boot's kernel command line lacks the BLS entry's options:\n%s", tail(console, 40))
+	}
+	waitAPI(t, api2)
+	t.Logf("the deployed disk booted through OVMF and systemd-boot to the API in %.1f s", toAPI.Seconds())
 }
