@@ -38,7 +38,7 @@ func TestCryptAgainstOpenSSL(t *testing.T) {
 		if !VerifyPassword(hash, string(pw)) {
 			t.Fatalf("openssl's %s does not verify %q", hash, pw)
 		}
-		if VerifyPassword(hash, string(pw[1:])+"!") {
+		if VerifyPassword(hash, string(pw)+"x") {
 			t.Fatalf("%s verifies a wrong password", hash)
 		}
 	}
