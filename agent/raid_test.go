@@ -131,3 +131,10 @@ func TestCreateConfigurationWithoutSoftwareRAID(t *testing.T) {
 	assert.False(t, hasSoftwareRAID(raidConfig(t, `{"logical_disks":[{"size_gb":"MAX","raid_level":"1","controller":"megaraid"}]}`)))
 	assert.True(t, hasSoftwareRAID(raidConfig(t, `{"logical_disks":[{"size_gb":"MAX","raid_level":"1","controller":"software"}]}`)))
 }
+
+func TestSkipVolumeNames(t *testing.T) {
+	node := map[string]any{"properties": map[string]any{"skip_block_devices": []any{
+		map[string]any{"name": "/dev/sda"}, map[string]any{"volume_name": "data"}, "junk"}}}
+	assert.Equal(t, map[string]bool{"data": true}, skipVolumeNames(node))
+	assert.Empty(t, skipVolumeNames(map[string]any{}))
+}
