@@ -46,6 +46,41 @@ type bootcArgs struct {
 	imageSource string
 	configdrive string
 	pullSecret  string // base64, as Ironic sends it; "" for none
+	// authorizedKeys is the node's instance_info bootc_authorized_keys,
+	// which IPA hands to bootc's --root-ssh-authorized-keys.
+	authorizedKeys string
+}
+
+// bootcInstanceInfo reads what IPA takes from the node's instance_info:
+// bootc_authorized_keys, and bootc_tpm2_luks, which goipa refuses
+// rather than deploy unencrypted a disk the user asked to encrypt.
+func (b *bootcArgs) bootcInstanceInfo(node map[string]any) error {
+	ii, _ := node["instance_info"].(map[string]any)
+	switch v := ii["bootc_authorized_keys"].(type) {
+	case nil:
+	case string:
+		b.authorizedKeys = v
+	default:
+		return ErrInvalidParams("instance_info bootc_authorized_keys must be a string, not %T", v)
+	}
+	if v, ok := ii["bootc_tpm2_luks"]; ok && v != nil && v != false && v != "false" && v != "False" {
+		return ErrInvalidParams("instance_info bootc_tpm2_luks: goipa does not set up LUKS with a TPM2-bound key; deploy without it or with IPA")
+	}
+	return nil
+}
+
+// rootSSHTmpfiles is what bootc install writes for
+// --root-ssh-authorized-keys: a systemd-tmpfiles entry that makes
+// /root/.ssh/authorized_keys at boot (/root is a symlink into /var on
+// bootc systems, which the image does not carry), its content base64 as
+// tmpfiles' ~ modifier reads it.
+func rootSSHTmpfiles(keys string) string {
+	if !strings.HasSuffix(keys, "\n") {
+		keys += "\n"
+	}
+	return "# written by goipa's execute_bootc_install (bootc_authorized_keys)\n" +
+		"d /root/.ssh 0700 root root -\n" +
+		"f~ /root/.ssh/authorized_keys 0600 root root - " + base64.StdEncoding.EncodeToString([]byte(keys)) + "\n"
 }
 
 func parseBootcArgs(args map[string]any) (bootcArgs, error) {

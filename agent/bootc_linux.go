@@ -36,6 +36,9 @@ func (d *deployer) bootcInstall(ctx context.Context, sc *StepCall) (any, error) 
 	if err != nil {
 		return nil, err
 	}
+	if err := args.bootcInstanceInfo(sc.Node); err != nil {
+		return nil, err
+	}
 	keychain, err := pullSecretKeychain(args.imageSource, args.pullSecret)
 	if err != nil {
 		return nil, err
@@ -191,6 +194,14 @@ func (d *deployer) bootcToDisk(ctx context.Context, c *Call, device string, root
 		}
 		if err := bootcFinishRoot(root, rootUUID, esp.UUID); err != nil {
 			return err
+		}
+		if args.authorizedKeys != "" {
+			if err := root.MkdirAll("etc/tmpfiles.d", 0o755); err != nil {
+				return err
+			}
+			if err := root.WriteFile("etc/tmpfiles.d/bootc-root-ssh.conf", []byte(rootSSHTmpfiles(args.authorizedKeys)), 0o644); err != nil {
+				return err
+			}
 		}
 		if err := populateESP(root, device, espPart, entry, esp.UUID); err != nil {
 			return fmt.Errorf("the EFI system partition: %w", err)

@@ -32,6 +32,24 @@ func TestParseBootcArgs(t *testing.T) {
 	}
 }
 
+func TestBootcInstanceInfo(t *testing.T) {
+	var b bootcArgs
+	if err := b.bootcInstanceInfo(map[string]any{"instance_info": map[string]any{"bootc_authorized_keys": "ssh-ed25519 AAAA user@host", "bootc_tpm2_luks": false}}); err != nil || b.authorizedKeys != "ssh-ed25519 AAAA user@host" {
+		t.Fatalf("instance_info: %+v, %v", b, err)
+	}
+	if err := b.bootcInstanceInfo(map[string]any{"instance_info": map[string]any{"bootc_tpm2_luks": true}}); err == nil {
+		t.Error("bootc_tpm2_luks accepted: the disk would not be encrypted")
+	}
+	if err := b.bootcInstanceInfo(map[string]any{}); err != nil {
+		t.Error(err)
+	}
+	conf := rootSSHTmpfiles("ssh-ed25519 AAAA user@host")
+	want := "f~ /root/.ssh/authorized_keys 0600 root root - " + base64.StdEncoding.EncodeToString([]byte("ssh-ed25519 AAAA user@host\n")) + "\n"
+	if !strings.Contains(conf, want) || !strings.Contains(conf, "d /root/.ssh 0700 root root -\n") {
+		t.Errorf("tmpfiles:\n%s\nwant the line %q", conf, want)
+	}
+}
+
 func resolve(t *testing.T, kc authn.Keychain, ref string) *authn.AuthConfig {
 	t.Helper()
 	r, err := name.ParseReference(ref)

@@ -133,6 +133,8 @@ func utf16CSV(s string) []byte {
 
 const bootcKernel = "6.12.9-200.goipa.x86_64"
 
+const bootcSSHKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGoipaGoipaGoipaGoipaGoipaGoipaGoipaGoipaGoipa tenant@example"
+
 // bootcBase is the first layer: what a bootc image carries that matters
 // to the install (kernel, initramfs, bootupd's EFI payload with shim's
 // CSV, kargs.d, os-release) and a tree with every kind of entry.
@@ -198,6 +200,9 @@ func wantTree(bigSum string) []string {
 		"etc/hosts -rw-r--r-- 0:0 = 127.0.0.1 top\n",
 		"etc/selinux drwxr-xr-x 0:0",
 		"etc/selinux/config -rw-r--r-- 0:0 = SELINUX=enforcing\n",
+		"etc/tmpfiles.d drwxr-xr-x 0:0",
+		"etc/tmpfiles.d/bootc-root-ssh.conf -rw-r--r-- 0:0 = # written by goipa's execute_bootc_install (bootc_authorized_keys)\nd /root/.ssh 0700 root root -\nf~ /root/.ssh/authorized_keys 0600 root root - " +
+			base64.StdEncoding.EncodeToString([]byte(bootcSSHKey+"\n")) + "\n",
 		"home drwxr-xr-x 0:0",
 		"home/user drwx------ 1000:1000",
 		"home/user/.profile -rw------- 1000:1000 = export A=1\n",
@@ -275,7 +280,7 @@ func listTree(t *testing.T, dir string) []string {
 		if !st.IsDir() && !st.Mode().IsRegular() && st.Mode()&fs.ModeSymlink == 0 {
 			line += " (special)"
 		}
-		if st.Mode().IsRegular() && rel != "usr/share/blob" && !st.ModTime().Equal(bootcMtime) && rel != "etc/fstab" && rel != ".autorelabel" {
+		if st.Mode().IsRegular() && rel != "usr/share/blob" && !st.ModTime().Equal(bootcMtime) && rel != "etc/fstab" && rel != ".autorelabel" && rel != "etc/tmpfiles.d/bootc-root-ssh.conf" {
 			line += " (mtime " + st.ModTime().UTC().String() + ")"
 		}
 		out = append(out, line)
@@ -447,14 +452,21 @@ func TestBootcInstallFromRegistry(t *testing.T) {
 		name, dev string
 		args      map[string]any
 		want      string
+		node      map[string]any
 	}{
-		{"not oci", loop, map[string]any{"image_source": "http://" + host + "/disk.qcow2", "configdrive": nil, "oci_pull_secret": nil}, "is not an oci:// container image reference"},
-		{"missing image", loop, map[string]any{"image_source": "oci://" + host + "/goipa/nothing:here", "configdrive": nil, "oci_pull_secret": secret}, "ImageDownloadError"},
-		{"no pull secret", loop, map[string]any{"image_source": good, "configdrive": nil, "oci_pull_secret": nil}, "UNAUTHORIZED"},
-		{"device too small", small, map[string]any{"image_source": good, "configdrive": nil, "oci_pull_secret": secret}, "is too small for"},
-		{"layer escapes the root", loop, map[string]any{"image_source": bad, "configdrive": nil, "oci_pull_secret": secret}, `"../../escaped" escapes the root`},
+		{"not oci", loop, map[string]any{"image_source": "http://" + host + "/disk.qcow2", "configdrive": nil, "oci_pull_secret": nil}, "is not an oci:// container image reference", nil},
+		{"missing image", loop, map[string]any{"image_source": "oci://" + host + "/goipa/nothing:here", "configdrive": nil, "oci_pull_secret": secret}, "ImageDownloadError", nil},
+		{"no pull secret", loop, map[string]any{"image_source": good, "configdrive": nil, "oci_pull_secret": nil}, "UNAUTHORIZED", nil},
+		{"device too small", small, map[string]any{"image_source": good, "configdrive": nil, "oci_pull_secret": secret}, "is too small for", nil},
+		{"layer escapes the root", loop, map[string]any{"image_source": bad, "configdrive": nil, "oci_pull_secret": secret}, `"../../escaped" escapes the root`, nil},
+		{"tpm2 luks asked for", loop, map[string]any{"image_source": good, "configdrive": nil, "oci_pull_secret": secret}, "bootc_tpm2_luks",
+			map[string]any{"instance_info": map[string]any{"root_device": map[string]any{"name": loop}, "bootc_tpm2_luks": true}}},
 	} {
-		res := bootcStep(t, agent.port, node(tc.dev), tc.args)
+		n := tc.node
+		if n == nil {
+			n = node(tc.dev)
+		}
+		res := bootcStep(t, agent.port, n, tc.args)
 		if res["command_status"] != "FAILED" || !strings.Contains(fmt.Sprint(res["command_error"]), tc.want) {
 			t.Errorf("%s: %v %v; want FAILED with %q", tc.name, res["command_status"], res["command_error"], tc.want)
 		} else {
@@ -484,7 +496,9 @@ func TestBootcInstallFromRegistry(t *testing.T) {
 	pid := agentPID(t, agent)
 	before := statusKiB(t, pid, "VmHWM")
 	start := time.Now()
-	res := bootcStep(t, agent.port, node(loop), map[string]any{"image_source": good, "configdrive": base64.StdEncoding.EncodeToString(gz.Bytes()), "oci_pull_secret": secret})
+	deployNode := node(loop)
+	deployNode["instance_info"].(map[string]any)["bootc_authorized_keys"] = bootcSSHKey
+	res := bootcStep(t, agent.port, deployNode, map[string]any{"image_source": good, "configdrive": base64.StdEncoding.EncodeToString(gz.Bytes()), "oci_pull_secret": secret})
 	took := time.Since(start)
 	if res["command_status"] != "SUCCEEDED" {
 		t.Fatalf("execute_bootc_install: %v %v", res["command_status"], res["command_error"])
