@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -244,6 +245,7 @@ func TestRescueInQEMU(t *testing.T) {
 		t.Errorf("cat /proc/cmdline over SSH gave %q", cmdline)
 	}
 	t.Logf("over SSH: %s", strings.TrimSpace(string(cmdline)))
+	sshShellWithPTY(t, c)
 
 	// The serial console: a wrong password is refused, the right one gives
 	// the shell. The prompts end without a newline (the VM's console is
@@ -293,4 +295,62 @@ func TestRescueInQEMU(t *testing.T) {
 	if strings.Contains(console, password) || strings.Contains(console, "not it") {
 		t.Error("a password was echoed on the console")
 	}
+}
+
+// lockedBuffer collects a session's output while the test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// sshShellWithPTY runs the ramdisk's interactive shell on a PTY over SSH,
+// as `ssh rescue@node` does, and has it compute something.
+func sshShellWithPTY(t *testing.T, c *ssh.Client) {
+	t.Helper()
+	sess, err := c.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Close()
+	if err := sess.RequestPty("xterm", 24, 80, ssh.TerminalModes{ssh.ECHO: 1}); err != nil {
+		t.Fatalf("pty-req: %v", err)
+	}
+	stdin, err := sess.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out lockedBuffer
+	sess.Stdout = &out
+	if err := sess.Shell(); err != nil {
+		t.Fatalf("shell: %v", err)
+	}
+	waitOut := func(s string) {
+		t.Helper()
+		deadline := time.Now().Add(90 * time.Second)
+		for !strings.Contains(out.String(), s) {
+			if time.Now().After(deadline) {
+				t.Fatalf("no %q from the SSH shell within 90 s; it printed %q", s, out.String())
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	// As on the console: type once the line editor is drawn, Enter is CR.
+	waitOut("toggle key help")
+	if _, err := stdin.Write([]byte("echo pty-$((6*7))\r")); err != nil {
+		t.Fatal(err)
+	}
+	waitOut("pty-42")
+	stdin.Write([]byte("exit\r"))
 }
