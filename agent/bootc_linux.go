@@ -1,6 +1,8 @@
 package agent
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -15,8 +17,9 @@ import (
 	"github.com/diskfs/go-diskfs/backend/file"
 	"github.com/diskfs/go-diskfs/filesystem/ext4"
 	"github.com/diskfs/go-diskfs/filesystem/fat32"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/uuid"
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
 	"golang.org/x/sys/unix"
 
 	"github.com/goipa/goipa/disk"
@@ -71,7 +74,7 @@ func (d *deployer) bootcInstall(ctx context.Context, sc *StepCall) (any, error) 
 	}
 	// Resolve the image before touching the disk: a missing image, bad
 	// credentials or a registry that is down leave the disk as it was.
-	_, img, err := image.ResolveOCIImage(ctx, args.imageSource, client, d.a.cfg.Insecure, keychain)
+	img, err := image.ResolveOCIImage(ctx, args.imageSource, client, d.a.cfg.Insecure, keychain)
 	if err != nil {
 		return nil, downloadErr(err)
 	}
@@ -84,11 +87,7 @@ func (d *deployer) bootcInstall(ctx context.Context, sc *StepCall) (any, error) 
 	}
 	var compressed int64
 	for _, l := range layers {
-		n, err := l.Size()
-		if err != nil {
-			return nil, downloadErr(err)
-		}
-		compressed += n
+		compressed += l.Size
 	}
 	size, err := deviceBytes(device)
 	if err != nil {
@@ -141,7 +140,7 @@ func deviceBytes(dev string) (int64, error) {
 }
 
 // bootcToDisk does the writing; the caller wipes the disk if it fails.
-func (d *deployer) bootcToDisk(ctx context.Context, c *Call, device string, rootMiB int, layers []v1.Layer, args bootcArgs, iso []byte) (*partitionDeploy, error) {
+func (d *deployer) bootcToDisk(ctx context.Context, c *Call, device string, rootMiB int, layers []*image.OCISource, args bootcArgs, iso []byte) (*partitionDeploy, error) {
 	if err := disk.WipeMetadata(ctx, device); err != nil {
 		return nil, fmt.Errorf("wiping %s: %w", device, err)
 	}
@@ -172,10 +171,13 @@ func (d *deployer) bootcToDisk(ctx context.Context, c *Call, device string, root
 			return err
 		}
 		var written int64
+		retry := image.Retry{Attempts: d.a.cfg.ImageConnectionRetries, Interval: d.a.cfg.ImageRetryInterval}
 		for i, l := range layers {
-			dg, _ := l.Digest()
-			st, err := applyLayer(ctx, root, l, func(n int64) {
+			dg := l.Digest
+			st, err := applyLayer(ctx, root, l, retry, func(n int64) {
 				c.SetProgress(map[string]any{"layer": i + 1, "layers": len(layers), "written_bytes": written + n})
+			}, func(err error) {
+				c.Log.Warn("bootc: layer download broke; resuming", "layer", i+1, "digest", dg, "error", err)
 			})
 			if err != nil {
 				if errors.Is(err, unix.ENOSPC) {
@@ -223,21 +225,48 @@ func (d *deployer) bootcToDisk(ctx context.Context, c *Call, device string, root
 	return pd, nil
 }
 
-// applyLayer streams one layer from the registry into the tree,
-// decompressing as it goes, and reads it to its end so that the blob's
-// digest is checked (go-containerregistry verifies at EOF; a tar reader
-// stops at the end-of-archive blocks).
-func applyLayer(ctx context.Context, root *os.Root, l v1.Layer, progress func(int64)) (rootfs.Stats, error) {
-	rc, err := l.Uncompressed()
+// applyLayer streams one layer blob from the registry into the tree:
+// fetched with resume (a broken connection continues from its last
+// byte), decompressed as it comes (gzip or zstd, by magic: registries
+// label media types loosely), and read to its very end so that the
+// blob's digest is checked before the layer counts as applied.
+func applyLayer(ctx context.Context, root *os.Root, l *image.OCISource, retry image.Retry, progress func(int64), onRetry func(error)) (rootfs.Stats, error) {
+	rc, err := image.OpenVerified(ctx, l, retry, l.Digest, l.Size, onRetry)
 	if err != nil {
 		return rootfs.Stats{}, err
 	}
 	defer rc.Close()
-	st, err := rootfs.ApplyLayer(ctx, root, rc, rootfs.Options{Progress: progress})
+	br := bufio.NewReaderSize(rc, 1<<20)
+	magic, _ := br.Peek(4)
+	var tarStream io.Reader = br
+	switch {
+	case len(magic) >= 2 && magic[0] == 0x1f && magic[1] == 0x8b:
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			return rootfs.Stats{}, fmt.Errorf("gzip: %w", err)
+		}
+		defer zr.Close()
+		tarStream = zr
+	case bytes.Equal(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
+		// One decoder goroutine and its low-memory mode: the window a
+		// layer was compressed with is all it keeps.
+		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true))
+		if err != nil {
+			return rootfs.Stats{}, fmt.Errorf("zstd: %w", err)
+		}
+		defer zr.Close()
+		tarStream = zr
+	}
+	st, err := rootfs.ApplyLayer(ctx, root, tarStream, rootfs.Options{Progress: progress})
 	if err != nil {
 		return st, err
 	}
-	if _, err := io.Copy(io.Discard, rc); err != nil {
+	// Past the tar's end-of-archive blocks: the rest of the stream, and
+	// with it the digest check at the blob's end.
+	if _, err := io.Copy(io.Discard, tarStream); err != nil {
+		return st, fmt.Errorf("after the layer's end: %w", err)
+	}
+	if _, err := io.Copy(io.Discard, br); err != nil {
 		return st, fmt.Errorf("after the layer's end: %w", err)
 	}
 	return st, nil

@@ -2,7 +2,10 @@ package image
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"hash"
 	"io"
 	"net/http"
 	"path"
@@ -91,19 +94,120 @@ func diskLayer(img v1.Image) (v1.Layer, error) {
 	return nil, fmt.Errorf("%d layers and none is marked as a disk image (title *.qcow2/*.raw/*.img or a disk media type)", len(layers))
 }
 
-// ResolveOCIImage resolves an oci:// URL to its image, for callers that
-// want every layer (a bootc container deploy) rather than one disk blob:
-// an image index is narrowed to linux and the architecture goipa runs
-// on. keychain nil means the docker config's credentials (anonymous
-// otherwise). Nothing but the manifest and config is fetched here: the
-// layers stream from the registry when they are read.
-func ResolveOCIImage(ctx context.Context, rawURL string, client *http.Client, insecure bool, keychain authn.Keychain) (name.Reference, v1.Image, error) {
+// OCIImage is an image ResolveOCIImage found, for callers that want
+// every layer (a bootc container deploy) rather than one disk blob.
+type OCIImage struct {
+	URL   string
+	Ref   name.Reference
+	Image v1.Image
+	// blobs carries the registry's token auth over the caller's
+	// transport; nil where it could not be set up (the layers are then
+	// read through go-containerregistry alone, without resume).
+	blobs *http.Client
+}
+
+// ResolveOCIImage resolves an oci:// URL to its image: an image index is
+// narrowed to linux and the architecture goipa runs on. keychain nil
+// means the docker config's credentials (anonymous otherwise). Nothing
+// but the manifest and config is fetched here.
+func ResolveOCIImage(ctx context.Context, rawURL string, client *http.Client, insecure bool, keychain authn.Keychain) (*OCIImage, error) {
 	if keychain == nil {
 		keychain = authn.DefaultKeychain
 	}
-	ref, img, _, err := remoteImage(ctx, rawURL, client, insecure, keychain,
+	ref, img, base, err := remoteImage(ctx, rawURL, client, insecure, keychain,
 		remote.WithPlatform(v1.Platform{OS: "linux", Architecture: runtime.GOARCH}))
-	return ref, img, err
+	if err != nil {
+		return nil, err
+	}
+	return &OCIImage{URL: rawURL, Ref: ref, Image: img, blobs: blobClient(ctx, ref, keychain, base)}, nil
+}
+
+// Layers are the image's layer blobs, bottom first, each an OCISource
+// fetched over the registry's HTTP API as ResolveOCI's disk blob is, so
+// that a broken download resumes where it broke (OpenVerified).
+func (o *OCIImage) Layers() ([]*OCISource, error) {
+	layers, err := o.Image.Layers()
+	if err != nil {
+		return nil, fmt.Errorf("OCI image %s: %w", o.Ref, err)
+	}
+	out := make([]*OCISource, 0, len(layers))
+	for _, l := range layers {
+		d, err := l.Digest()
+		if err != nil {
+			return nil, err
+		}
+		size, err := l.Size()
+		if err != nil {
+			return nil, err
+		}
+		src := &OCISource{URL: o.URL, Layer: l, Digest: d, Size: size}
+		if o.blobs != nil {
+			src.blob = &HTTPSource{URL: blobURL(o.Ref, d), Client: o.blobs}
+		}
+		out = append(out, src)
+	}
+	return out, nil
+}
+
+// OpenVerified reads src from its start to its end, reconnecting from
+// the last byte received when the connection breaks (as image writes
+// do), and checks what it read against the sha256 digest and size: a
+// mismatch comes back from Read in place of io.EOF, so a reader that
+// reads to the end never takes a tampered or truncated blob as whole.
+func OpenVerified(ctx context.Context, src Source, retry Retry, digest v1.Hash, size int64, onRetry func(error)) (io.ReadCloser, error) {
+	if digest.Algorithm != "sha256" {
+		return nil, fmt.Errorf("%s: digest algorithm %q: want sha256", src, digest.Algorithm)
+	}
+	rr, err := newResumingReader(ctx, src, retry, onRetry)
+	if err != nil {
+		return nil, err
+	}
+	return &verifyingReader{r: rr, h: sha256.New(), digest: digest, size: size}, nil
+}
+
+type verifyingReader struct {
+	r      io.ReadCloser
+	h      hash.Hash
+	n      int64
+	digest v1.Hash
+	size   int64
+}
+
+func (v *verifyingReader) Read(p []byte) (int, error) {
+	n, err := v.r.Read(p)
+	v.h.Write(p[:n])
+	v.n += int64(n)
+	if err == io.EOF {
+		if v.size >= 0 && v.n != v.size {
+			return n, fmt.Errorf("blob %s: %d bytes, want %d", v.digest, v.n, v.size)
+		}
+		if got := hex.EncodeToString(v.h.Sum(nil)); got != v.digest.Hex {
+			return n, fmt.Errorf("blob %s: sha256 of what came is %s", v.digest, got)
+		}
+	}
+	return n, err
+}
+
+func (v *verifyingReader) Close() error { return v.r.Close() }
+
+// blobClient is an HTTP client with the registry's token auth for
+// pulling from ref's repository, or nil.
+func blobClient(ctx context.Context, ref name.Reference, keychain authn.Keychain, base http.RoundTripper) *http.Client {
+	repo := ref.Context()
+	auth, err := keychain.Resolve(repo.Registry)
+	if err != nil {
+		return nil
+	}
+	tr, err := transport.NewWithContext(ctx, repo.Registry, auth, base, []string{repo.Scope(transport.PullScope)})
+	if err != nil {
+		return nil
+	}
+	return &http.Client{Transport: tr}
+}
+
+func blobURL(ref name.Reference, d v1.Hash) string {
+	repo := ref.Context()
+	return fmt.Sprintf("%s://%s/v2/%s/blobs/%s", repo.Scheme(), repo.RegistryStr(), repo.RepositoryStr(), d)
 }
 
 // remoteImage parses an oci:// URL and fetches its manifest through
@@ -153,12 +257,8 @@ func ResolveOCI(ctx context.Context, rawURL string, client *http.Client, insecur
 		return nil, err
 	}
 	src := &OCISource{URL: rawURL, Layer: layer, Digest: d, Size: size}
-	repo := ref.Context()
-	if auth, err := authn.DefaultKeychain.Resolve(repo.Registry); err == nil {
-		if tr, err := transport.NewWithContext(ctx, repo.Registry, auth, base, []string{repo.Scope(transport.PullScope)}); err == nil {
-			src.blob = &HTTPSource{URL: fmt.Sprintf("%s://%s/v2/%s/blobs/%s", repo.Scheme(), repo.RegistryStr(), repo.RepositoryStr(), d),
-				Client: &http.Client{Transport: tr}}
-		}
+	if c := blobClient(ctx, ref, authn.DefaultKeychain, base); c != nil {
+		src.blob = &HTTPSource{URL: blobURL(ref, d), Client: c}
 	}
 	return src, nil
 }

@@ -22,6 +22,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -414,11 +415,30 @@ func TestBootcInstallFromRegistry(t *testing.T) {
 		t.Fatal(err)
 	}
 	reg := registry.New(registry.WithBlobHandler(registry.NewDiskBlobHandler(filepath.Join(dir, "blobs"))), registry.Logger(log.New(io.Discard, "", 0)))
+	bigDigest, _ := big.Digest()
+	bigBlobSize, _ := big.Size()
+	extra, _ := gzipLayer(t, dir, []tarEntry{{name: "usr/share/extra", body: bytes.Repeat([]byte("corrupt me "), 4096)}}, "", 0)
+	extraDigest, _ := extra.Digest()
+	extraSize, _ := extra.Size()
+	var cuts atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if u, p, ok := r.BasicAuth(); !ok || u != user || p != pass {
 			w.Header().Set("WWW-Authenticate", `Basic realm="goipa"`)
 			http.Error(w, `{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}`, http.StatusUnauthorized)
 			return
+		}
+		if r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/blobs/"+bigDigest.String()) {
+			if rg := r.Header.Get("Range"); strings.HasSuffix(rg, "-") {
+				// go-containerregistry's test registry reads closed
+				// ranges only; distribution and quay take "bytes=N-".
+				r.Header.Set("Range", fmt.Sprintf("%s%d", rg, bigBlobSize-1))
+			} else if rg == "" && cuts.Add(1) == 1 {
+				// The first download of the big layer breaks halfway.
+				w = &cutWriter{ResponseWriter: w, left: bigBlobSize / 2}
+			}
+		}
+		if r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/blobs/"+extraDigest.String()) {
+			w = &flipWriter{ResponseWriter: w, at: extraSize / 2}
 		}
 		reg.ServeHTTP(w, r)
 	}))
@@ -427,13 +447,14 @@ func TestBootcInstallFromRegistry(t *testing.T) {
 	auth := &authn.Basic{Username: user, Password: pass}
 	good := pushImage(t, host, "goipa/bootc:test", auth, base, big, top)
 	bad := pushImage(t, host, "goipa/escape:test", auth, base, escape)
+	corrupt := pushImage(t, host, "goipa/corrupt:test", auth, base, extra)
 	// Ironic: base64 of the docker config's auth value for the registry.
 	secret := base64.StdEncoding.EncodeToString([]byte(base64.StdEncoding.EncodeToString([]byte(user + ":" + pass))))
 
 	loop := partscanLoop(t, 2<<30)
 	small := partscanLoop(t, 600<<20)
 	efivars := t.TempDir()
-	agent := startAgent(t, "--ipa-standalone=1", "--goipa-devices="+loop+","+small, "--goipa-efivars="+efivars)
+	agent := startAgent(t, "--ipa-standalone=1", "--goipa-devices="+loop+","+small, "--goipa-efivars="+efivars, "--ipa-image-download-connection-retry-interval=1")
 	waitAPI(t, agent.port)
 	node := func(dev string) map[string]any {
 		return map[string]any{"uuid": "bootc-node", "instance_info": map[string]any{"root_device": map[string]any{"name": dev}}}
@@ -459,6 +480,7 @@ func TestBootcInstallFromRegistry(t *testing.T) {
 		{"no pull secret", loop, map[string]any{"image_source": good, "configdrive": nil, "oci_pull_secret": nil}, "UNAUTHORIZED", nil},
 		{"device too small", small, map[string]any{"image_source": good, "configdrive": nil, "oci_pull_secret": secret}, "is too small for", nil},
 		{"layer escapes the root", loop, map[string]any{"image_source": bad, "configdrive": nil, "oci_pull_secret": secret}, `"../../escaped" escapes the root`, nil},
+		{"corrupted layer", loop, map[string]any{"image_source": corrupt, "configdrive": nil, "oci_pull_secret": secret}, "layer 2 of 2", nil},
 		{"tpm2 luks asked for", loop, map[string]any{"image_source": good, "configdrive": nil, "oci_pull_secret": secret}, "bootc_tpm2_luks",
 			map[string]any{"instance_info": map[string]any{"root_device": map[string]any{"name": loop}, "bootc_tpm2_luks": true}}},
 	} {
@@ -505,6 +527,9 @@ func TestBootcInstallFromRegistry(t *testing.T) {
 	}
 	hwm := statusKiB(t, pid, "VmHWM")
 	t.Logf("deployed %d MiB of layers in %v; agent VmHWM %d KiB before, %d KiB after", bigSize>>20, took.Round(time.Millisecond), before, hwm)
+	if cuts.Load() < 1 || countLines(agent.Log(), "layer download broke; resuming", bigDigest.String()) != 1 {
+		t.Errorf("the big layer's download was cut %d times; the agent logged %d resumes", cuts.Load(), countLines(agent.Log(), "layer download broke; resuming"))
+	}
 	result, _ := res["command_result"].(map[string]any)
 	dr, _ := result["deploy_result"].(map[string]any)
 	if want := fmt.Sprintf("execute_bootc_install: Container image (%s) written to device %s", good, loop); dr["result"] != want {
@@ -610,6 +635,38 @@ func TestBootcInstallFromRegistry(t *testing.T) {
 	if len(ents) != 1 || ents[0].Description != "Goipa bootc" || !strings.Contains(ents[0].Path.String(), `\EFI\fedora\shimx64.efi`) || len(order) == 0 || order[0] != ents[0].Num {
 		t.Errorf("boot entries %v, order %v; want one for \\EFI\\fedora\\shimx64.efi first", ents, order)
 	}
+}
+
+// cutWriter breaks the connection after left bytes of the body.
+type cutWriter struct {
+	http.ResponseWriter
+	left int64
+}
+
+func (w *cutWriter) Write(p []byte) (int, error) {
+	if int64(len(p)) <= w.left {
+		w.left -= int64(len(p))
+		return w.ResponseWriter.Write(p)
+	}
+	w.ResponseWriter.Write(p[:w.left])
+	w.ResponseWriter.(http.Flusher).Flush()
+	panic(http.ErrAbortHandler)
+}
+
+// flipWriter serves the body with one byte changed.
+type flipWriter struct {
+	http.ResponseWriter
+	at, n int64
+}
+
+func (w *flipWriter) Write(p []byte) (int, error) {
+	if w.at >= w.n && w.at < w.n+int64(len(p)) {
+		q := append([]byte(nil), p...)
+		q[w.at-w.n] ^= 0x55
+		p = q
+	}
+	w.n += int64(len(p))
+	return w.ResponseWriter.Write(p)
 }
 
 // missing lists the lines of a that b lacks.
