@@ -477,8 +477,11 @@ func TestSetNodeInfoOnlyStandalone(t *testing.T) {
 
 	b := newTestAgent(t, "ipa-api-url=http://127.0.0.1:1")
 	cb := newAPI(t, b)
-	_, res = cb.post("poll.set_node_info", map[string]any{"node_info": map[string]any{"node": map[string]any{"uuid": "n9"}}}, "?wait=true")
-	assert.Equal(t, StatusFailed, res["command_status"])
+	code, res = cb.post("poll.set_node_info", map[string]any{"node_info": map[string]any{"node": map[string]any{"uuid": "n9"}}}, "?wait=true")
+	assert.Equal(t, 400, code, "IPA raises InvalidCommandError to the caller")
+	assert.Contains(t, res["faultstring"], "standalone mode")
+	_, list := cb.do("GET", "/v1/commands/", nil)
+	assert.Empty(t, list["commands"], "a refused command leaves no result")
 }
 
 func TestLogBufferKeepsNewestWholeLines(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"runtime/debug"
@@ -26,6 +27,26 @@ type Command struct {
 	// sync ones run inside the request.
 	Async bool
 	Run   func(ctx context.Context, call *Call) (any, error)
+	// Validate, when set, checks the parameters inside the request, as
+	// IPA's command validators do: an invalid-content error it returns
+	// answers the POST with 400 and records no result.
+	Validate func(params map[string]any) error
+}
+
+// invalidContent reports whether err is one of IPA's InvalidContentError
+// family, which IPA raises to the caller (HTTP 400) instead of recording
+// a failed command. Ironic branches on that status: a 400 to a hashed
+// finalize_rescue makes it retry with the plaintext password.
+func invalidContent(err error) (*Error, bool) {
+	var ae *Error
+	if !errors.As(err, &ae) {
+		return nil, false
+	}
+	switch ae.Type {
+	case "InvalidContentError", "InvalidCommandError", "InvalidCommandParamsError":
+		return ae, true
+	}
+	return nil, false
 }
 
 // Extension groups commands under a name, as IPA's extensions do.
@@ -214,8 +235,9 @@ func (m *Manager) Close() {
 
 // Execute runs `<ext>.<cmd>` with params. It returns the result (RUNNING for
 // an async command) or an *Error for a request IPA would refuse (busy,
-// unknown extension or command). A command that fails returns a FAILED
-// result, not an error.
+// unknown extension or command, parameters a validator or a sync command
+// finds invalid). A command that fails otherwise returns a FAILED result,
+// not an error.
 func (m *Manager) Execute(name string, params map[string]any) (*Result, error) {
 	m.execMu.Lock()
 	defer m.execMu.Unlock()
@@ -241,6 +263,15 @@ func (m *Manager) Execute(name string, params map[string]any) (*Result, error) {
 	if params == nil {
 		params = map[string]any{}
 	}
+	if cmd.Validate != nil {
+		if err := cmd.Validate(params); err != nil {
+			if ae, ok := invalidContent(err); ok {
+				m.log.Warn("command refused", "command", name, "error", ae.Error())
+				return nil, ae
+			}
+			return nil, asAgentError(err)
+		}
+	}
 	r := &Result{ID: newUUID(), Name: cmdName, Command: name, Started: time.Now(), status: StatusRunning, done: make(chan struct{})}
 	call := &Call{Params: params, Log: m.log.With("command", name, "command_id", r.ID), result: r}
 	m.metrics.commandStarted(name)
@@ -257,7 +288,11 @@ func (m *Manager) Execute(name string, params map[string]any) (*Result, error) {
 		}()
 		return r, nil
 	}
-	m.run(ctx, cmd, call, r, false)
+	if ae := m.run(ctx, cmd, call, r, false); ae != nil {
+		if ae, ok := invalidContent(ae); ok {
+			return nil, ae
+		}
+	}
 	m.mu.Lock()
 	m.results = append(m.results, r)
 	m.mu.Unlock()
@@ -266,7 +301,7 @@ func (m *Manager) Execute(name string, params map[string]any) (*Result, error) {
 
 // run executes one command, turning its value, error or panic into the
 // result IPA would report.
-func (m *Manager) run(ctx context.Context, cmd Command, call *Call, r *Result, async bool) {
+func (m *Manager) run(ctx context.Context, cmd Command, call *Call, r *Result, async bool) *Error {
 	var (
 		value any
 		err   error
@@ -299,6 +334,7 @@ func (m *Manager) run(ctx context.Context, cmd Command, call *Call, r *Result, a
 	}
 	r.finish(status, value, aerr)
 	m.metrics.commandEnded(r.Command, status, time.Since(r.Started))
+	return aerr
 }
 
 // wrapValue applies IPA's rule for plain-string results.

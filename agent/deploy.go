@@ -73,6 +73,11 @@ func (a *Agent) registerDeploy() {
 			ii, _ := c.Params["image_info"].(map[string]any)
 			cd, _ := c.Params["configdrive"].(string)
 			return d.prepareImage(ctx, c, ii, cd)
+		}, Validate: func(params map[string]any) error {
+			// IPA's _validate_image_info runs before the command starts.
+			ii, _ := params["image_info"].(map[string]any)
+			_, err := ParseImageInfo(ii, d.md5Allowed())
+			return err
 		}},
 		"get_partition_uuids": {Run: d.getPartitionUUIDs},
 	}})
@@ -111,12 +116,16 @@ func rootDeviceHints(node map[string]any) map[string]any {
 	return nil
 }
 
-func (d *deployer) prepareImage(ctx context.Context, c *Call, raw map[string]any, configdrive string) (string, error) {
-	md5 := true
+// md5Allowed is the lookup's agent_md5_checksum_enable (default true).
+func (d *deployer) md5Allowed() bool {
 	if v, ok := d.a.LookupConfig()["agent_md5_checksum_enable"].(bool); ok {
-		md5 = v
+		return v
 	}
-	ii, err := ParseImageInfo(raw, md5)
+	return true
+}
+
+func (d *deployer) prepareImage(ctx context.Context, c *Call, raw map[string]any, configdrive string) (string, error) {
+	ii, err := ParseImageInfo(raw, d.md5Allowed())
 	if err != nil {
 		return "", err
 	}

@@ -110,9 +110,13 @@ func TestWriteImageFailures(t *testing.T) {
 	assert.Equal(t, StatusFailed, res["command_status"])
 	assert.Contains(t, res["command_error"].(map[string]any)["details"], "gzip")
 
-	_, res = c.post("standby.prepare_image", map[string]any{"image_info": map[string]any{"id": "x"}}, "?wait=true")
-	assert.Equal(t, StatusFailed, res["command_status"])
-	assert.Equal(t, "InvalidCommandParamsError", res["command_error"].(map[string]any)["type"])
+	// IPA validates image_info before the command starts: 400, no result.
+	_, before := c.do("GET", "/v1/commands/", nil)
+	code, res := c.post("standby.prepare_image", map[string]any{"image_info": map[string]any{"id": "x"}}, "?wait=true")
+	assert.Equal(t, 400, code)
+	assert.Contains(t, res["faultstring"], "Invalid command parameters")
+	_, after := c.do("GET", "/v1/commands/", nil)
+	assert.Len(t, after["commands"], len(before["commands"].([]any)))
 }
 
 func TestHostAgentRefusesToWriteWithoutDevices(t *testing.T) {

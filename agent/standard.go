@@ -101,7 +101,7 @@ func (a *Agent) cmdLockdown(ctx context.Context, c *Call) (any, error) {
 // cmdSetNodeInfo feeds lookup-shaped data to a standalone agent.
 func (a *Agent) cmdSetNodeInfo(ctx context.Context, c *Call) (any, error) {
 	if !a.cfg.Standalone {
-		return nil, ErrInvalidParams("set_node_info is only allowed in standalone mode")
+		return nil, errInvalidCommand("Node lookup data can only be set when the Ironic Python Agent is running in standalone mode.")
 	}
 	info, ok := c.Params["node_info"].(map[string]any)
 	if !ok {
