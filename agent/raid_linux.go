@@ -137,7 +137,7 @@ func (a *Agent) doCreateConfiguration(ctx context.Context, sc *StepCall, cfg map
 				withParts = append(withParts, h)
 			}
 		}
-		if mdraid.IsMember(h) && len(kept) == 0 {
+		if mdraid.IsMember(h) && len(kept) == 0 && !contains(withParts, h) {
 			withParts = append(withParts, h)
 		}
 	}
