@@ -233,7 +233,8 @@ func permitted(format string, list []string) bool {
 }
 
 // writeOne runs the pipeline for one source: download and hash (one
-// goroutine), decompress and cut into chunks (another), write (a third).
+// goroutine), decompress or decode (this one, idle for a raw image as
+// served), write (devWriter's rawWriters goroutines).
 func writeOne(ctx context.Context, req Request, src Source, sum Checksum, f *os.File, devSize int64) (*Result, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
