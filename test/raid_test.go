@@ -277,8 +277,10 @@ func raidFlow(t *testing.T, uefi bool) {
 	}
 	t.Logf("software RAID-1 (%s) through Ironic: both members hold the image at sector %d; array of %d sectors", mode, geo.partStart+geo.dataOffset, geo.arraySectors)
 
-	// 4. Undeploy, then delete_configuration by manual cleaning: the
-	// ramdisk assembles the arrays it finds and takes them apart.
+	// 4. Undeploy, then erase_devices_metadata and delete_configuration by
+	// manual cleaning: the ramdisk assembles the arrays it finds; the
+	// metadata wipe skips their members and wipes the arrays (IPA's
+	// rule); delete_configuration takes them apart.
 	if err := ir.Provision(ctx, uuid, "deleted", nil); err != nil {
 		t.Fatal(err)
 	}
@@ -291,7 +293,8 @@ func raidFlow(t *testing.T, uefi bool) {
 	if _, err := ir.WaitState(ctx, uuid, "manageable", 60*time.Second, nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := ir.Provision(ctx, uuid, "clean", map[string]any{"clean_steps": steps[:1]}); err != nil {
+	erase := map[string]any{"interface": "deploy", "step": "erase_devices_metadata"}
+	if err := ir.Provision(ctx, uuid, "clean", map[string]any{"clean_steps": []any{erase, steps[0]}}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := ir.WaitState(ctx, uuid, "clean wait", 60*time.Second, nil); err != nil {
@@ -312,6 +315,14 @@ func raidFlow(t *testing.T, uefi bool) {
 		t.Errorf("Ironic kept raid_config after delete_configuration: %v", node.RAIDConfig)
 	}
 	console = vm.Console()
+	for _, want := range [][]string{{"skipping software RAID member", "device=/dev/vda "}, {"skipping software RAID member", "device=/dev/vdb "}, {"metadata erased", "device=/dev/md0 "}} {
+		if !hasLine(console, want...) {
+			t.Errorf("erase_devices_metadata: no line with %q in the log:\n%s", want, grepLines(console, "erase", "metadata"))
+		}
+	}
+	if hasLine(console, "metadata erased", "device=/dev/vda ") || hasLine(console, "metadata erased", "device=/dev/vdb ") {
+		t.Error("erase_devices_metadata wiped a RAID member as a plain disk")
+	}
 	if n := strings.Count(console, "deleting Software RAID device"); n != 1+btoi(uefi) {
 		t.Errorf("%d arrays deleted, want %d:\n%s", n, 1+btoi(uefi), grepLines(console, "RAID", "md"))
 	}
@@ -331,6 +342,22 @@ func raidFlow(t *testing.T, uefi bool) {
 			}
 		}
 	}
+}
+
+// hasLine reports whether one line of s holds every part (a log line
+// ends with a space or newline after its last attribute).
+func hasLine(s string, parts ...string) bool {
+	for _, l := range strings.Split(s, "\n") {
+		l = strings.TrimRight(l, "\r") + " "
+		ok := true
+		for _, p := range parts {
+			ok = ok && strings.Contains(l, p)
+		}
+		if ok {
+			return true
+		}
+	}
+	return false
 }
 
 func btoi(b bool) int {
