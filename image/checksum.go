@@ -46,6 +46,10 @@ func (c Checksum) NewHash() (hash.Hash, error) {
 	return nil, fmt.Errorf("unsupported checksum algorithm %q", c.Algo)
 }
 
+// ErrUnverifiedRefused answers a checksum of "none": skipping
+// verification is for `goipa write-image --checksum none` alone.
+var ErrUnverifiedRefused = errors.New(`checksum "none" refused: images are always verified here (only goipa write-image --checksum none writes without verification)`)
+
 var hexRE = regexp.MustCompile(`^[0-9a-fA-F]+$`)
 
 // algoByLength is IPA's rule for a bare `checksum`.
@@ -90,6 +94,11 @@ func (s ChecksumSpec) Resolve(ctx context.Context, client *http.Client) (Checksu
 	}
 	if s.Checksum == "" {
 		return Checksum{}, errors.New("no checksum given for the image")
+	}
+	if strings.EqualFold(strings.TrimSpace(s.Checksum), "none") {
+		// Only the command line may skip verification, and not through
+		// the checksum: an image from Ironic is always verified.
+		return Checksum{}, ErrUnverifiedRefused
 	}
 	if a, v, ok := strings.Cut(s.Checksum, ":"); ok && !isURL(s.Checksum) {
 		algo := strings.ToLower(a)

@@ -20,7 +20,8 @@ func init() {
 func runWriteImage(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("write-image", flag.ContinueOnError)
 	src := fs.String("source", "", "image URL: http(s)://, oci://registry/repo:tag (or @sha256:...) or file://")
-	sum := fs.String("checksum", "", "expected digest: bare hex, algo:hex, or a checksums file URL (optional for oci://: the blob digest)")
+	sum := fs.String("checksum", "", "expected digest: bare hex, algo:hex, or a checksums file URL (optional for oci://: the blob digest); "+
+		"none writes without verification (local debugging, CI image builds; never a default, and never accepted by the agent)")
 	parallel := fs.Int("parallel", image.DefaultParallel, "range requests at once for a large image (1: one stream)")
 	dev := fs.String("device", "", "the block device to write (required; never guessed)")
 	formats := fs.String("formats", "raw,qcow2", "disk formats allowed inside any compression")
@@ -31,6 +32,11 @@ func runWriteImage(ctx context.Context, args []string) error {
 	}
 	if *src == "" || *dev == "" || (*sum == "" && !strings.HasPrefix(*src, "oci://")) {
 		return errors.New("--source, --checksum (optional for oci://) and --device are required")
+	}
+	// Written out, never implied: an absent --checksum is an error above.
+	unverified := *sum == "none"
+	if unverified {
+		*sum = ""
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	p := &image.Progress{}
@@ -49,7 +55,7 @@ func runWriteImage(ctx context.Context, args []string) error {
 		}
 	}()
 	res, err := image.Write(ctx, image.Request{
-		URLs: []string{*src}, Device: *dev, Checksum: image.ChecksumSpec{Checksum: *sum, MD5Allowed: *md5},
+		URLs: []string{*src}, Device: *dev, Checksum: image.ChecksumSpec{Checksum: *sum, MD5Allowed: *md5}, Unverified: unverified,
 		HTTP: image.HTTPOptions{Insecure: *insecure, Parallel: *parallel}, Retry: image.Retry{Attempts: 9, Interval: 10 * time.Second},
 		PermittedFormats: strings.Split(*formats, ","), Progress: p, Log: log,
 	})
@@ -58,8 +64,12 @@ func runWriteImage(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("wrote %d bytes (%s, compression %q) to %s in %s, %s %s verified\n", res.Written, res.Format, res.Compression,
-		res.Device, res.Duration.Round(time.Millisecond), res.Algo, res.Digest)
+	verified := fmt.Sprintf("%s %s verified", res.Algo, res.Digest)
+	if unverified {
+		verified = "NOT verified (--checksum none)"
+	}
+	fmt.Printf("wrote %d bytes (%s, compression %q) to %s in %s, %s\n", res.Written, res.Format, res.Compression,
+		res.Device, res.Duration.Round(time.Millisecond), verified)
 	st := p.Stages()
 	fmt.Printf("busy seconds: download %.2f, hash %.2f, decompress %.2f, write %.2f\n", st["download"], st["hash"], st["decompress"], st["write"])
 	return nil
