@@ -62,7 +62,7 @@ type Request struct {
 	// "none" in a ChecksumSpec is refused (see Resolve).
 	Unverified bool
 	Progress   *Progress
-	Log         *slog.Logger
+	Log        *slog.Logger
 }
 
 // Result says what was written.
