@@ -17,7 +17,7 @@ const (
 
 // Kernel constants for RAID-0's layout (md_p.h, raid0.h).
 const (
-	featureRAID0Layout     = 8192
+	featureRAID0Layout     = 4096
 	raid0AltMultizone      = 2
 	defaultChunkKiB        = 512 // mdadm's default chunk
 	raid1SizeAlignSectors  = 128 // mdadm rounds a mirror's size to 64 KiB

@@ -26,9 +26,11 @@ const (
 	RoleFaulty = 0xfffe
 )
 
-// featureKnown is every feature bit the kernel's MD_FEATURE_ALL knows;
+// featureKnown is every feature bit the kernel's MD_FEATURE_ALL knows (the
+// kernel's numbering: 4096 is RAID0_LAYOUT, 128 and 256 recovery bitmap
+// and clustered, where mdadm's own header differs);
 // a superblock with others is refused by the kernel, and by Parse.
-const featureKnown = 1 | 2 | 4 | 8 | 16 | 32 | 64 | 256 | 512 | 1024 | 2048 | 8192
+const featureKnown = 1 | 2 | 4 | 8 | 16 | 32 | 64 | 128 | 256 | 512 | 1024 | 2048 | 4096
 
 // Superblock is struct mdp_superblock_1, field by field. Sector values
 // are 512-byte sectors, as on disk.

@@ -1,8 +1,11 @@
 package test
 
 import (
+	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"context"
+	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -13,6 +16,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"io"
+	"maps"
 
 	"github.com/goipa/goipa/initramfs"
 	"github.com/goipa/goipa/internal/testenv"
@@ -652,5 +658,118 @@ func TestRAIDHolderTables(t *testing.T) {
 	}
 	if _, err := os.Stat(dev + "p2"); err != nil {
 		t.Errorf("the kernel does not show the ESP: %v", err)
+	}
+}
+
+// TestSoftwareRAIDLevelsInQEMU drives the RAID steps through the agent
+// API of a standalone ramdisk in QEMU with two 2 GiB disks: a RAID-1
+// root volume and a RAID-0 volume in one create_configuration (IPA's
+// two-volume shape), read back from the inventory (sizes worked out by
+// hand) and from /proc/mdstat in collect_system_logs;
+// apply_configuration replaces them with one mirror; delete_configuration
+// leaves the disks blank.
+func TestSoftwareRAIDLevelsInQEMU(t *testing.T) {
+	testenv.NeedRoot(t)
+	testenv.NeedCommands(t, "sfdisk", "mdadm")
+	kernel, initrd := buildRamdisk(t)
+	port := realironic.FreePort(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
+	defer cancel()
+	diskA, diskB := sparseFile(t, 2<<30), sparseFile(t, 2<<30)
+	vm := startGuest(t, ctx, initramfs.VMOptions{Kernel: kernel, Initrd: initrd, Cmdline: "ipa-standalone=1",
+		VirtioDisks: []string{diskA, diskB}, HostForward: port})
+	if _, err := vm.WaitFor(ctx, "API listening", 120*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	version := map[string]any{"generic_hardware_manager": "1.1"}
+	twoVolumes := map[string]any{"logical_disks": []any{
+		map[string]any{"size_gb": 1, "raid_level": "1", "controller": "software", "volume_name": "root"},
+		map[string]any{"size_gb": "MAX", "raid_level": "0", "controller": "software", "volume_name": "data"}}}
+	run := func(kind, stepName string, node, args map[string]any) map[string]any {
+		t.Helper()
+		res := raidCommand(t, port, kind+".execute_"+kind+"_step", map[string]any{
+			"step": map[string]any{"step": stepName, "interface": "raid", "priority": 0, "args": args},
+			"node": node, "ports": []any{}, kind + "_version": version})
+		if res["command_status"] != "SUCCEEDED" {
+			t.Fatalf("%s: %v", stepName, res)
+		}
+		return res["command_result"].(map[string]any)
+	}
+	mdDisks := func() map[string]int64 {
+		t.Helper()
+		res := raidCommand(t, port, "poll.get_hardware_info", map[string]any{})
+		out := map[string]int64{}
+		for _, d := range res["command_result"].(map[string]any)["disks"].([]any) {
+			m := d.(map[string]any)
+			if name := m["name"].(string); strings.HasPrefix(name, "/dev/md") {
+				out[name] = int64(m["size"].(float64))
+			}
+		}
+		return out
+	}
+	mdstat := func() string {
+		t.Helper()
+		res := raidCommand(t, port, "log.collect_system_logs", map[string]any{})
+		raw, err := base64.StdEncoding.DecodeString(res["command_result"].(map[string]any)["system_logs"].(string))
+		if err != nil {
+			t.Fatal(err)
+		}
+		gz, err := gzip.NewReader(bytes.NewReader(raw))
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr := tar.NewReader(gz)
+		for {
+			h, err := tr.Next()
+			if err != nil {
+				t.Fatalf("no mdstat in the system logs: %v", err)
+			}
+			if h.Name == "mdstat" {
+				b, _ := io.ReadAll(tr)
+				return string(b)
+			}
+		}
+	}
+
+	res := run("clean", "create_configuration", map[string]any{"uuid": "raid-levels", "target_raid_config": twoVolumes}, map[string]any{})
+	if got, _ := json.Marshal(res["clean_result"]); !strings.Contains(string(got), `"volume_name":"data"`) {
+		t.Errorf("create_configuration returned %s, want the RAID config", got)
+	}
+	// md0: a mirror of 1 MiB..1 GiB, data at 2048 sectors; md1: a stripe of
+	// 1..2 GiB on each disk, data at 4096 sectors, 512 KiB chunks.
+	want := map[string]int64{"/dev/md0": 2093056 * 512, "/dev/md1": 2 * 2093056 * 512}
+	if got := mdDisks(); !maps.Equal(got, want) {
+		t.Errorf("inventory md devices %v, want %v", got, want)
+	}
+	st := mdstat()
+	for _, w := range []string{"md0 : active raid1 vdb1[1] vda1[0]", "md1 : active raid0 vdb2[1] vda2[0]"} {
+		if !strings.Contains(st, w) {
+			t.Errorf("mdstat lacks %q:\n%s", w, st)
+		}
+	}
+
+	mirror := map[string]any{"logical_disks": []any{map[string]any{"size_gb": "MAX", "raid_level": "1", "controller": "software"}}}
+	run("deploy", "apply_configuration", map[string]any{"uuid": "raid-levels"}, map[string]any{"raid_config": mirror, "delete_existing": true})
+	// 1 MiB to the end of the disk (4192256 sectors), data at 4096 sectors.
+	if got, want := mdDisks(), map[string]int64{"/dev/md0": 4188160 * 512}; !maps.Equal(got, want) {
+		t.Errorf("after apply_configuration: md devices %v, want %v", got, want)
+	}
+	run("clean", "delete_configuration", map[string]any{"uuid": "raid-levels"}, map[string]any{})
+	if got := mdDisks(); len(got) != 0 {
+		t.Errorf("md devices left after delete_configuration: %v", got)
+	}
+	if st := mdstat(); strings.Contains(st, "active") {
+		t.Errorf("mdstat after delete_configuration:\n%s", st)
+	}
+	vm.Kill()
+	for _, f := range []string{diskA, diskB} {
+		if out, _ := exec.Command("sfdisk", "--json", f).CombinedOutput(); !strings.Contains(string(out), "does not contain a recognized partition table") {
+			t.Errorf("%s keeps a partition table: %s", f, out)
+		}
+		for _, p := range [][2]int64{{2048, 2095104}, {2097152, 2097152}} {
+			if out, err := exec.Command("mdadm", "--examine", loopAt(t, f, p[0], p[1])).CombinedOutput(); err == nil || !strings.Contains(string(out), "No md superblock") {
+				t.Errorf("%s: a superblock survived at sector %d: %s", f, p[0], out)
+			}
+		}
 	}
 }
