@@ -58,6 +58,9 @@ type pipeBuf struct {
 	zmask   uint64
 	hasMask bool
 	release func()
+	// refs counts the holders of a buffer parts of which were lent out
+	// by borrow (the pipe itself is one); nil when none were.
+	refs *atomic.Int32
 }
 
 // newBufPipe makes a pipe of up to n buffers, allocated as the producer
@@ -142,16 +145,54 @@ func (p *bufPipe) peek(n int) []byte {
 }
 
 func (p *bufPipe) Read(b []byte) (int, error) {
-	if p.hasHead && len(p.cur) == 0 {
-		p.head.done(p)
-		p.hasHead = false
-	}
+	p.dropSpent()
 	if !p.fill() {
 		return 0, p.err()
 	}
 	n := copy(b, p.cur)
 	p.cur = p.cur[n:]
 	return n, nil
+}
+
+// dropSpent lets go of the current buffer once it has been read to the
+// end; it goes back to its owner when the last borrowed part of it has
+// been released too.
+func (p *bufPipe) dropSpent() {
+	if p.hasHead && len(p.cur) == 0 {
+		p.hasHead = false
+		if p.head.refs == nil || p.head.refs.Add(-1) == 0 {
+			p.head.done(p)
+		}
+	}
+}
+
+// avail returns how many bytes the current buffer still holds, waiting
+// for the next one if it is spent (0 at the end of the stream).
+func (p *bufPipe) avail() int {
+	p.dropSpent()
+	if !p.fill() {
+		return 0
+	}
+	return len(p.cur)
+}
+
+// borrow consumes the next n bytes (n <= avail()) without copying them:
+// the caller gets them in place, in the buffer the producer filled, and
+// calls release once they are written. The buffer is reused only after
+// every part lent out is released and the pipe has read past it.
+func (p *bufPipe) borrow(n int) (b []byte, release func()) {
+	if p.head.refs == nil {
+		p.head.refs = new(atomic.Int32)
+		p.head.refs.Store(1) // the pipe's own hold, dropped by dropSpent
+	}
+	p.head.refs.Add(1)
+	b, p.cur = p.cur[:n:n], p.cur[n:]
+	head := p.head
+	return b, func() {
+		if head.refs.Add(-1) == 0 {
+			head.done(p)
+		}
+	}
 }
 
 // next hands the next whole buffer to the caller, who gives it back with

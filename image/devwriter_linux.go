@@ -274,6 +274,13 @@ func (w *devWriter) commit(off int64, b []byte) error {
 	return nil
 }
 
+// submitBorrowed queues bytes the decoder lends in place (a run of data
+// clusters in a downloaded buffer) as one job of their own; release
+// gives them back once written.
+func (w *devWriter) submitBorrowed(off int64, b []byte, release func()) error {
+	return w.submit(wjob{data: b, at: off, release: release})
+}
+
 func (w *devWriter) flushBatch() error {
 	if w.buf == nil {
 		return nil

@@ -120,6 +120,20 @@ type qcow2Sink interface {
 	zero(off, n int64) error
 }
 
+// lender is a stream that can hand out its next bytes in place (the
+// pipe from the download): a run of data clusters then goes to the
+// device from the buffer it was downloaded into, with no copy.
+type lender interface {
+	avail() int
+	borrow(n int) (b []byte, release func())
+}
+
+// borrowSink is a sink that writes bytes it does not own, calling
+// release once they are written (devWriter).
+type borrowSink interface {
+	submitBorrowed(off int64, b []byte, release func()) error
+}
+
 // put gives the sink a copy of b.
 func put(s qcow2Sink, off int64, b []byte) error {
 	dst, err := s.buffer(off, len(b))
@@ -167,6 +181,12 @@ type qcow2Stream struct {
 	zstd    *zstd.Decoder
 	sink    qcow2Sink
 	scratch []byte // the cluster being read, unless it goes straight to the sink
+
+	// lend and lendSink are set when clusters can go to the sink in
+	// place: r's bytes from headLen on come from lend.
+	lend     lender
+	lendSink borrowSink
+	headLen  int64
 }
 
 type compressedRef struct {
@@ -195,6 +215,11 @@ func decodeQcow2To(head []byte, r io.Reader, sink qcow2Sink) (int64, error) {
 	s := &qcow2Stream{r: io.MultiReader(bytes.NewReader(head), r), h: h, csize: 1 << h.ClusterBits,
 		l2want: map[int64]int64{}, data: map[int64]int64{}, early: map[int64][]byte{}, sink: sink}
 	s.scratch = make([]byte, s.csize)
+	if l, ok := r.(lender); ok {
+		if bs, ok := sink.(borrowSink); ok {
+			s.lend, s.lendSink, s.headLen = l, bs, int64(len(head))
+		}
+	}
 	if h.CompressionZstd {
 		if s.zstd, err = zstd.NewReader(nil); err != nil {
 			return 0, err
@@ -229,6 +254,50 @@ func (s *qcow2Stream) readCluster() (b []byte, direct bool, err error) {
 	return b, direct, err
 }
 
+// isDirect says whether the cluster at host offset at is a whole data
+// cluster already mapped to guest: its bytes can go to the sink as they
+// are.
+func (s *qcow2Stream) isDirect(at, guest int64) bool {
+	g, ok := s.data[at]
+	return ok && g == guest && int64(s.h.VirtualSize)-guest >= s.csize && !s.isTable(at)
+}
+
+// lendRun sends the run of mapped data clusters at s.pos, contiguous in
+// the file and on the guest disk and all within the lender's current
+// buffer, to the sink in place: one write of up to a whole buffer, and
+// no copy. It reports false when there is no such run here (the cluster
+// is metadata, unmapped, or straddles buffers): the copying path reads
+// it.
+func (s *qcow2Stream) lendRun() (bool, error) {
+	if s.lend == nil || s.pos < s.headLen {
+		return false, nil
+	}
+	guest, ok := s.data[s.pos]
+	if !ok || !s.isDirect(s.pos, guest) {
+		return false, nil
+	}
+	avail := int64(s.lend.avail())
+	if avail < s.csize {
+		return false, nil
+	}
+	k := int64(1)
+	for (k+1)*s.csize <= avail && s.isDirect(s.pos+k*s.csize, guest+k*s.csize) {
+		k++
+	}
+	b, release := s.lend.borrow(int(k * s.csize))
+	for i := int64(0); i < k; i++ {
+		at := s.pos + i*s.csize
+		delete(s.data, at)
+		// Compressed clusters still to come may need these bytes' neighbours.
+		if err := s.handleCompressed(at, b[i*s.csize:(i+1)*s.csize]); err != nil {
+			release()
+			return false, err
+		}
+	}
+	s.pos += k * s.csize
+	return true, s.lendSink.submitBorrowed(guest, b, release)
+}
+
 // isTable says whether the cluster at host offset at holds (part of) the
 // L1 table or an awaited L2 table.
 func (s *qcow2Stream) isTable(at int64) bool {
@@ -251,6 +320,11 @@ func (s *qcow2Stream) run() error {
 	l1Bytes := int64(s.h.L1Size) * 8
 	var l1buf []byte
 	for {
+		if done, err := s.lendRun(); err != nil {
+			return err
+		} else if done {
+			continue
+		}
 		clusterAt := s.pos
 		b, direct, err := s.readCluster()
 		if err == io.EOF {
