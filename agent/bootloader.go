@@ -63,12 +63,16 @@ func (d *deployer) installBootloader(ctx context.Context, c *Call) (any, error) 
 	case p.rootUUID == "" || p.rootUUID == "0x00000000":
 		c.Log.Info("install_bootloader: no root UUID, so a whole-disk image that brings its own boot loader; nothing to install", "device", device)
 		return nil, nil
-	case strings.HasPrefix(p.rootUUID, "0x"):
+	case strings.HasPrefix(p.rootUUID, "0x") && !isMDName(device):
 		// IPA would run the image's grub-install here; a whole-disk image
 		// carries its boot loader, and rewriting it is not ours to do.
 		c.Log.Info("install_bootloader: whole-disk image (MBR signature as root UUID) brings its own boot loader", "device", device, "root_uuid", p.rootUUID)
 		return nil, nil
 	case !d.a.cfg.EnableBIOSBootloaderInstall:
+		// Also a whole-disk image on software RAID in BIOS mode: its boot
+		// code sits inside the array, not in the members' MBRs, so only
+		// the image's grub-install on every member makes it bootable (IPA
+		// master refuses the same way rather than leave it unbootable).
 		return fail(&Error{Type: "InvalidImage", Code: 400, Message: "Invalid image",
 			Details: "Install of legacy BIOS bootloaders (the image's grub-install) is disabled; set ipa-enable-bios-bootloader-install=1 to allow it, as IPA's enable_bios_bootloader_install does"})
 	}

@@ -7,12 +7,15 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"sort"
 	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/goipa/goipa/disk"
+	"github.com/goipa/goipa/mdraid"
 )
 
 // bootloaderPresent is IPA's "already marked bootable" check for BIOS: a
@@ -45,9 +48,36 @@ func bootloaderPresent(device string, table disk.Table) bool {
 	return false
 }
 
+// grubTargets is where BIOS grub-install writes: the disk, or for an md
+// array the whole disks under its members.
+func grubTargets(device string) []string {
+	if !isMDName(device) {
+		return []string{device}
+	}
+	arrays, err := mdraid.Arrays()
+	if err != nil {
+		return []string{device}
+	}
+	var out []string
+	for _, ar := range arrays {
+		if ar.Device == device {
+			for _, m := range ar.Members {
+				if h := mdraid.HolderDisk(m); !slices.Contains(out, h) {
+					out = append(out, h)
+				}
+			}
+		}
+	}
+	if len(out) == 0 {
+		return []string{device}
+	}
+	sort.Strings(out)
+	return out
+}
+
 // installGrub runs the image's own grub-install and grub-mkconfig in a
 // chroot of its root partition, as IPA's _install_grub2 does (without
-// software RAID and PReP).
+// PReP).
 func (d *deployer) installGrub(ctx context.Context, c *Call, device string, p bootloaderParams, current string) (err error) {
 	table, err := disk.ReadTable(device)
 	if err != nil {
@@ -138,8 +168,14 @@ func (d *deployer) installGrub(ctx context.Context, c *Call, device string, p bo
 		if err := run(bin + "-install --removable"); err != nil {
 			return err
 		}
-	} else if err := run(bin + "-install " + device); err != nil {
-		return err
+	} else {
+		// On software RAID grub goes to every member disk, as IPA does,
+		// so the machine boots from whichever survives.
+		for _, t := range grubTargets(device) {
+			if err := run(bin + "-install " + t); err != nil {
+				return err
+			}
+		}
 	}
 	if err := run(bin + "-mkconfig -o /boot/" + bin + "/grub.cfg"); err != nil {
 		return err

@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -78,7 +79,7 @@ func (a *Agent) raidCandidates(ctx context.Context) ([]inventory.Disk, error) {
 }
 
 func isMDName(dev string) bool {
-	k := strings.TrimPrefix(dev, "/dev/")
+	k := filepath.Base(dev)
 	_, err := strconv.Atoi(strings.TrimPrefix(k, "md"))
 	return strings.HasPrefix(k, "md") && err == nil
 }
