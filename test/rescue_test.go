@@ -130,6 +130,11 @@ func TestRescueWithRealIronic(t *testing.T) {
 			t.Errorf("Ironic kept instance_info.%s after the rescue (clean_up did not run)", k)
 		}
 	}
+	// The agent stops its API just after answering finalize_rescue, so
+	// Ironic may reach "rescue" before that line is written: wait for it.
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline) && countLines(agent.Log(), "rescued: the API is stopped") == 0; {
+		time.Sleep(200 * time.Millisecond)
+	}
 	log := agent.Log()
 	for _, line := range [][]string{
 		{"lookup succeeded", uuid},
@@ -177,7 +182,7 @@ func TestRescueInQEMU(t *testing.T) {
 	}
 	hash := strings.TrimSpace(string(out))
 	port, sshPort := realironic.FreePort(t), realironic.FreePort(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 9*time.Minute)
 	defer cancel()
 	vm := startGuest(t, ctx, initramfs.VMOptions{Kernel: kernel, Initrd: initrd, Cmdline: "ipa-standalone=1",
 		VirtioDisks: []string{sparseFile(t, 64<<20)}, HostForward: port, MoreForwards: [][2]int{{sshPort, 22}}})
@@ -279,7 +284,7 @@ func TestRescueInQEMU(t *testing.T) {
 	// answers on this serial line) and would read typed text as the
 	// answer: type once its key help is drawn, and end the line with the
 	// Enter key's CR, as the editor runs the terminal raw.
-	if _, err := vm.WaitFor(ctx, "toggle key help", 60*time.Second); err != nil {
+	if _, err := vm.WaitFor(ctx, "toggle key help", 150*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	if err := vm.Type("echo console-$((6*7))\r"); err != nil {
@@ -287,7 +292,7 @@ func TestRescueInQEMU(t *testing.T) {
 	}
 	// The editor redraws the line at every key: under TCG on a busy
 	// host that is slow.
-	done, err := vm.WaitFor(ctx, "console-42", 90*time.Second)
+	done, err := vm.WaitFor(ctx, "console-42", 150*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
