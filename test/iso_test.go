@@ -22,8 +22,9 @@ import (
 	"github.com/goipa/goipa/test/realironic"
 )
 
-// command posts an agent command with wait=true and decodes the result.
-func command(t *testing.T, port int, name string, params any) map[string]any {
+// postCommand posts an agent command with wait=true (no token: standalone)
+// and returns the decoded answer, whatever its status.
+func postCommand(t *testing.T, port int, name string, params any) map[string]any {
 	t.Helper()
 	body, _ := json.Marshal(map[string]any{"name": name, "params": params})
 	client := &http.Client{Timeout: 60 * time.Second}
@@ -36,6 +37,13 @@ func command(t *testing.T, port int, name string, params any) map[string]any {
 	if err := json.NewDecoder(resp.Body).Decode(&res); err != nil {
 		t.Fatalf("%s: %v", name, err)
 	}
+	return res
+}
+
+// command is postCommand for a command that must succeed.
+func command(t *testing.T, port int, name string, params any) map[string]any {
+	t.Helper()
+	res := postCommand(t, port, name, params)
 	if res["command_status"] != "SUCCEEDED" {
 		t.Fatalf("%s: %v", name, res)
 	}

@@ -523,7 +523,7 @@ func TestSoftwareRAIDBadInput(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			node := map[string]any{"uuid": "raid-node", "target_raid_config": tc.cfg}
-			res := raidCommand(t, ag.port, "clean.execute_clean_step", map[string]any{
+			res := postCommand(t, ag.port, "clean.execute_clean_step", map[string]any{
 				"step": map[string]any{"step": "create_configuration", "interface": "raid", "priority": 0}, "node": node, "ports": []any{},
 				"clean_version": map[string]any{"generic_hardware_manager": "1.1"}})
 			if res["command_status"] != "FAILED" {
@@ -565,24 +565,6 @@ func TestSoftwareRAIDBadInput(t *testing.T) {
 			t.Errorf("mdadm --examine lacks %q:\n%s", want, out)
 		}
 	}
-}
-
-// raidCommand posts an agent command with wait=true and returns its
-// result, whatever its status.
-func raidCommand(t *testing.T, port int, name string, params any) map[string]any {
-	t.Helper()
-	body, _ := json.Marshal(map[string]any{"name": name, "params": params})
-	client := &http.Client{Timeout: 60 * time.Second}
-	resp, err := client.Post(fmt.Sprintf("http://127.0.0.1:%d/v1/commands/?wait=true", port), "application/json", bytes.NewReader(body))
-	if err != nil {
-		t.Fatalf("%s: %v", name, err)
-	}
-	defer resp.Body.Close()
-	var res map[string]any
-	if err := json.NewDecoder(resp.Body).Decode(&res); err != nil {
-		t.Fatalf("%s: %v", name, err)
-	}
-	return res
 }
 
 // raidWaitAPI waits (bounded) for a host agent's API.
@@ -694,7 +676,7 @@ func TestSoftwareRAIDLevelsInQEMU(t *testing.T) {
 		map[string]any{"size_gb": "MAX", "raid_level": "0", "controller": "software", "volume_name": "data"}}}
 	run := func(kind, stepName string, node, args map[string]any) map[string]any {
 		t.Helper()
-		res := raidCommand(t, port, kind+".execute_"+kind+"_step", map[string]any{
+		res := postCommand(t, port, kind+".execute_"+kind+"_step", map[string]any{
 			"step": map[string]any{"step": stepName, "interface": "raid", "priority": 0, "args": args},
 			"node": node, "ports": []any{}, kind + "_version": version})
 		if res["command_status"] != "SUCCEEDED" {
@@ -704,7 +686,7 @@ func TestSoftwareRAIDLevelsInQEMU(t *testing.T) {
 	}
 	mdDisks := func() map[string]int64 {
 		t.Helper()
-		res := raidCommand(t, port, "poll.get_hardware_info", map[string]any{})
+		res := postCommand(t, port, "poll.get_hardware_info", map[string]any{})
 		out := map[string]int64{}
 		for _, d := range res["command_result"].(map[string]any)["disks"].([]any) {
 			m := d.(map[string]any)
@@ -716,7 +698,7 @@ func TestSoftwareRAIDLevelsInQEMU(t *testing.T) {
 	}
 	mdstat := func() string {
 		t.Helper()
-		res := raidCommand(t, port, "log.collect_system_logs", map[string]any{})
+		res := postCommand(t, port, "log.collect_system_logs", map[string]any{})
 		raw, err := base64.StdEncoding.DecodeString(res["command_result"].(map[string]any)["system_logs"].(string))
 		if err != nil {
 			t.Fatal(err)

@@ -3,7 +3,6 @@ package test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -23,24 +22,6 @@ import (
 	"github.com/goipa/goipa/internal/testenv"
 	"github.com/goipa/goipa/test/realironic"
 )
-
-// postCommand posts an agent command (no token: standalone) and returns
-// the decoded answer, whatever its status.
-func postCommand(t *testing.T, port int, name string, params any) map[string]any {
-	t.Helper()
-	body, _ := json.Marshal(map[string]any{"name": name, "params": params})
-	client := &http.Client{Timeout: 60 * time.Second}
-	resp, err := client.Post(fmt.Sprintf("http://127.0.0.1:%d/v1/commands/?wait=true", port), "application/json", bytes.NewReader(body))
-	if err != nil {
-		t.Fatalf("%s: %v", name, err)
-	}
-	defer resp.Body.Close()
-	var res map[string]any
-	if err := json.NewDecoder(resp.Body).Decode(&res); err != nil {
-		t.Fatalf("%s: %v", name, err)
-	}
-	return res
-}
 
 // waitAPIDown waits until nothing answers on the agent's port.
 func waitAPIDown(t *testing.T, port int, within time.Duration) {
