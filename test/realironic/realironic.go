@@ -669,6 +669,15 @@ func (ir *Ironic) WaitState(ctx context.Context, uuid, want string, timeout time
 			if each != nil {
 				each(n)
 			}
+			// Ironic saves a failed state before the last_error that says
+			// why: read a failed node until its last_error is there too.
+			if strings.HasSuffix(n.ProvisionState, "failed") && n.Err() == "" && ctx.Err() == nil {
+				select {
+				case <-ctx.Done():
+				case <-time.After(200 * time.Millisecond):
+				}
+				continue
+			}
 			if n.ProvisionState == want {
 				return n, nil
 			}
