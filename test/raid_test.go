@@ -1,14 +1,12 @@
 package test
 
 import (
-	"archive/tar"
 	"bytes"
-	"compress/gzip"
 	"context"
-	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
@@ -16,9 +14,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"io"
-	"maps"
 
 	"github.com/goipa/goipa/initramfs"
 	"github.com/goipa/goipa/internal/testenv"
@@ -693,26 +688,8 @@ func TestSoftwareRAIDLevelsInQEMU(t *testing.T) {
 	}
 	mdstat := func() string {
 		t.Helper()
-		res := postCommand(t, port, "log.collect_system_logs", map[string]any{})
-		raw, err := base64.StdEncoding.DecodeString(res["command_result"].(map[string]any)["system_logs"].(string))
-		if err != nil {
-			t.Fatal(err)
-		}
-		gz, err := gzip.NewReader(bytes.NewReader(raw))
-		if err != nil {
-			t.Fatal(err)
-		}
-		tr := tar.NewReader(gz)
-		for {
-			h, err := tr.Next()
-			if err != nil {
-				t.Fatalf("no mdstat in the system logs: %v", err)
-			}
-			if h.Name == "mdstat" {
-				b, _ := io.ReadAll(tr)
-				return string(b)
-			}
-		}
+		res := command(t, port, "log.collect_system_logs", map[string]any{})
+		return tarMember(t, res["command_result"].(map[string]any)["system_logs"].(string), "mdstat")
 	}
 
 	res := run("clean", "create_configuration", map[string]any{"uuid": "raid-levels", "target_raid_config": twoVolumes}, map[string]any{})
