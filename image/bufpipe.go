@@ -33,7 +33,6 @@ func aligned(b []byte) bool {
 // device without another copy.
 type bufPipe struct {
 	full chan pipeBuf
-	free chan []byte
 	done chan struct{} // closed when the reader gives up
 
 	mu   sync.Mutex
@@ -44,15 +43,11 @@ type bufPipe struct {
 	hasHead bool
 	once    sync.Once
 	waited  atomic.Int64 // nanoseconds Read spent waiting for the producer
-
-	alloc   func() []byte
-	n, made int // at most n buffers; made so far (producer only)
 }
 
 // pipeBuf is a filled buffer and the mask of its all-zero sparseBlock
 // blocks (when hasMask), found while the producer had the bytes in its
-// cache. release, when set, gives the buffer back to whoever lent it
-// (the parallel download); otherwise it returns to the pipe.
+// cache. release gives the buffer back to the download that lent it.
 type pipeBuf struct {
 	b       []byte
 	zmask   uint64
@@ -63,32 +58,13 @@ type pipeBuf struct {
 	refs *atomic.Int32
 }
 
-// newBufPipe makes a pipe of up to n buffers, allocated as the producer
-// first needs them (a producer that lends its own needs none).
-func newBufPipe(n int, alloc func() []byte) *bufPipe {
-	return &bufPipe{full: make(chan pipeBuf, n), free: make(chan []byte, n), done: make(chan struct{}), alloc: alloc, n: n}
+// newBufPipe makes a pipe that queues up to n buffers; the producer
+// lends them and bounds how many exist.
+func newBufPipe(n int) *bufPipe {
+	return &bufPipe{full: make(chan pipeBuf, n), done: make(chan struct{})}
 }
 
 var errReaderClosed = errors.New("image pipeline closed")
-
-// buffer returns an empty buffer for the producer to fill.
-func (p *bufPipe) buffer() ([]byte, error) {
-	select {
-	case b := <-p.free:
-		return b[:cap(b)], nil
-	default:
-	}
-	if p.made < p.n {
-		p.made++
-		return p.alloc(), nil
-	}
-	select {
-	case b := <-p.free:
-		return b[:cap(b)], nil
-	case <-p.done:
-		return nil, errReaderClosed
-	}
-}
 
 // send queues a filled buffer.
 func (p *bufPipe) send(pb pipeBuf) error {
@@ -161,7 +137,7 @@ func (p *bufPipe) dropSpent() {
 	if p.hasHead && len(p.cur) == 0 {
 		p.hasHead = false
 		if p.head.refs == nil || p.head.refs.Add(-1) == 0 {
-			p.head.done(p)
+			p.head.release()
 		}
 	}
 }
@@ -190,7 +166,7 @@ func (p *bufPipe) borrow(n int) (b []byte, release func()) {
 	head := p.head
 	return b, func() {
 		if head.refs.Add(-1) == 0 {
-			head.done(p)
+			head.release()
 		}
 	}
 }
@@ -203,15 +179,6 @@ func (p *bufPipe) next() (pipeBuf, error) {
 	}
 	p.hasHead = false
 	return p.head, nil
-}
-
-// done gives a buffer taken with next back to its owner.
-func (pb pipeBuf) done(p *bufPipe) {
-	if pb.release != nil {
-		pb.release()
-		return
-	}
-	p.free <- pb.b[:cap(pb.b)]
 }
 
 // closeRead tells the producer to stop.

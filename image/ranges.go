@@ -78,8 +78,7 @@ type parallelReader struct {
 	onRetry func(error)
 
 	slots   chan chan rangeResult // in order of offset
-	full    []byte                // the buffer cur points into
-	cur     []byte
+	cursor  chunkCursor
 	curErr  error
 	offset  int64
 	wg      sync.WaitGroup
@@ -148,43 +147,7 @@ func (p *parallelReader) fetch(off int64, buf []byte) error {
 	}
 }
 
-func (p *parallelReader) Read(b []byte) (int, error) {
-	for len(p.cur) == 0 {
-		if p.curErr != nil {
-			return 0, p.curErr
-		}
-		slot, ok := <-p.slots
-		if !ok {
-			if p.offset == p.size {
-				return 0, io.EOF
-			}
-			if err := p.ctx.Err(); err != nil {
-				return 0, err
-			}
-			return 0, fmt.Errorf("parallel download ended at byte %d of %d", p.offset, p.size)
-		}
-		var res rangeResult
-		select {
-		case res = <-slot:
-		case <-p.ctx.Done():
-			return 0, p.ctx.Err()
-		}
-		if res.err != nil {
-			p.curErr = res.err
-			return 0, res.err
-		}
-		p.full, p.cur = res.buf, res.buf
-	}
-	n := copy(b, p.cur)
-	p.cur = p.cur[n:]
-	p.offset += int64(n)
-	if len(p.cur) == 0 {
-		full := p.full[:cap(p.full)]
-		p.pool.Put(&full)
-		p.release <- struct{}{} // the chunk is consumed; its buffer may be reused
-	}
-	return n, nil
-}
+func (p *parallelReader) Read(b []byte) (int, error) { return p.cursor.read(b, p.nextChunk) }
 
 // nextChunk hands over the next whole chunk as fetched, without a copy:
 // release gives its buffer back (and lets another fetch start). It must
@@ -234,9 +197,13 @@ func (p *parallelReader) Close() error {
 }
 
 // download is the byte stream writeOne hashes: one resuming stream, or
-// parallel ranges.
+// parallel ranges, read ahead in chunks by goroutines of its own.
 type download interface {
 	io.ReadCloser
+	// nextChunk hands over the next chunk in order, in place: release
+	// gives its buffer back for another read. It must not be mixed
+	// with Read.
+	nextChunk() (b []byte, release func(), err error)
 	// progress is the bytes read and the size (-1: unknown); only for
 	// after the reading goroutine ended.
 	progress() (offset, size int64)
@@ -244,17 +211,19 @@ type download interface {
 	total() int64
 }
 
-func (r *resumingReader) progress() (int64, int64) { return r.offset, r.size }
 func (p *parallelReader) progress() (int64, int64) { return p.offset, p.size }
-func (r *resumingReader) total() int64             { return r.openSize }
 func (p *parallelReader) total() int64             { return p.size }
 
 // openDownload opens src, with parallel range requests when the image
 // is large, the source serves ranges (checked with a one-byte request)
 // and parallel > 1.
 func openDownload(ctx context.Context, src Source, parallel int, retry Retry, onRetry func(error), log func(msg string, args ...any)) (download, error) {
-	rr, err := newResumingReader(ctx, src, retry, onRetry)
+	// The single stream's requests get a context of their own, so Close
+	// can stop a read in progress on its goroutine.
+	sctx, scancel := context.WithCancel(ctx)
+	rr, err := newResumingReader(sctx, src, retry, onRetry)
 	if err != nil {
+		scancel()
 		return nil, err
 	}
 	rs, ok := src.(RangeSource)
@@ -262,16 +231,17 @@ func openDownload(ctx context.Context, src Source, parallel int, retry Retry, on
 		parallel = DefaultParallel
 	}
 	if !ok || parallel < 2 || rr.size < parallelMin {
-		return rr, nil
+		return newStreamChunks(sctx, scancel, rr), nil
 	}
 	probe, err := rs.OpenRange(ctx, 0, 1)
 	if err != nil {
 		log("image server does not serve ranges; one stream", "url", src.String(), "error", err)
-		return rr, nil
+		return newStreamChunks(sctx, scancel, rr), nil
 	}
 	probe.Close()
 	size := rr.size
 	rr.Close()
+	scancel()
 	log("downloading with parallel range requests", "url", src.String(), "requests", parallel, "chunk_bytes", rangeChunk)
 	return newParallelReader(ctx, rs, size, parallel, retry, onRetry), nil
 }

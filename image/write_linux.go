@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -25,9 +26,9 @@ const (
 	// table and boot code live there, so until it is written the disk
 	// does not boot.
 	holdBack = 1 << 20
-	// pipeBuffers is how many chunks the download and hash stage may
-	// run ahead of the rest, the writers' queue included.
-	pipeBuffers = 12
+	// pipeQueue is how many hashed chunks may wait for the decoder or
+	// the writers; the download's own buffers are the real bound.
+	pipeQueue = 16
 )
 
 // TooLargeError says the image does not fit the device.
@@ -267,81 +268,46 @@ func writeOne(ctx context.Context, req Request, src Source, sum Checksum, f *os.
 	}
 	res := &Result{Device: req.Device, Source: src.String(), Algo: sum.Algo}
 
-	// Stage 1: download and hash, running ahead of the rest by up to
-	// pipeBuffers chunks. Each sparseBlock is hashed and checked for
-	// zeros while it is in this core's cache. Chunks fetched by parallel
-	// range requests are passed on as they are; a single stream is read
-	// into the pipe's own buffers.
-	pr := newBufPipe(pipeBuffers, alignedChunk)
+	// Stage 1: hash the downloaded chunks in order, each sparseBlock
+	// checked for zeros while it is in this core's cache, and pass them
+	// on as they are. The download reads ahead on goroutines of its own;
+	// the chunks it holds bound how far this stage runs ahead.
+	pr := newBufPipe(pipeQueue)
 	var hashErr error
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		// scan hashes b[n:] and marks its zero blocks in pb (b starts at
-		// a chunk's start).
-		scan := func(pb *pipeBuf, b []byte, n int, t1 time.Time) {
-			for i := n; i < len(b); i += sparseBlock {
-				blk := b[i:min(len(b), i+sparseBlock)]
-				if h != nil {
-					h.Write(blk)
-				}
-				if isZero(blk) && i/sparseBlock < 64 {
-					pb.zmask |= 1 << (i / sparseBlock)
-				}
-			}
-			req.Progress.HashNanos.Add(int64(time.Since(t1)))
-			req.Progress.Downloaded.Add(int64(len(b) - n))
-		}
+		hashPriority()
 		for {
-			var pb pipeBuf
-			var err error
-			if chunks, ok := rr.(interface {
-				nextChunk() ([]byte, func(), error)
-			}); ok {
-				t0 := time.Now()
-				pb.b, pb.release, err = chunks.nextChunk()
-				t1 := time.Now()
-				req.Progress.DownloadNanos.Add(int64(t1.Sub(t0)))
-				if err == nil {
-					pb.hasMask = len(pb.b) <= 64*sparseBlock
-					scan(&pb, pb.b, 0, t1)
-				}
-			} else {
-				buf, berr := pr.buffer()
-				if berr != nil {
-					hashErr = berr
-					return
-				}
-				n := 0
-				for n < len(buf) && err == nil {
-					t0 := time.Now()
-					var k int
-					k, err = io.ReadFull(rr, buf[n:min(len(buf), n+sparseBlock)])
-					t1 := time.Now()
-					req.Progress.DownloadNanos.Add(int64(t1.Sub(t0)))
-					scan(&pb, buf[:n+k], n, t1)
-					n += k
-				}
-				pb.b, pb.hasMask = buf[:n], true
-				if n == 0 {
-					pr.free <- buf
-				}
-			}
-			if len(pb.b) > 0 {
-				if serr := pr.send(pb); serr != nil {
-					pb.done(pr)
-					hashErr = serr
-					return
-				}
-			}
-			if err == io.EOF || err == io.ErrUnexpectedEOF {
+			t0 := time.Now()
+			b, release, err := rr.nextChunk()
+			t1 := time.Now()
+			req.Progress.DownloadNanos.Add(int64(t1.Sub(t0)))
+			if err == io.EOF {
 				pr.closeWrite(io.EOF)
 				return
 			}
 			if err != nil {
 				hashErr = err
 				pr.closeWrite(err)
+				return
+			}
+			pb := pipeBuf{b: b, release: release, hasMask: len(b) <= 64*sparseBlock}
+			for i := 0; i < len(b); i += sparseBlock {
+				blk := b[i:min(len(b), i+sparseBlock)]
+				if h != nil {
+					h.Write(blk)
+				}
+				if pb.hasMask && isZero(blk) {
+					pb.zmask |= 1 << (i / sparseBlock)
+				}
+			}
+			req.Progress.HashNanos.Add(int64(time.Since(t1)))
+			req.Progress.Downloaded.Add(int64(len(b)))
+			if err := pr.send(pb); err != nil {
+				release()
+				hashErr = err
 				return
 			}
 		}
@@ -488,12 +454,12 @@ func writeRawBuffers(ctx context.Context, pr *bufPipe, dw *devWriter, devSize in
 			return off, err
 		}
 		if off+int64(len(pb.b)) > devSize {
-			pb.done(pr)
+			pb.release()
 			fail(&TooLargeError{Device: req.Device, DeviceSize: devSize, ImageSize: off + int64(len(pb.b))})
 			break
 		}
 		n := int64(len(pb.b))
-		if err := dw.submit(wjob{data: pb.b, at: off, zmask: pb.zmask, hasMask: pb.hasMask, release: func() { pb.done(pr) }}); err != nil {
+		if err := dw.submit(wjob{data: pb.b, at: off, zmask: pb.zmask, hasMask: pb.hasMask, release: pb.release}); err != nil {
 			break
 		}
 		off += n
@@ -534,3 +500,21 @@ func writeRawStream(ctx context.Context, ib io.Reader, dw *devWriter, devSize in
 	}
 	return off, nil
 }
+
+// hashPriority gives the calling goroutine an OS thread of its own at a
+// raised priority, for the rest of its life. The hash is the one stage
+// that cannot be split over cores, so on a small machine the whole write
+// goes at the speed of the core it gets; the parallel stages (socket
+// reads, writers, the kernel's own threads) share what is left and catch
+// up while the hash waits for them. Without privilege to raise it the
+// priority stays as it was. The thread is never unlocked: it ends with
+// the goroutine instead of returning to the runtime with the priority.
+func hashPriority() {
+	runtime.LockOSThread()
+	_ = unix.Setpriority(unix.PRIO_PROCESS, unix.Gettid(), hashNice)
+}
+
+// hashNice weighs the hash thread about ten to one against a thread at
+// the default priority: ahead of the rest, without starving the API on
+// a single core.
+const hashNice = -10

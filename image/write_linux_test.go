@@ -23,6 +23,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 
 	"github.com/goipa/goipa/internal/testenv"
 )
@@ -365,4 +366,19 @@ func TestLyingAndBrokenServers(t *testing.T) {
 			assert.Equal(t, make([]byte, 1<<20), readBack(t, dev, 3<<20, 1<<20), "last MiB zeroed")
 		})
 	}
+}
+
+// TestHashPriority: the hashing goroutine's thread runs at hashNice
+// when the process may raise it (root, as the agent runs).
+func TestHashPriority(t *testing.T) {
+	testenv.NeedRoot(t)
+	got := make(chan int, 1)
+	go func() {
+		hashPriority()
+		// The raw syscall returns 20 - nice.
+		p, err := unix.Getpriority(unix.PRIO_PROCESS, unix.Gettid())
+		require.NoError(t, err)
+		got <- 20 - p
+	}()
+	assert.Equal(t, hashNice, <-got)
 }
