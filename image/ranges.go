@@ -51,11 +51,16 @@ func (s *HTTPSource) OpenRange(ctx context.Context, off, n int64) (io.ReadCloser
 	}
 }
 
-// Parallel download defaults: requests in flight, and the size of each.
-// Memory is bounded by (parallel + 2) x rangeChunk: the chunks being
-// fetched, the one being read, and one ready behind it.
+// Parallel download defaults: requests in flight, the bytes each asks
+// for, and the chunk they are read into. Memory is bounded by
+// (parallel + 2) x rangeChunk whatever the request size: the chunks
+// being filled, the one being read, and one ready behind it. A request
+// spans several chunks because each request costs the server and the
+// client more than the bytes it carries; while its next chunk waits for a
+// free buffer, its bytes wait in the kernel's socket buffer.
 const (
 	DefaultParallel = 4
+	rangeRequest    = 16 << 20
 	rangeChunk      = 4 << 20
 	// parallelMin is the smallest image worth parallel requests.
 	parallelMin = 64 << 20
@@ -66,9 +71,20 @@ type rangeResult struct {
 	err error
 }
 
-// parallelReader reads [0, size) of a RangeSource as chunks fetched by
-// up to `parallel` concurrent requests, handing them out in order (the
-// hash runs over the bytes in order). Each chunk is retried on its own.
+// rangePiece is one chunk of a request: its bytes and where the reader
+// waits for them.
+type rangePiece struct {
+	off  int64 // from the request's first byte
+	slot chan rangeResult
+}
+
+// parallelReader reads [0, size) of a RangeSource with up to `parallel`
+// concurrent requests, each for rangeRequest bytes read into rangeChunk
+// buffers, handing the chunks out in order (the hash runs over the bytes
+// in order). Buffers go to chunks in offset order, so the earliest chunk
+// not yet read always has one and its request is reading it: no request
+// can starve the one the reader waits for. A dropped request resumes
+// from the byte it reached.
 type parallelReader struct {
 	ctx     context.Context
 	cancel  context.CancelFunc
@@ -94,56 +110,128 @@ func newParallelReader(ctx context.Context, src RangeSource, size int64, paralle
 	for i := 0; i < parallel+2; i++ {
 		p.release <- struct{}{}
 	}
+	// Requests open ahead of the buffers, up to parallel at once; their
+	// pieces get buffers strictly in order.
+	requests := make(chan chan rangePiece, parallel)
 	sem := make(chan struct{}, parallel)
-	p.wg.Add(1)
+	p.wg.Add(2)
+	go func() {
+		defer p.wg.Done()
+		defer close(requests)
+		for off := int64(0); off < size; off += rangeRequest {
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			n := min(int64(rangeRequest), size-off)
+			pieces := make(chan rangePiece, (n+rangeChunk-1)/rangeChunk)
+			p.wg.Add(1)
+			go func() {
+				defer p.wg.Done()
+				defer func() { <-sem }()
+				p.fetch(off, n, pieces)
+			}()
+			select {
+			case requests <- pieces:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
 	go func() {
 		defer p.wg.Done()
 		defer close(p.slots)
-		for off := int64(0); off < size; off += rangeChunk {
-			select {
-			case <-p.release: // a buffer is free: bounded memory
-			case <-ctx.Done():
-				return
+		for pieces := range requests {
+			for k := 0; k < cap(pieces); k++ {
+				select {
+				case <-p.release: // a buffer is free: bounded memory
+				case <-ctx.Done():
+					close(pieces)
+					return
+				}
+				slot := make(chan rangeResult, 1)
+				select {
+				case p.slots <- slot:
+				case <-ctx.Done():
+					close(pieces)
+					return
+				}
+				pieces <- rangePiece{off: int64(k) * rangeChunk, slot: slot} // room for every piece
 			}
-			slot := make(chan rangeResult, 1)
-			select {
-			case p.slots <- slot:
-			case <-ctx.Done():
-				return
-			}
-			sem <- struct{}{}
-			p.wg.Add(1)
-			go func(off int64) {
-				defer p.wg.Done()
-				defer func() { <-sem }()
-				n := min(int64(rangeChunk), size-off)
-				buf := (*p.pool.Get().(*[]byte))[:n]
-				slot <- rangeResult{buf, p.fetch(off, buf)}
-			}(off)
+			close(pieces)
 		}
 	}()
 	return p
 }
 
-// fetch fills buf with the bytes at off, retrying as the sequential
-// reader does.
-func (p *parallelReader) fetch(off int64, buf []byte) error {
-	r := &resumingReader{ctx: p.ctx, src: p.src, retry: p.retry, onRetry: p.onRetry}
-	for {
-		body, err := p.src.OpenRange(p.ctx, off, int64(len(buf)))
-		if err == nil {
-			_, err = io.ReadFull(body, buf)
+// fetch reads bytes [off, off+n) with one request, into a buffer per
+// piece as pieces arrive, reopening the request from the byte it reached
+// when it fails (retrying as the sequential reader does, the count
+// starting again after each piece that arrives whole). Once a piece has
+// failed, the reader stops at it, and the later ones are never read.
+func (p *parallelReader) fetch(off, n int64, pieces chan rangePiece) {
+	var body io.ReadCloser
+	defer func() {
+		if body != nil {
 			body.Close()
+		}
+	}()
+	open := func(at int64) error {
+		if body != nil {
+			body.Close()
+			body = nil
+		}
+		b, err := p.src.OpenRange(p.ctx, at, off+n-at)
+		if err == nil {
+			body = b
+		}
+		return err
+	}
+	// Open at once: the server starts sending while the pieces wait
+	// for buffers.
+	openErr := open(off)
+	var failed error
+	for {
+		var pc rangePiece
+		var ok bool
+		select {
+		case pc, ok = <-pieces:
+		case <-p.ctx.Done():
+			return
+		}
+		if !ok {
+			return
+		}
+		if failed != nil { // answered, though the reader stops at the first
+			pc.slot <- rangeResult{err: failed}
+			continue
+		}
+		start := off + pc.off
+		buf := (*p.pool.Get().(*[]byte))[:min(int64(rangeChunk), off+n-start)]
+		r := &resumingReader{ctx: p.ctx, src: p.src, retry: p.retry, onRetry: p.onRetry}
+		got, err := 0, openErr
+		openErr = nil
+		for {
 			if err == nil {
-				return nil
+				var k int
+				k, err = io.ReadFull(body, buf[got:])
+				got += k
+				if err == nil {
+					break
+				}
 			}
+			if errors.Is(err, errNoRanges) {
+				break
+			}
+			if berr := r.backoff(err); berr != nil {
+				err = fmt.Errorf("bytes %d-%d: %w", start+int64(got), off+n-1, berr)
+				break
+			}
+			err = open(start + int64(got))
 		}
-		if errors.Is(err, errNoRanges) {
-			return err
-		}
-		if berr := r.backoff(err); berr != nil {
-			return fmt.Errorf("bytes %d-%d: %w", off, off+int64(len(buf))-1, berr)
-		}
+		pc.slot <- rangeResult{buf, err}
+		failed = err
 	}
 }
 
@@ -185,13 +273,10 @@ func (p *parallelReader) nextChunk() ([]byte, func(), error) {
 	}, nil
 }
 
+// Close stops every request; none of the goroutines blocks on anything
+// but the context once it is cancelled.
 func (p *parallelReader) Close() error {
 	p.cancel()
-	go func() { // drain so fetchers blocked on slots finish
-		for s := range p.slots {
-			<-s
-		}
-	}()
 	p.wg.Wait()
 	return nil
 }

@@ -160,7 +160,7 @@ func TestWriteWithParallelRanges(t *testing.T) {
 	dev := loopDev(t, int64(len(img))+1<<20)
 	_, err := Write(context.Background(), req(dev, srv.URL+"/img", shaHex(img)))
 	require.NoError(t, err)
-	assert.Greater(t, s.ranges.Load(), int32(len(img)/rangeChunk), "fetched in ranges")
+	assert.Greater(t, s.ranges.Load(), int32(len(img)/rangeRequest), "fetched in ranges")
 	assert.Equal(t, shaHex(img), shaHex(readBack(t, dev, 0, int64(len(img)))))
 }
 
