@@ -31,6 +31,19 @@ type rangeServer struct {
 	ranges      atomic.Int32
 	inFlight    atomic.Int32
 	maxInFlight atomic.Int32
+	served      atomic.Int64 // body bytes written, all requests
+}
+
+// countingWriter counts the body bytes a handler writes.
+type countingWriter struct {
+	http.ResponseWriter
+	n *atomic.Int64
+}
+
+func (w countingWriter) Write(b []byte) (int, error) {
+	n, err := w.ResponseWriter.Write(b)
+	w.n.Add(int64(n))
+	return n, err
 }
 
 func (s *rangeServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -54,7 +67,8 @@ func (s *rangeServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				w.Header().Set("Content-Length", itoa(to-from+1))
 				w.Header().Set("Content-Range", "bytes "+itoa(from)+"-"+itoa(to)+"/"+itoa(int64(len(s.img))))
 				w.WriteHeader(http.StatusPartialContent)
-				w.Write(s.img[from : from+(to-from)/2])
+				n, _ := w.Write(s.img[from : from+(to-from)/2])
+				s.served.Add(int64(n))
 				hj, _ := w.(http.Hijacker)
 				conn, _, _ := hj.Hijack()
 				conn.Close()
@@ -62,7 +76,7 @@ func (s *rangeServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		time.Sleep(2 * time.Millisecond) // let requests overlap
-		http.ServeContent(w, r, "img", time.Time{}, bytes.NewReader(s.img))
+		http.ServeContent(countingWriter{w, &s.served}, r, "img", time.Time{}, bytes.NewReader(s.img))
 		return
 	}
 	w.Header().Set("Content-Length", itoa(int64(len(s.img))))
@@ -117,6 +131,12 @@ func TestParallelRanges(t *testing.T) {
 			}
 			if tc.srv.fail500.Load() > 0 || tc.srv.truncateNth > 0 {
 				assert.Positive(t, retries.Load(), "faults were retried")
+			}
+			if tc.srv.truncateNth > 0 {
+				// The dropped request resumed from the byte it reached:
+				// nothing it delivered was fetched again (the probe's byte,
+				// and what the server buffered when it hung up, aside).
+				assert.LessOrEqual(t, tc.srv.served.Load(), int64(len(img))+64<<10, "bytes fetched twice")
 			}
 		})
 	}
