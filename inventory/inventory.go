@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/jaypipes/ghw"
 )
@@ -110,6 +111,10 @@ type options struct {
 	lldp    func(string) []LLDPTLV
 	sysRoot string // "/" normally; a snapshot in tests
 	log     *slog.Logger
+	// benchmarks are ipa-inspection-benchmarks (cpu, disk, mem), run by
+	// the extra-hardware collector; benchTime scales their durations.
+	benchmarks []string
+	benchTime  time.Duration
 }
 
 func newOptions(opts []Option) *options {
@@ -135,6 +140,15 @@ func WithLLDP(f func(ifname string) []LLDPTLV) Option { return func(o *options) 
 
 // WithRoot reads /sys, /proc, /run and /dev under root (a snapshot).
 func WithRoot(root string) Option { return func(o *options) { o.sysRoot = root } }
+
+// WithBenchmarks names the benchmarks the extra-hardware collector runs
+// (ipa-inspection-benchmarks: cpu, disk, mem; IPA runs none by default).
+func WithBenchmarks(names []string) Option { return func(o *options) { o.benchmarks = names } }
+
+// WithBenchmarkTime sets how long each benchmark run measures; the
+// default is the hardware package's (10 s for cpu and disk runs, 5 s for
+// each memory block size).
+func WithBenchmarkTime(d time.Duration) Option { return func(o *options) { o.benchTime = d } }
 
 // WithLogger logs what could not be read.
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
