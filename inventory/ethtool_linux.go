@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -164,4 +165,30 @@ func readFeatures(ifname string) ([]netFeature, error) {
 		})
 	}
 	return out, nil
+}
+
+// ethtoolGPermAddr is ETHTOOL_GPERMADDR; maxAddrLen is MAX_ADDR_LEN.
+const ethtoolGPermAddr, maxAddrLen = 0x20, 32
+
+// permanentMAC is the NIC's burnt-in address (what IPA reports), ""
+// when the driver has none (all zeroes) or cannot say.
+func permanentMAC(ifname string) string {
+	buf := make([]byte, 8+maxAddrLen)
+	binary.NativeEndian.PutUint32(buf, ethtoolGPermAddr)
+	binary.NativeEndian.PutUint32(buf[4:], maxAddrLen)
+	if err := ethtoolIoctl(ifname, buf); err != nil {
+		return ""
+	}
+	n := min(int(binary.NativeEndian.Uint32(buf[4:])), maxAddrLen)
+	addr := buf[8 : 8+n]
+	zero := true
+	parts := make([]string, n)
+	for i, b := range addr {
+		zero = zero && b == 0
+		parts[i] = fmt.Sprintf("%02x", b)
+	}
+	if zero || n == 0 {
+		return ""
+	}
+	return strings.Join(parts, ":")
 }

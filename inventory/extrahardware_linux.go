@@ -354,8 +354,8 @@ func networkFacts(ctx context.Context, f *facts, o *options) {
 	for _, ifc := range ifs {
 		n := ifc.Name
 		dir := o.path(filepath.Join("sys/class/net", n))
-		if ifc.PCIAddress != nil {
-			f.add("network", n, "businfo", "pci@"+*ifc.PCIAddress)
+		if pci := pciAddress(filepath.Join(dir, "device")); pci != "" {
+			f.add("network", n, "businfo", "pci@"+pci)
 		}
 		if live {
 			f.addStr("network", n, "firmware", nicFirmware(n))

@@ -63,7 +63,10 @@ func InspectionData(ctx context.Context, inv *Inventory, collectors []string, op
 				data["root_disk"] = d
 			}
 			// IPA sends boot_interface always, null when BOOTIF is unset.
-			data["boot_interface"] = inv.Boot.PXEInterface
+			data["boot_interface"] = nil
+			if inv.Boot.PXEInterface != nil {
+				data["boot_interface"] = *inv.Boot.PXEInterface
+			}
 			data["configuration"] = map[string]any{"collectors": collectors, "managers": []any{HardwareManager}}
 		case "logs":
 			// filled by the agent
