@@ -201,10 +201,10 @@ func systemFacts(f *facts, o *options, dmi *smbios.Info) {
 	}
 	var uuid string
 	if si, err := dmi.GetSystemInfo(); err == nil {
-		f.addStr("system", "product", "serial", si.SerialNumber)
-		f.addStr("system", "product", "name", lshwProduct(si.ProductName, si.SKUNumber))
-		f.addStr("system", "product", "vendor", si.Manufacturer)
-		f.addStr("system", "product", "version", si.Version)
+		f.addStr("system", "product", "serial", dmiStr(si.SerialNumber))
+		f.addStr("system", "product", "name", lshwProduct(dmiStr(si.ProductName), dmiStr(si.SKUNumber)))
+		f.addStr("system", "product", "vendor", dmiStr(si.Manufacturer))
+		f.addStr("system", "product", "version", dmiStr(si.Version))
 		// dmidecode prints the UUID in capitals; its placeholders read
 		// "Not Settable"/"Not Present", whose first word the hardware
 		// package drops.
@@ -216,16 +216,16 @@ func systemFacts(f *facts, o *options, dmi *smbios.Info) {
 	var moboSerial string
 	if bbs, err := dmi.GetBaseboardInfo(); err == nil && len(bbs) > 0 {
 		b := bbs[0]
-		f.addStr("system", "motherboard", "name", b.Product)
-		f.addStr("system", "motherboard", "vendor", b.Manufacturer)
-		f.addStr("system", "motherboard", "version", b.Version)
-		f.addStr("system", "motherboard", "serial", b.SerialNumber)
-		moboSerial = strings.TrimSpace(b.SerialNumber)
+		f.addStr("system", "motherboard", "name", dmiStr(b.Product))
+		f.addStr("system", "motherboard", "vendor", dmiStr(b.Manufacturer))
+		f.addStr("system", "motherboard", "version", dmiStr(b.Version))
+		f.addStr("system", "motherboard", "serial", dmiStr(b.SerialNumber))
+		moboSerial = dmiStr(b.SerialNumber)
 	}
 	if bi, err := dmi.GetBIOSInfo(); err == nil {
-		f.addStr("firmware", "bios", "version", bi.Version)
-		f.addStr("firmware", "bios", "date", bi.ReleaseDate)
-		f.addStr("firmware", "bios", "vendor", bi.Vendor)
+		f.addStr("firmware", "bios", "version", dmiStr(bi.Version))
+		f.addStr("firmware", "bios", "date", dmiStr(bi.ReleaseDate))
+		f.addStr("firmware", "bios", "vendor", dmiStr(bi.Vendor))
 	}
 	// fix_bad_serial: TYAN and Supermicro boards give a fake serial.
 	k := [3]string{"system", "product", "serial"}
@@ -240,6 +240,15 @@ func systemFacts(f *facts, o *options, dmi *smbios.Info) {
 			}
 		}
 	}
+}
+
+// dmiStr maps u-root's wording of an absent SMBIOS string (index 0,
+// which dmidecode prints "Not Specified") to the nothing lshw reports.
+func dmiStr(s string) string {
+	if s = strings.TrimSpace(s); s == "Not Specified" {
+		return ""
+	}
+	return s
 }
 
 // lshwProduct is how lshw names the system: the product, then its SKU
@@ -305,10 +314,10 @@ func memoryFacts(f *facts, o *options, dmi *smbios.Info) {
 			f.add("memory", b.name, "clock", strconv.FormatUint(uint64(d.Speed)*1000000, 10))
 		}
 		f.add("memory", b.name, "description", bankDescription(d))
-		f.addStr("memory", b.name, "vendor", d.Manufacturer)
-		f.addStr("memory", b.name, "product", d.PartNumber)
-		f.addStr("memory", b.name, "serial", d.SerialNumber)
-		f.addStr("memory", b.name, "slot", d.DeviceLocator)
+		f.addStr("memory", b.name, "vendor", dmiStr(d.Manufacturer))
+		f.addStr("memory", b.name, "product", dmiStr(d.PartNumber))
+		f.addStr("memory", b.name, "serial", dmiStr(d.SerialNumber))
+		f.addStr("memory", b.name, "slot", dmiStr(d.DeviceLocator))
 	}
 	f.add("memory", "banks", "count", strconv.Itoa(len(banks)))
 }
