@@ -70,7 +70,7 @@ func TestExtraHardwareShapes(t *testing.T) {
 		{"numa", "nodes", "count"}: 1.0, {"numa", "node_0", "cpu_count"}: 2.0, {"numa", "node_0", "cpu_mask"}: "3",
 		{"system", "product", "name"}: "Standard PC (i440FX + PIIX, 1996)", {"system", "product", "vendor"}: "QEMU",
 		{"system", "product", "version"}: "pc-i440fx-7.2",
-		{"memory", "total", "size"}: "1610612736", {"memory", "banks", "count"}: "1",
+		{"memory", "total", "size"}:      "1610612736", {"memory", "banks", "count"}: "1",
 		{"memory", "bank:0", "size"}: "1610612736", {"memory", "bank:0", "slot"}: "DIMM 0", {"memory", "bank:0", "vendor"}: "QEMU",
 		{"memory", "bank:0", "description"}: "DIMM RAM",
 	}
@@ -90,7 +90,7 @@ func TestExtraHardwareShapes(t *testing.T) {
 	}{
 		{"bios-virtio-scsi-nvme", merge(qemuCPU, want{
 			{"disk", "logical", "count"}: "3",
-			{"disk", "nvme0n1", "size"}: "3", {"disk", "nvme0n1", "model"}: "QEMU NVMe Ctrl", {"disk", "nvme0n1", "vendor"}: "0x1b36",
+			{"disk", "nvme0n1", "size"}:  "3", {"disk", "nvme0n1", "model"}: "QEMU NVMe Ctrl", {"disk", "nvme0n1", "vendor"}: "0x1b36",
 			{"disk", "nvme0n1", "revision"}: "0x02", {"disk", "nvme0n1", "rotational"}: "0", {"disk", "nvme0n1", "scheduler"}: "none",
 			{"disk", "sda", "size"}: "2", {"disk", "sda", "vendor"}: "QEMU", {"disk", "sda", "model"}: "QEMU HARDDISK", {"disk", "sda", "rev"}: "2.5+",
 			{"disk", "sda", "physical_block_size"}: "512", {"disk", "sda", "Write Cache Enable"}: "1", {"disk", "sda", "Read Cache Disable"}: "0",
@@ -105,7 +105,7 @@ func TestExtraHardwareShapes(t *testing.T) {
 		}},
 		{"uefi-ahci-nvme-e1000e", merge(qemuCPU, want{
 			{"disk", "logical", "count"}: "2",
-			{"disk", "sda", "size"}: "4", {"disk", "sda", "vendor"}: "ATA", {"disk", "sda", "model"}: "GOIPA SATA SSD",
+			{"disk", "sda", "size"}:      "4", {"disk", "sda", "vendor"}: "ATA", {"disk", "sda", "model"}: "GOIPA SATA SSD",
 			{"disk", "sda", "rotational"}: "0", {"disk", "sda", "scheduler"}: "mq-deadline",
 			{"firmware", "bios", "vendor"}: "EFI Development Kit II / OVMF", {"firmware", "bios", "date"}: "02/06/2015",
 			{"network", "eth0", "driver"}: "e1000e", {"network", "eth0", "serial"}: "52:54:00:00:00:02",
@@ -114,7 +114,7 @@ func TestExtraHardwareShapes(t *testing.T) {
 		// This machine: a KVM guest without SMBIOS tables, one virtio disk.
 		{"host-kvm-virtio", want{
 			{"disk", "logical", "count"}: "1", {"disk", "vda", "size"}: "274", {"disk", "vda", "physical_block_size"}: "4096",
-			{"disk", "vda", "scheduler"}: "mq-deadline",
+			{"disk", "vda", "scheduler"}:  "mq-deadline",
 			{"network", "eth0", "serial"}: "02:fc:00:00:00:01", {"network", "eth0", "link"}: "yes",
 			{"cpu", "physical_0", "vendor"}: "AuthenticAMD", {"cpu", "physical_0", "product"}: "AMD EPYC",
 			{"cpu", "physical_0", "family"}: 26.0, {"cpu", "physical_0", "model"}: 2.0, {"cpu", "physical", "smt"}: "notsupported",
