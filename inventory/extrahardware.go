@@ -153,28 +153,34 @@ func lscpuCacheSize(sysfs string) string {
 		mult, s = 1<<30, s[:len(s)-1]
 	}
 	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || n < 0 {
+	if err != nil || n < 0 || n > (1<<50)/mult {
 		return ""
 	}
 	return humanIEC(n * mult)
 }
 
 // humanIEC is util-linux's size_to_human_string with SIZE_SUFFIX_SPACE
-// and SIZE_SUFFIX_3LETTER: whole units, or one decimal when needed.
+// and SIZE_SUFFIX_3LETTER: whole units, or one decimal rounded half up.
 func humanIEC(b int64) string {
 	units := []string{"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"}
 	i := 0
-	v := float64(b)
-	for v >= 1024 && i < len(units)-1 {
-		v /= 1024
+	for i < len(units)-1 && b>>(10*(i+1)) > 0 {
 		i++
 	}
-	if v == float64(int64(v)) {
-		return fmt.Sprintf("%d %s", int64(v), units[i])
+	whole := b >> (10 * i)
+	frac := b - whole<<(10*i)
+	if frac == 0 || i == 0 {
+		return fmt.Sprintf("%d %s", whole, units[i])
 	}
-	s := strconv.FormatFloat(v, 'f', 1, 64)
-	s = strings.TrimSuffix(s, ".0")
-	return s + " " + units[i]
+	// frac in thousandths, then rounded to tenths as util-linux does.
+	d := (frac*1000/(int64(1)<<(10*i)) + 50) / 100
+	if d == 10 {
+		whole, d = whole+1, 0
+	}
+	if d == 0 {
+		return fmt.Sprintf("%d %s", whole, units[i])
+	}
+	return fmt.Sprintf("%d.%d %s", whole, d, units[i])
 }
 
 // netmaskBits is the hardware package's get_cidr.
