@@ -75,7 +75,9 @@ func InspectionData(ctx context.Context, inv *Inventory, collectors []string, op
 		case "pci-devices":
 			data["pci_devices"] = pciDevices(o)
 		case "numa-topology":
-			data["numa_topology"] = topology(o)
+			if hasNUMA(o) {
+				data["numa_topology"] = topology(o)
+			}
 		case "dmi-decode":
 			// As IPA when dmidecode fails: no dmi key, the failure listed.
 			if dmi, err := DMI(opts...); err != nil {
