@@ -229,3 +229,16 @@ func TestIPMILANFacts(t *testing.T) {
 	ipmiLANFacts(context.Background(), &none, &fakeBMC{medium: map[byte]byte{1: 0x01}})
 	assert.Empty(t, none.list)
 }
+
+// BenchmarkExtraHardware measures the collector on this machine (a loop
+// device as the only disk, no benchmarks): the work it adds to an
+// inspection.
+func BenchmarkExtraHardware(b *testing.B) {
+	testenv.NeedRoot(b)
+	testenv.NeedCommands(b, "losetup")
+	dev := makeLoop(b, 1100<<20)
+	ctx := context.Background()
+	for b.Loop() {
+		ExtraHardware(ctx, WithDevices([]string{dev}), WithSkipBMC(true))
+	}
+}
