@@ -133,6 +133,18 @@ func diskFacts(ctx context.Context, f *facts, o *options) {
 			diskCacheFacts(f, base, d.name)
 		}
 		diskIDFacts(f, o, d.name)
+		if o.sysRoot == "/" && readTrim(filepath.Join(base, "device/vendor")) == "ATA" {
+			// SATA behind libata or a SAS HBA's translation: smartctl's
+			// ATA table.
+			id, data, thresh, err := readATASMART("/dev/" + d.name)
+			if err != nil {
+				o.log.Debug("extra-hardware: ATA SMART", "disk", d.name, "error", err)
+				continue
+			}
+			for _, kv := range append(ataIdentityFacts(id), ataSMARTAttrFacts(data, thresh)...) {
+				f.add("disk", d.name, kv[0], kv[1])
+			}
+		}
 		if strings.HasPrefix(d.name, "nvme") && o.sysRoot == "/" {
 			id, health, err := readNVMeSMART("/dev/" + d.name)
 			if err != nil {
