@@ -2,6 +2,7 @@ package inventory
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"net"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unsafe"
 
 	"github.com/u-root/u-root/pkg/smbios"
 	"golang.org/x/sys/unix"
@@ -34,6 +36,8 @@ func ExtraHardware(ctx context.Context, opts ...Option) []HardwareFact {
 	if !o.skipBMC {
 		ipmiExtraFacts(ctx, &f, o)
 	}
+	rtcFacts(&f, o)
+	auxvFacts(&f, o)
 	if len(o.benchmarks) > 0 {
 		runBenchmarks(ctx, &f, o)
 	}
@@ -675,4 +679,98 @@ func kernelFacts(f *facts, o *options) {
 	}
 	f.addStr("system", "kernel", "arch", machineArch())
 	f.addStr("system", "kernel", "cmdline", readFirstLine(o.path("proc/cmdline")))
+}
+
+// rtcFacts is detect_rtc_clock: timedatectl's "RTC in local TZ" answer
+// ("no" for an RTC in UTC, the default without /etc/adjtime). With the RTC
+// in local time timedatectl prints a warning after that line, which the
+// hardware package's pattern does not match: it reports "unknown".
+func rtcFacts(f *facts, o *options) {
+	v := "no"
+	if b, err := os.ReadFile(o.path("etc/adjtime")); err == nil {
+		lines := strings.Split(string(b), "\n")
+		if len(lines) >= 3 && strings.TrimSpace(lines[2]) == "LOCAL" {
+			v = "unknown"
+		}
+	}
+	f.add("system", "rtc", "utc", v)
+}
+
+// Auxiliary vector entries detect_auxv keeps (LD_SHOW_AUXV's names).
+const (
+	atFlags        = 8
+	atPageSz       = 6
+	atPlatform     = 15
+	atHWCap        = 16
+	atBasePlatform = 24
+	atHWCap2       = 26
+)
+
+// auxvFacts is detect_auxv: what the dynamic loader prints with
+// LD_SHOW_AUXV for a process, read from this process's own auxiliary
+// vector, worded as glibc words it (HWCAP hex without 0x, HWCAP2 and
+// FLAGS with it, PAGESZ decimal, the platform strings).
+func auxvFacts(f *facts, o *options) {
+	if o.sysRoot != "/" {
+		return
+	}
+	raw, err := os.ReadFile("/proc/self/auxv")
+	if err != nil {
+		return
+	}
+	for _, kv := range parseAuxv(raw, readOwnString) {
+		f.add("hw", "auxv", kv[0], kv[1])
+	}
+}
+
+// parseAuxv turns a native-endian auxiliary vector into detect_auxv's
+// (key, value) pairs, in the vector's order; str reads a string at an
+// address of this process.
+func parseAuxv(raw []byte, str func(addr uint64) string) [][2]string {
+	var out [][2]string
+	word := int(unsafe.Sizeof(uintptr(0)))
+	for i := 0; i+2*word <= len(raw); i += 2 * word {
+		var k, v uint64
+		if word == 8 {
+			k, v = binary.NativeEndian.Uint64(raw[i:]), binary.NativeEndian.Uint64(raw[i+8:])
+		} else {
+			k, v = uint64(binary.NativeEndian.Uint32(raw[i:])), uint64(binary.NativeEndian.Uint32(raw[i+4:]))
+		}
+		switch k {
+		case 0:
+			return out
+		case atHWCap:
+			out = append(out, [2]string{"hwcap", strconv.FormatUint(v, 16)})
+		case atHWCap2:
+			out = append(out, [2]string{"hwcap2", "0x" + strconv.FormatUint(v, 16)})
+		case atPageSz:
+			out = append(out, [2]string{"pagesz", strconv.FormatUint(v, 10)})
+		case atFlags:
+			out = append(out, [2]string{"flags", "0x" + strconv.FormatUint(v, 16)})
+		case atPlatform:
+			if s := str(v); s != "" {
+				out = append(out, [2]string{"platform", s})
+			}
+		case atBasePlatform:
+			if s := str(v); s != "" {
+				out = append(out, [2]string{"base_platform", s})
+			}
+		}
+	}
+	return out
+}
+
+// readOwnString reads a NUL-terminated string of this process (the
+// platform strings the kernel put on the initial stack) through
+// /proc/self/mem.
+func readOwnString(addr uint64) string {
+	m, err := os.Open("/proc/self/mem")
+	if err != nil {
+		return ""
+	}
+	defer m.Close()
+	b := make([]byte, 64)
+	n, _ := m.ReadAt(b, int64(addr))
+	s, _, _ := strings.Cut(string(b[:n]), "\x00")
+	return s
 }

@@ -2,6 +2,7 @@ package inventory
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -240,5 +241,67 @@ func BenchmarkExtraHardware(b *testing.B) {
 	ctx := context.Background()
 	for b.Loop() {
 		ExtraHardware(ctx, WithDevices([]string{dev}), WithSkipBMC(true))
+	}
+}
+
+// auxvVector builds an auxiliary vector as the kernel lays it out on
+// 64-bit machines: this machine's entries (AT_HWCAP 0x178bebff, PAGESZ,
+// FLAGS, HWCAP2, PLATFORM) among others detect_auxv ignores.
+func auxvVector(pairs ...uint64) []byte {
+	b := make([]byte, 8*len(pairs))
+	for i, v := range pairs {
+		binary.NativeEndian.PutUint64(b[8*i:], v)
+	}
+	return b
+}
+
+func TestParseAuxvAsLDShowAuxv(t *testing.T) {
+	raw := auxvVector(33, 0x7ffd000, 51, 3632, atHWCap, 0x178bebff, atPageSz, 4096, 17, 100, atFlags, 0,
+		23, 0, atHWCap2, 2, 31, 0x7ffd100, atPlatform, 0x7ffd200, 0, 0, atHWCap, 1)
+	got := parseAuxv(raw, func(addr uint64) string {
+		if addr == 0x7ffd200 {
+			return "x86_64"
+		}
+		return ""
+	})
+	// LD_SHOW_AUXV=1 /bin/true on this machine prints, in this order:
+	// AT_HWCAP: 178bebff, AT_PAGESZ: 4096, AT_FLAGS: 0x0, AT_HWCAP2: 0x2
+	// (0x0 here), AT_PLATFORM: x86_64. Nothing after AT_NULL counts.
+	assert.Equal(t, [][2]string{{"hwcap", "178bebff"}, {"pagesz", "4096"}, {"flags", "0x0"}, {"hwcap2", "0x2"}, {"platform", "x86_64"}}, got)
+	assert.Empty(t, parseAuxv(nil, readOwnString))
+
+	// This process's own vector: the same keys the loader would print.
+	var f facts
+	auxvFacts(&f, newOptions(nil))
+	extra := hookView(t, f.list)
+	assert.Equal(t, "4096", extra["hw"]["auxv"]["pagesz"])
+	assert.Equal(t, machineArch(), extra["hw"]["auxv"]["platform"])
+}
+
+func FuzzParseAuxv(f *testing.F) {
+	f.Add(auxvVector(atHWCap, 0x178bebff, atPlatform, 1, 0, 0))
+	f.Add([]byte{1, 2, 3})
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		for _, kv := range parseAuxv(raw, func(uint64) string { return "p" }) {
+			if kv[0] == "" || kv[1] == "" {
+				t.Fatalf("%v", kv)
+			}
+		}
+	})
+}
+
+func TestRTCFacts(t *testing.T) {
+	for _, tc := range []struct{ adjtime, want string }{
+		{"", "no"},
+		{"0.0 0 0\n0\nUTC\n", "no"},
+		{"0.0 0 0\n0\nLOCAL\n", "unknown"},
+	} {
+		root := t.TempDir()
+		if tc.adjtime != "" {
+			writeTree(t, root, map[string]string{"etc/adjtime": tc.adjtime})
+		}
+		var f facts
+		rtcFacts(&f, newOptions([]Option{WithRoot(root)}))
+		assert.Equal(t, []HardwareFact{{"system", "rtc", "utc", tc.want}}, f.list, tc.adjtime)
 	}
 }
