@@ -137,6 +137,13 @@ func diskFacts(ctx context.Context, f *facts, o *options) {
 			diskCacheFacts(f, base, d.name)
 		}
 		diskIDFacts(f, o, d.name)
+		if strings.HasPrefix(d.name, "sd") && o.sysRoot == "/" && readTrim(filepath.Join(base, "device/vendor")) != "ATA" {
+			// A SCSI (SAS, virtual) disk: read_smart_scsi keeps the
+			// INQUIRY identity smartctl prints first, which sysfs holds.
+			// Its health and error-counter log pages are not read.
+			f.addStr("disk", d.name, "SMART/vendor", readTrim(filepath.Join(base, "device/vendor")))
+			f.addStr("disk", d.name, "SMART/product", readTrim(filepath.Join(base, "device/model")))
+		}
 		if o.sysRoot == "/" && readTrim(filepath.Join(base, "device/vendor")) == "ATA" {
 			// SATA behind libata or a SAS HBA's translation: smartctl's
 			// ATA table.
