@@ -311,7 +311,7 @@ var params = []param{
 	{"ipa-inspection-collectors", "default,logs", "inspection collectors", listP(func(c *Config) *[]string { return &c.InspectionCollectors })},
 	{"ipa-inspection-dhcp-wait-timeout", "60", "seconds to wait for DHCP before inspection", secondsP(func(c *Config) *time.Duration { return &c.InspectionDHCPWaitTimeout })},
 	{"ipa-inspection-dhcp-all-interfaces", "0", "wait for DHCP on all NICs", boolP(func(c *Config) *bool { return &c.InspectionDHCPAllInterfaces })},
-	{"ipa-inspection-benchmarks", "cpu,disk,mem", "inspection benchmarks", listP(func(c *Config) *[]string { return &c.InspectionBenchmarks })},
+	{"ipa-inspection-benchmarks", "", "inspection benchmarks", listP(func(c *Config) *[]string { return &c.InspectionBenchmarks })},
 	{"ipa-hardware-initialization-delay", "0", "seconds to wait before looking at hardware", secondsP(func(c *Config) *time.Duration { return &c.HardwareInitDelay })},
 	{"ipa-disk-wait-attempts", "10", "attempts to find the root disk", intP(func(c *Config) *int { return &c.DiskWaitAttempts }, 0)},
 	{"ipa-disk-wait-delay", "3", "seconds between those attempts", secondsP(func(c *Config) *time.Duration { return &c.DiskWaitDelay })},

@@ -8,4 +8,9 @@
 // by-path, sector sizes, transport). The BMC is asked over IPMI through
 // the kernel's /dev/ipmi0 ioctls, and the dmi-decode collector reads the
 // SMBIOS tables in sysfs: no ipmitool or dmidecode in the ramdisk.
+//
+// The inspection collectors carry IPA's names and shapes; extra-hardware
+// reports what the python hardware package's hardware-detect prints
+// (lshw, lscpu, ethtool, smartctl and ipmitool's figures, under their key
+// names) from sysfs, SMBIOS and ioctls.
 package inventory

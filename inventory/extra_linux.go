@@ -144,6 +144,13 @@ func parseCPUList(s string) []int {
 	return out
 }
 
+// hasNUMA says whether sysfs has the node directory: without it IPA
+// leaves numa_topology out of the body.
+func hasNUMA(o *options) bool {
+	st, err := os.Stat(o.path("sys/devices/system/node"))
+	return err == nil && st.IsDir()
+}
+
 // topology reads the NUMA layout from sysfs.
 func topology(o *options) NUMATopology {
 	t := NUMATopology{RAM: []NUMARAM{}, CPUs: []NUMACPU{}, NICs: []NUMANIC{}}
@@ -175,7 +182,8 @@ func topology(o *options) NUMATopology {
 	}
 	if ifs, err := os.ReadDir(o.path("sys/class/net")); err == nil {
 		for _, i := range ifs {
-			if n, err := strconv.Atoi(readTrim(o.path(filepath.Join("sys/class/net", i.Name(), "device/numa_node")))); err == nil && n >= 0 {
+			// IPA lists every NIC with a numa_node file, -1 (no node) too.
+			if n, err := strconv.Atoi(readTrim(o.path(filepath.Join("sys/class/net", i.Name(), "device/numa_node")))); err == nil {
 				t.NICs = append(t.NICs, NUMANIC{Name: i.Name(), Node: n})
 			}
 		}

@@ -45,6 +45,7 @@ func TestAcceleratorsAndTopologyFromSysfs(t *testing.T) {
 		"sys/devices/system/cpu/cpu4/topology/core_id":              "8\n",
 		"sys/devices/system/cpu/cpu5/topology/thread_siblings_list": "4-5\n",
 		"sys/class/net/eth0/device/numa_node":                       "1\n",
+		"sys/class/net/eth1/device/numa_node":                       "-1\n",
 	})
 	o := newOptions([]Option{WithRoot(root)})
 	acc := accelerators(o)
@@ -58,7 +59,9 @@ func TestAcceleratorsAndTopologyFromSysfs(t *testing.T) {
 	assert.Equal(t, []NUMARAM{{Node: 0, SizeKB: 65536000}, {Node: 1, SizeKB: 32768000}}, top.RAM)
 	assert.Equal(t, []NUMACPU{{CPU: 0, Node: 0, ThreadSiblings: []int{0, 2}}, {CPU: 1, Node: 0, ThreadSiblings: []int{1, 3}},
 		{CPU: 8, Node: 1, ThreadSiblings: []int{4, 5}}}, top.CPUs)
-	assert.Equal(t, []NUMANIC{{Name: "eth0", Node: 1}}, top.NICs)
+	assert.Equal(t, []NUMANIC{{Name: "eth0", Node: 1}, {Name: "eth1", Node: -1}}, top.NICs, "IPA keeps -1")
+	assert.True(t, hasNUMA(o))
+	assert.False(t, hasNUMA(newOptions([]Option{WithRoot(t.TempDir())})), "no node directory: IPA sends no numa_topology")
 }
 
 func TestParseCPUList(t *testing.T) {

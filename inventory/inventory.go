@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/jaypipes/ghw"
 )
@@ -110,6 +111,10 @@ type options struct {
 	lldp    func(string) []LLDPTLV
 	sysRoot string // "/" normally; a snapshot in tests
 	log     *slog.Logger
+	// benchmarks are ipa-inspection-benchmarks (cpu, disk, mem), run by
+	// the extra-hardware collector; benchTime scales their durations.
+	benchmarks []string
+	benchTime  time.Duration
 }
 
 func newOptions(opts []Option) *options {
@@ -135,6 +140,15 @@ func WithLLDP(f func(ifname string) []LLDPTLV) Option { return func(o *options) 
 
 // WithRoot reads /sys, /proc, /run and /dev under root (a snapshot).
 func WithRoot(root string) Option { return func(o *options) { o.sysRoot = root } }
+
+// WithBenchmarks names the benchmarks the extra-hardware collector runs
+// (ipa-inspection-benchmarks: cpu, disk, mem; IPA runs none by default).
+func WithBenchmarks(names []string) Option { return func(o *options) { o.benchmarks = names } }
+
+// WithBenchmarkTime sets how long each benchmark run measures; the
+// default is the hardware package's (10 s for cpu and disk runs, 5 s for
+// each memory block size).
+func WithBenchmarkTime(d time.Duration) Option { return func(o *options) { o.benchTime = d } }
 
 // WithLogger logs what could not be read.
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
@@ -197,44 +211,36 @@ func collectCPU(o *options) CPU {
 	}
 	c.SocketCount = len(info.Processors)
 	if len(info.Processors) > 0 {
-		p := info.Processors[0]
-		c.ModelName = p.Model
-		if len(p.Capabilities) > 0 {
-			c.Flags = p.Capabilities
-		}
+		c.ModelName = info.Processors[0].Model
+	}
+	// lscpu's Flags: the first processor's line as the kernel wrote it,
+	// which IPA splits on runs of blanks (ghw splits on single spaces and
+	// leaves empty flags where the kernel pads).
+	cpuinfo, _ := os.ReadFile(o.path("proc/cpuinfo"))
+	first := firstProcessor(parseCPUInfo(string(cpuinfo)))
+	if fl := strings.Fields(firstOf(first["flags"], first["features"])); len(fl) > 0 {
+		c.Flags = fl
 	}
 	if c.ModelName == "" {
 		// arm64: no "model name" line; name the core from its MIDR as
-		// lscpu (IPA's source) does. ghw already took "Features" as flags.
-		if b, err := os.ReadFile(o.path("proc/cpuinfo")); err == nil {
-			c.ModelName = armModelName(string(b))
-		}
+		// lscpu (IPA's source) does.
+		c.ModelName = armModelName(string(cpuinfo))
 	}
 	c.Frequency = cpuFrequency(o)
 	return c
 }
 
-// cpuFrequency is IPA's: the maximum MHz if the kernel knows it, else the
-// current MHz, as a string.
+// cpuFrequency is IPA's: lscpu's "CPU max MHz" (the highest cpufreq
+// limit over the CPUs, printed with four decimals), else its "CPU MHz",
+// which the util-linux that IPA's ramdisks carry (2.37 and later) no
+// longer prints: without cpufreq (virtual machines) IPA reports "".
 func cpuFrequency(o *options) string {
-	if b, err := os.ReadFile(o.path("sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq")); err == nil {
-		var khz float64
-		if _, err := fmt.Sscan(strings.TrimSpace(string(b)), &khz); err == nil && khz > 0 {
-			return fmt.Sprintf("%.0f", khz/1000)
-		}
+	cpus := parseCPUList(readTrim(o.path("sys/devices/system/cpu/present")))
+	if len(cpus) == 0 {
+		cpus = []int{0}
 	}
-	b, err := os.ReadFile(o.path("proc/cpuinfo"))
-	if err != nil {
-		return ""
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		k, v, ok := strings.Cut(line, ":")
-		if ok && strings.TrimSpace(k) == "cpu MHz" {
-			var mhz float64
-			if _, err := fmt.Sscan(strings.TrimSpace(v), &mhz); err == nil {
-				return fmt.Sprintf("%.4f", mhz)
-			}
-		}
+	if _, maxMHz := cpuFreqRange(o, cpus); maxMHz > 0 {
+		return fmt.Sprintf("%.4f", maxMHz)
 	}
 	return ""
 }
@@ -267,7 +273,10 @@ func collectMemory(o *options) Memory {
 func collectVendor(o *options) SystemVendor {
 	var v SystemVendor
 	if p, err := ghw.Product(ghwOpts(o)...); err == nil {
-		v.ProductName, v.SerialNumber, v.Manufacturer = unknownEmpty(p.Name), unknownEmpty(p.SerialNumber), unknownEmpty(p.Vendor)
+		// lshw (IPA's source) names the system by its product and, when
+		// the firmware gives one, its SKU in parentheses.
+		v.ProductName = lshwProduct(unknownEmpty(p.Name), unknownEmpty(p.SKU))
+		v.SerialNumber, v.Manufacturer = unknownEmpty(p.SerialNumber), unknownEmpty(p.Vendor)
 	} else {
 		o.log.Debug("inventory: product", "error", err)
 	}

@@ -15,7 +15,7 @@ import (
 	"github.com/goipa/goipa/internal/testenv"
 )
 
-func makeLoop(t *testing.T, size int64) string {
+func makeLoop(t testing.TB, size int64) string {
 	t.Helper()
 	f := filepath.Join(t.TempDir(), "disk.img")
 	require.NoError(t, os.WriteFile(f, nil, 0o644))

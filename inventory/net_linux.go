@@ -75,17 +75,31 @@ func interfaces(ctx context.Context, o *options) ([]Interface, error) {
 		if _, err := os.Stat(filepath.Join(dir, "wireless")); err == nil {
 			continue
 		}
+		// IPA's get_mac_addr: the permanent address when the driver
+		// knows one, else the current one.
 		mac := strings.ToLower(readTrim(filepath.Join(dir, "address")))
+		if o.sysRoot == "/" {
+			if perm := permanentMAC(name); perm != "" {
+				mac = perm
+			}
+		}
 		if mac == "" || mac == "00:00:00:00:00:00" {
 			continue
 		}
 		ifc := Interface{Name: name, MACAddress: mac, HasCarrier: readTrim(filepath.Join(dir, "carrier")) == "1"}
 		ifc.Vendor = strPtr(readTrim(filepath.Join(dir, "device", "vendor")))
 		ifc.Product = strPtr(readTrim(filepath.Join(dir, "device", "device")))
-		if n, err := strconv.Atoi(readTrim(filepath.Join(dir, "speed"))); err == nil && n > 0 {
-			ifc.SpeedMbps = &n
+		if ib, ok := mellanoxInfiniBand(ifc, o); ok {
+			out = append(out, ib)
+			continue
 		}
-		ifc.PCIAddress = strPtr(pciAddress(filepath.Join(dir, "device")))
+		ifc.SpeedMbps = nicSpeed(o, name, dir)
+		// IPA's get_interface_pci_address: the name the device link
+		// points to, which is the PCI address for PCI NICs (virtio NICs
+		// give their virtio device, "virtio0").
+		if l, err := os.Readlink(filepath.Join(dir, "device")); err == nil {
+			ifc.PCIAddress = strPtr(filepath.Base(l))
+		}
 		if l, err := os.Readlink(filepath.Join(dir, "device", "driver")); err == nil {
 			ifc.Driver = strPtr(filepath.Base(l))
 		}
@@ -126,6 +140,61 @@ func interfaces(ctx context.Context, o *options) ([]Interface, error) {
 		return out[i].Name < out[j].Name
 	})
 	return out, nil
+}
+
+// nicSpeed is IPA's speed_mbps, lshw's capacity (the fastest link mode
+// the NIC supports) or else its current speed; null when neither is
+// known (virtio NICs).
+func nicSpeed(o *options, name, dir string) *int {
+	if o.sysRoot == "/" {
+		if ls, err := readLinkSettings(name); err == nil {
+			if c := maxLinkSpeed(ls.Supported); c > 0 {
+				n := int(c)
+				return &n
+			}
+			if ls.SpeedMbps > 0 {
+				n := int(ls.SpeedMbps)
+				return &n
+			}
+			return nil
+		}
+	}
+	if n, err := strconv.Atoi(readTrim(filepath.Join(dir, "speed"))); err == nil && n > 0 {
+		return &n
+	}
+	return nil
+}
+
+// infinibandAddrLen is the length of an IPoIB hardware address's text.
+const infinibandAddrLen = 59
+
+// mlnxClientIDPrefix is IPA's Mellanox hardware manager's DHCP client-id
+// prefix for IPoIB (RFC 4390).
+const mlnxClientIDPrefix = "ff:00:00:00:00:00:02:00:00:02:c9:00:"
+
+// mellanoxInfiniBand is IPA's MellanoxDeviceHardwareManager, which
+// answers for Mellanox InfiniBand ports: the MAC made from the port
+// GUID, the DHCP client-id, and nothing else (IPv6, LLDP, speed, PCI
+// address and driver stay null).
+func mellanoxInfiniBand(ifc Interface, o *options) (Interface, bool) {
+	if len(ifc.MACAddress) != infinibandAddrLen || ifc.Vendor == nil || *ifc.Vendor != "0x15b3" {
+		return ifc, false
+	}
+	a := ifc.MACAddress
+	ib := Interface{Name: ifc.Name, MACAddress: a[36:len(a)-14] + a[51:], HasCarrier: ifc.HasCarrier,
+		Vendor: ifc.Vendor, Product: ifc.Product, ClientID: strPtr(mlnxClientIDPrefix + a[36:])}
+	if o.sysRoot == "/" {
+		if ni, err := net.InterfaceByName(ifc.Name); err == nil {
+			addrs, _ := ni.Addrs()
+			for _, ad := range addrs {
+				if ipn, ok := ad.(*net.IPNet); ok && ipn.IP.To4() != nil {
+					ib.IPv4Address = strPtr(ipn.IP.String())
+					break
+				}
+			}
+		}
+	}
+	return ib, true
 }
 
 // MACs returns the MAC addresses for lookup, the boot NIC first.

@@ -18,11 +18,12 @@ import (
 // symlinks kept, readable attribute files copied.
 var snapshotTrees = []string{
 	"/sys/block", "/sys/class/net", "/sys/class/dmi/id", "/sys/bus/pci/devices",
-	"/sys/devices", "/sys/firmware/dmi/tables", "/dev/disk/by-path", "/run/udev/data",
+	"/sys/devices", "/sys/firmware/dmi/tables", "/dev/disk/by-path", "/dev/disk/by-id", "/run/udev/data",
+	"/sys/bus/usb/devices",
 }
 
 // snapshotFiles are single files the inventory (and ghw) read.
-var snapshotFiles = []string{"/proc/cpuinfo", "/proc/meminfo", "/proc/self/mounts", "/proc/swaps", "/proc/mdstat"}
+var snapshotFiles = []string{"/proc/cpuinfo", "/proc/meminfo", "/proc/cmdline", "/proc/self/mounts", "/proc/swaps", "/proc/mdstat"}
 
 // snapshotSkip are attribute names whose reading has side effects,
 // blocks, or returns device memory rather than text.
