@@ -481,15 +481,58 @@ func qcowTruncated(what string) error {
 	return qerr("the image ended before %s it refers to (truncated, or entries point past the end of the file)", what)
 }
 
+// Bytes per entry of the tables the decoder holds.
+const (
+	l2RefBytes   = 16
+	dataRunBytes = 32
+	compRefBytes = 24
+)
+
 // metaBytes is the memory the tables to come take.
 func (s *qcow2Stream) metaBytes() int64 {
-	return int64(cap(s.l2s))*16 + int64(cap(s.runs))*32 + int64(cap(s.comp))*24
+	return int64(cap(s.l2s))*l2RefBytes + int64(cap(s.runs))*dataRunBytes + int64(cap(s.comp))*compRefBytes
 }
 
 func (s *qcow2Stream) checkMeta() error {
 	if n := s.metaBytes(); n > MaxQcow2Metadata {
 		return &LimitError{What: "qcow2 metadata", Limit: MaxQcow2Metadata, Need: n}
 	}
+	return nil
+}
+
+// growFor doubles a full table of entries of size bytes (currently of
+// capacity c) within the limit: the room is checked before it is
+// allocated, and doubling keeps what all the growing allocates under
+// twice the final table.
+func (s *qcow2Stream) growFor(c int, size int64) (int, error) {
+	n := max(2*c, 1024)
+	if need := s.metaBytes() + int64(n-c)*size; need > MaxQcow2Metadata {
+		return 0, &LimitError{What: "qcow2 metadata", Limit: MaxQcow2Metadata, Need: need}
+	}
+	return n, nil
+}
+
+func (s *qcow2Stream) pushRun(r dataRun) error {
+	if len(s.runs) == cap(s.runs) {
+		n, err := s.growFor(cap(s.runs), dataRunBytes)
+		if err != nil {
+			return err
+		}
+		s.runs = append(make(runHeap, 0, n), s.runs...)
+	}
+	heap.Push(&s.runs, r)
+	return nil
+}
+
+func (s *qcow2Stream) pushComp(c compressedRef) error {
+	if len(s.comp) == cap(s.comp) {
+		n, err := s.growFor(cap(s.comp), compRefBytes)
+		if err != nil {
+			return err
+		}
+		s.comp = append(make(compHeap, 0, n), s.comp...)
+	}
+	heap.Push(&s.comp, c)
 	return nil
 }
 
@@ -647,11 +690,13 @@ func (s *qcow2Stream) parseL2(at int64, b []byte, guestBase int64) error {
 		return qcowTruncated("an L2 table")
 	}
 	var cur dataRun // the run being gathered
-	flush := func() {
-		if cur.n > 0 {
-			heap.Push(&s.runs, cur)
-			cur = dataRun{}
+	flush := func() error {
+		if cur.n == 0 {
+			return nil
 		}
+		err := s.pushRun(cur)
+		cur = dataRun{}
+		return err
 	}
 	for i := int64(0); i < s.csize/s.entry; i++ {
 		e := binary.BigEndian.Uint64(b[i*s.entry:])
@@ -665,7 +710,9 @@ func (s *qcow2Stream) parseL2(at int64, b []byte, guestBase int64) error {
 			host := int64(e & (1<<x - 1))
 			sectors := int64((e&^flagCopied&^flagCompress)>>x) + 1
 			end := (host &^ 511) + sectors*512
-			heap.Push(&s.comp, compressedRef{host: host, length: end - host, guest: guest})
+			if err := s.pushComp(compressedRef{host: host, length: end - host, guest: guest}); err != nil {
+				return err
+			}
 			continue
 		}
 		host := int64(e & l2OffsetMask)
@@ -698,14 +745,17 @@ func (s *qcow2Stream) parseL2(at int64, b []byte, guestBase int64) error {
 			cur.n++
 			continue
 		}
-		flush()
+		if err := flush(); err != nil {
+			return err
+		}
 		cur = dataRun{host: host, guest: guest, n: 1, mask: mask}
 		if mask != allSubclusters {
-			flush()
+			if err := flush(); err != nil {
+				return err
+			}
 		}
 	}
-	flush()
-	return s.checkMeta()
+	return flush()
 }
 
 // handleCompressed decodes every compressed cluster whose bytes have all
