@@ -156,9 +156,16 @@ func fetchText(ctx context.Context, client *http.Client, u string) (string, erro
 	if resp.StatusCode != http.StatusOK {
 		return "", &HTTPStatusError{URL: u, Status: resp.StatusCode}
 	}
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxChecksumFile+1))
+	if err == nil && len(b) > maxChecksumFile {
+		return "", &LimitError{What: "checksum file", Limit: maxChecksumFile}
+	}
 	return string(b), err
 }
+
+// maxChecksumFile bounds a checksums file: real ones list a few hundred
+// images in a few KiB.
+const maxChecksumFile = 1 << 20
 
 // digestLen is the hex length of each algorithm's digest, by the names
 // BSD-style lines use (lower-cased).

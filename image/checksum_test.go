@@ -45,6 +45,12 @@ func TestResolveChecksum(t *testing.T) {
 			http.NotFound(w, r)
 			return
 		}
+		if r.URL.Path == "/huge" {
+			// The line sought after more than the limit of others.
+			for range 20000 {
+				w.Write([]byte(strings.Repeat("cc", 32) + "  another.img\n"))
+			}
+		}
 		w.Write([]byte(strings.Repeat("aa", 64) + "  disk.img\n" + strings.Repeat("bb", 64) + "  other.img\n"))
 	}))
 	defer srv.Close()
@@ -64,6 +70,7 @@ func TestResolveChecksum(t *testing.T) {
 		{ChecksumSpec{Checksum: srv.URL + "/SUMS", ImageURL: "http://x/disk.img?temp=1"}, "sha512", ""},
 		{ChecksumSpec{Checksum: srv.URL + "/SUMS", ImageURL: "http://x/missing.img"}, "", "no line"},
 		{ChecksumSpec{Checksum: srv.URL + "/404", ImageURL: "http://x/disk.img"}, "", "checksum file"},
+		{ChecksumSpec{Checksum: srv.URL + "/huge", ImageURL: "http://x/disk.img"}, "", "checksum file above goipa's limit of 1 MiB"},
 		{ChecksumSpec{OSHashAlgo: "crc32", OSHashValue: "abcd"}, "", "unsupported"},
 		{ChecksumSpec{Checksum: "xyz"}, "", "hexadecimal"},
 		{ChecksumSpec{}, "", "no checksum"},

@@ -141,6 +141,17 @@ func TestQcow2MemoryBounded(t *testing.T) {
 		assert.Less(t, g.off, int64(512<<20), "refused once the limit was reached, not at the end")
 		t.Logf("%v after %d MiB of the stream, %d MiB allocated", err, g.off>>20, alloc>>20)
 	})
+	t.Run("data-before-tables-beyond-limit", func(t *testing.T) {
+		// The L1 table 96 MiB into the file: what comes before it may
+		// be data it maps, kept up to 64 MiB.
+		head := qcow2Header3(16, 256<<20, 1, 96<<20)
+		var err error
+		alloc := allocatedDuring(func() { _, err = decodeQcow2(head, io.LimitReader(zeroReader{}, 128<<20), discard) })
+		var qe *Qcow2Error
+		require.True(t, errors.As(err, &qe), "%v", err)
+		assert.ErrorContains(t, err, "more than 64 MiB of data precede the tables")
+		assert.Less(t, alloc, uint64(maxEarly+8<<20))
+	})
 	t.Run("L2-tables-within-limit", func(t *testing.T) {
 		// 128 such tables (1 Mi runs, 32 MiB) are within it: the image
 		// is only refused for ending before its data.
