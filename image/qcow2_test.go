@@ -142,16 +142,23 @@ func FuzzQcow2(f *testing.F) {
 	hdr[46] = 1    // l1 offset 64 KiB
 	hdr[103] = 112 // header length
 	f.Add(hdr)
+	ext := bytes.Clone(hdr)
+	ext[79] = 16 // incompatible features: extended L2 entries
+	f.Add(ext)
 	f.Add([]byte("QFI\xfb"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if len(b) < 512 {
 			b = append(b, make([]byte, 512-len(b))...)
 		}
+		h, herr := ParseQcow2Header(b[:512])
 		var total int64
 		decodeQcow2(b[:512], bytes.NewReader(b[512:]), func(e Extent) error {
 			total += int64(len(e.Data))
 			if e.Offset < 0 || total > 1<<40 {
 				t.Fatalf("bad extent at %d", e.Offset)
+			}
+			if herr == nil && e.Offset+int64(len(e.Data))+e.Zeros > int64(h.VirtualSize) {
+				t.Fatalf("extent at %d (%d bytes, %d zeros) past the virtual size %d", e.Offset, len(e.Data), e.Zeros, h.VirtualSize)
 			}
 			return nil
 		})
