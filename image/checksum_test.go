@@ -70,7 +70,7 @@ func TestResolveChecksum(t *testing.T) {
 		{ChecksumSpec{Checksum: srv.URL + "/SUMS", ImageURL: "http://x/disk.img?temp=1"}, "sha512", ""},
 		{ChecksumSpec{Checksum: srv.URL + "/SUMS", ImageURL: "http://x/missing.img"}, "", "no line"},
 		{ChecksumSpec{Checksum: srv.URL + "/404", ImageURL: "http://x/disk.img"}, "", "checksum file"},
-		{ChecksumSpec{Checksum: srv.URL + "/huge", ImageURL: "http://x/disk.img"}, "", "checksum file above goipa's limit of 1 MiB"},
+		{ChecksumSpec{Checksum: srv.URL + "/huge", ImageURL: "http://x/disk.img"}, "", "checksum file is above goipa's limit of 1 MiB"},
 		{ChecksumSpec{OSHashAlgo: "crc32", OSHashValue: "abcd"}, "", "unsupported"},
 		{ChecksumSpec{Checksum: "xyz"}, "", "hexadecimal"},
 		{ChecksumSpec{}, "", "no checksum"},

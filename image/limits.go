@@ -24,12 +24,12 @@ const (
 type LimitError struct {
 	What  string // "qcow2 metadata", "xz dictionary", "zstd window"
 	Limit int64
-	Need  int64 // 0 when the image was cut short of saying
+	Need  int64 // 0 when not known
 }
 
 func (e *LimitError) Error() string {
 	if e.Need > 0 {
-		return fmt.Sprintf("image needs a %s of %d bytes, above goipa's limit of %d MiB", e.What, e.Need, e.Limit>>20)
+		return fmt.Sprintf("%s of %d bytes is above goipa's limit of %d MiB", e.What, e.Need, e.Limit>>20)
 	}
-	return fmt.Sprintf("image needs a %s above goipa's limit of %d MiB", e.What, e.Limit>>20)
+	return fmt.Sprintf("%s is above goipa's limit of %d MiB", e.What, e.Limit>>20)
 }

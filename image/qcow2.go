@@ -242,17 +242,29 @@ type dataRun struct {
 	mask           uint32
 }
 
+// runHeap and compHeap are min-heaps by file offset. They go through
+// container/heap's Fix only, never its Push and Pop, which would box
+// every entry in an interface (an allocation each).
 type runHeap []dataRun
 
 func (h runHeap) Len() int           { return len(h) }
 func (h runHeap) Less(i, j int) bool { return h[i].host < h[j].host }
 func (h runHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *runHeap) Push(x any)        { *h = append(*h, x.(dataRun)) }
-func (h *runHeap) Pop() any {
-	old := *h
-	x := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return x
+func (h *runHeap) Push(x any)        { panic("use add") }
+func (h *runHeap) Pop() any          { panic("use removeFirst") }
+
+func (h *runHeap) add(r dataRun) {
+	*h = append(*h, r)
+	heap.Fix(h, len(*h)-1)
+}
+
+func (h *runHeap) removeFirst() {
+	n := len(*h) - 1
+	(*h)[0] = (*h)[n]
+	*h = (*h)[:n]
+	if n > 0 {
+		heap.Fix(h, 0)
+	}
 }
 
 type compressedRef struct {
@@ -264,12 +276,21 @@ type compHeap []compressedRef
 func (h compHeap) Len() int           { return len(h) }
 func (h compHeap) Less(i, j int) bool { return h[i].host < h[j].host }
 func (h compHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *compHeap) Push(x any)        { *h = append(*h, x.(compressedRef)) }
-func (h *compHeap) Pop() any {
-	old := *h
-	x := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return x
+func (h *compHeap) Push(x any)        { panic("use add") }
+func (h *compHeap) Pop() any          { panic("use removeFirst") }
+
+func (h *compHeap) add(c compressedRef) {
+	*h = append(*h, c)
+	heap.Fix(h, len(*h)-1)
+}
+
+func (h *compHeap) removeFirst() {
+	n := len(*h) - 1
+	(*h)[0] = (*h)[n]
+	*h = (*h)[:n]
+	if n > 0 {
+		heap.Fix(h, 0)
+	}
 }
 
 const maxEarly = 64 << 20
@@ -320,7 +341,7 @@ func (s *qcow2Stream) takeCluster(at int64) error {
 	r.guest += s.csize
 	r.n--
 	if r.n == 0 {
-		heap.Pop(&s.runs)
+		s.runs.removeFirst()
 	} else {
 		heap.Fix(&s.runs, 0)
 	}
@@ -501,13 +522,16 @@ func (s *qcow2Stream) checkMeta() error {
 }
 
 // growFor doubles a full table of entries of size bytes (currently of
-// capacity c) within the limit: the room is checked before it is
-// allocated, and doubling keeps what all the growing allocates under
-// twice the final table.
+// capacity c), or grows it as far as the limit leaves room for: the room
+// is checked before it is allocated, and doubling keeps what all the
+// growing allocates under about twice the final table.
 func (s *qcow2Stream) growFor(c int, size int64) (int, error) {
 	n := max(2*c, 1024)
-	if need := s.metaBytes() + int64(n-c)*size; need > MaxQcow2Metadata {
-		return 0, &LimitError{What: "qcow2 metadata", Limit: MaxQcow2Metadata, Need: need}
+	if room := (MaxQcow2Metadata - s.metaBytes()) / size; int64(n-c) > room {
+		if room < int64(c/8+1) { // not worth a copy
+			return 0, &LimitError{What: "qcow2 metadata", Limit: MaxQcow2Metadata}
+		}
+		n = c + int(room)
 	}
 	return n, nil
 }
@@ -520,7 +544,7 @@ func (s *qcow2Stream) pushRun(r dataRun) error {
 		}
 		s.runs = append(make(runHeap, 0, n), s.runs...)
 	}
-	heap.Push(&s.runs, r)
+	s.runs.add(r)
 	return nil
 }
 
@@ -532,7 +556,7 @@ func (s *qcow2Stream) pushComp(c compressedRef) error {
 		}
 		s.comp = append(make(compHeap, 0, n), s.comp...)
 	}
-	heap.Push(&s.comp, c)
+	s.comp.add(c)
 	return nil
 }
 
@@ -788,7 +812,7 @@ func (s *qcow2Stream) handleCompressed(at int64, b []byte) error {
 		if err := s.sink.commit(c.guest, out[:n]); err != nil {
 			return err
 		}
-		heap.Pop(&s.comp)
+		s.comp.removeFirst()
 	}
 	// Keep only what a pending compressed cluster may still need.
 	keepFrom := at + int64(len(b)) - 2*s.csize
