@@ -156,8 +156,36 @@ func fetchText(ctx context.Context, client *http.Client, u string) (string, erro
 	if resp.StatusCode != http.StatusOK {
 		return "", &HTTPStatusError{URL: u, Status: resp.StatusCode}
 	}
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxChecksumFile+1))
+	if err == nil && len(b) > maxChecksumFile {
+		return "", &LimitError{What: "checksum file", Limit: maxChecksumFile}
+	}
 	return string(b), err
+}
+
+// maxChecksumFile bounds a checksums file: real ones list a few hundred
+// images in a few KiB.
+const maxChecksumFile = 1 << 20
+
+// digestLen is the hex length of each algorithm's digest, by the names
+// BSD-style lines use (lower-cased).
+var digestLen = map[string]int{"md5": 32, "sha256": 64, "sha384": 96, "sha512": 128}
+
+// isDigest says whether v is hex of a digest's length: algo's when it is
+// a known algorithm, else any of them.
+func isDigest(v, algo string) bool {
+	if !hexRE.MatchString(v) {
+		return false
+	}
+	if n, ok := digestLen[algo]; ok {
+		return len(v) == n
+	}
+	for _, n := range digestLen {
+		if len(v) == n {
+			return true
+		}
+	}
+	return false
 }
 
 // ParseChecksumFile picks the digest for file name out of a checksums
@@ -173,7 +201,7 @@ func ParseChecksumFile(text, name string) (string, error) {
 		}
 	}
 	if len(lines) == 1 && !strings.ContainsAny(lines[0], " \t") {
-		if !hexRE.MatchString(lines[0]) {
+		if !isDigest(lines[0], "") {
 			return "", fmt.Errorf("checksum file holds %q, not a digest", lines[0])
 		}
 		return lines[0], nil
@@ -181,11 +209,16 @@ func ParseChecksumFile(text, name string) (string, error) {
 	for _, l := range lines {
 		if open := strings.Index(l, "("); open >= 0 {
 			if close := strings.Index(l, ") = "); close > open && l[open+1:close] == name {
-				return strings.TrimSpace(l[close+4:]), nil
+				v := strings.TrimSpace(l[close+4:])
+				tag := strings.ToLower(strings.TrimSpace(l[:open]))
+				if !isDigest(v, tag) {
+					return "", fmt.Errorf("checksum file line for %q holds %q, not a %s digest", name, v, l[:open])
+				}
+				return v, nil
 			}
 		}
 		fields := strings.Fields(l)
-		if len(fields) >= 2 && strings.TrimPrefix(fields[len(fields)-1], "*") == name && hexRE.MatchString(fields[0]) {
+		if len(fields) >= 2 && strings.TrimPrefix(fields[len(fields)-1], "*") == name && isDigest(fields[0], "") {
 			return fields[0], nil
 		}
 	}

@@ -27,6 +27,16 @@ func TestParseChecksumFile(t *testing.T) {
 	assert.ErrorContains(t, err, `no line for "x.img"`)
 	_, err = ParseChecksumFile("nothex", "x.img")
 	assert.Error(t, err)
+	// A BSD-style line holds hex of its algorithm's length, nothing else.
+	for _, text := range []string{
+		"SHA256 (x.img) = " + strings.Repeat("zz", 32),
+		"SHA256 (x.img) = " + sha + " trailing",
+		"SHA512 (x.img) = " + sha,
+		"SHA256 (x.img) = 00",
+	} {
+		_, err := ParseChecksumFile(text, "x.img")
+		assert.ErrorContains(t, err, "not a", text)
+	}
 }
 
 func TestResolveChecksum(t *testing.T) {
@@ -34,6 +44,12 @@ func TestResolveChecksum(t *testing.T) {
 		if r.URL.Path == "/404" {
 			http.NotFound(w, r)
 			return
+		}
+		if r.URL.Path == "/huge" {
+			// The line sought after more than the limit of others.
+			for range 20000 {
+				w.Write([]byte(strings.Repeat("cc", 32) + "  another.img\n"))
+			}
 		}
 		w.Write([]byte(strings.Repeat("aa", 64) + "  disk.img\n" + strings.Repeat("bb", 64) + "  other.img\n"))
 	}))
@@ -54,6 +70,7 @@ func TestResolveChecksum(t *testing.T) {
 		{ChecksumSpec{Checksum: srv.URL + "/SUMS", ImageURL: "http://x/disk.img?temp=1"}, "sha512", ""},
 		{ChecksumSpec{Checksum: srv.URL + "/SUMS", ImageURL: "http://x/missing.img"}, "", "no line"},
 		{ChecksumSpec{Checksum: srv.URL + "/404", ImageURL: "http://x/disk.img"}, "", "checksum file"},
+		{ChecksumSpec{Checksum: srv.URL + "/huge", ImageURL: "http://x/disk.img"}, "", "checksum file is above goipa's limit of 1 MiB"},
 		{ChecksumSpec{OSHashAlgo: "crc32", OSHashValue: "abcd"}, "", "unsupported"},
 		{ChecksumSpec{Checksum: "xyz"}, "", "hexadecimal"},
 		{ChecksumSpec{}, "", "no checksum"},
@@ -72,11 +89,23 @@ func TestResolveChecksum(t *testing.T) {
 func FuzzParseChecksumFile(f *testing.F) {
 	f.Add(strings.Repeat("ab", 32)+"  x.img\n", "x.img")
 	f.Add("SHA256 (x.img) = 00ff\n", "x.img")
+	f.Add("SHA256 (x.img) = "+strings.Repeat("0f", 32)+"\n", "x.img")
+	f.Add("MD5 (x.img) = "+strings.Repeat("0f", 32)+"\n", "x.img")
+	f.Add("SHA256 (x.img) = zz\n", "x.img")
+	f.Add(strings.Repeat("a", 128), "")
 	f.Add("(", "")
 	f.Fuzz(func(t *testing.T, text, name string) {
 		got, err := ParseChecksumFile(text, name)
-		if err == nil && !hexRE.MatchString(got) {
+		if err != nil {
+			return
+		}
+		if !hexRE.MatchString(got) {
 			t.Fatalf("returned a non-hex digest %q", got)
+		}
+		switch len(got) {
+		case 32, 64, 96, 128:
+		default:
+			t.Fatalf("returned %q, of no digest's length", got)
 		}
 	})
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"compress/bzip2"
+	"errors"
 	"fmt"
 	"io"
 
@@ -57,13 +58,16 @@ func decompress(r *bufio.Reader) (io.Reader, string, func(), error) {
 		}
 		return zr, c, func() { zr.Close() }, nil
 	case "zstd":
-		zr, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(2), zstd.WithDecoderMaxWindow(1<<30))
+		// MaxMemory is the window bound for a stream; it also bounds a
+		// single-segment frame, whose window is its whole content.
+		zr, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(2),
+			zstd.WithDecoderMaxWindow(MaxZstdWindow), zstd.WithDecoderMaxMemory(MaxZstdWindow))
 		if err != nil {
 			return nil, c, nil, fmt.Errorf("zstd: %w", err)
 		}
-		return zr, c, zr.Close, nil
+		return zstdLimited{zr}, c, zr.Close, nil
 	case "xz":
-		zr, err := xz.NewReader(r)
+		zr, err := xz.NewReader(newXZGuard(r, MaxXZDictionary))
 		if err != nil {
 			return nil, c, nil, fmt.Errorf("xz: %w", err)
 		}
@@ -89,4 +93,16 @@ func detectFormat(head []byte) string {
 		return "vdi"
 	}
 	return "raw"
+}
+
+// zstdLimited names a frame's window above MaxZstdWindow as a
+// *LimitError.
+type zstdLimited struct{ d *zstd.Decoder }
+
+func (z zstdLimited) Read(b []byte) (int, error) {
+	n, err := z.d.Read(b)
+	if errors.Is(err, zstd.ErrWindowSizeExceeded) || errors.Is(err, zstd.ErrDecoderSizeExceeded) {
+		err = fmt.Errorf("zstd: %w", &LimitError{What: "zstd window", Limit: MaxZstdWindow})
+	}
+	return n, err
 }

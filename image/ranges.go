@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
+	"strings"
 	"sync"
 )
 
@@ -21,6 +23,48 @@ type RangeSource interface {
 
 var errNoRanges = errors.New("server does not serve byte ranges")
 
+// parseContentRange reads a 206 answer's "bytes first-last/complete"
+// (RFC 9110 section 14.4); complete is -1 when the server sends "*".
+// Anything else, including a range past the complete length, is an
+// error: a resumed download must know exactly which bytes it gets.
+func parseContentRange(v string) (first, last, complete int64, err error) {
+	bad := func() (int64, int64, int64, error) {
+		return 0, 0, 0, fmt.Errorf("malformed Content-Range %q", v)
+	}
+	rest, ok := strings.CutPrefix(v, "bytes ")
+	if !ok {
+		return bad()
+	}
+	rng, total, ok := strings.Cut(rest, "/")
+	if !ok {
+		return bad()
+	}
+	a, b, ok := strings.Cut(rng, "-")
+	if !ok {
+		return bad()
+	}
+	num := func(s string) (int64, bool) {
+		if s == "" || len(s) > 18 || strings.Trim(s, "0123456789") != "" {
+			return 0, false
+		}
+		n, err := strconv.ParseInt(s, 10, 64)
+		return n, err == nil
+	}
+	if first, ok = num(a); !ok {
+		return bad()
+	}
+	if last, ok = num(b); !ok || last < first {
+		return bad()
+	}
+	complete = -1
+	if total != "*" {
+		if complete, ok = num(total); !ok || last >= complete {
+			return bad()
+		}
+	}
+	return first, last, complete, nil
+}
+
 // OpenRange GETs bytes [off, off+n) and insists on a 206 for them.
 func (s *HTTPSource) OpenRange(ctx context.Context, off, n int64) (io.ReadCloser, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.URL, nil)
@@ -35,8 +79,8 @@ func (s *HTTPSource) OpenRange(ctx context.Context, off, n int64) (io.ReadCloser
 	}
 	switch resp.StatusCode {
 	case http.StatusPartialContent:
-		var start, end int64
-		if _, err := fmt.Sscanf(resp.Header.Get("Content-Range"), "bytes %d-%d/", &start, &end); err != nil || start != off || end != off+n-1 {
+		start, end, _, err := parseContentRange(resp.Header.Get("Content-Range"))
+		if err != nil || start != off || end != off+n-1 {
 			resp.Body.Close()
 			return nil, fmt.Errorf("GET %s: Content-Range %q does not answer bytes %d-%d", s.URL, resp.Header.Get("Content-Range"), off, off+n-1)
 		}
@@ -167,8 +211,8 @@ func newParallelReader(ctx context.Context, src RangeSource, size int64, paralle
 
 // fetch reads bytes [off, off+n) with one request, into a buffer per
 // piece as pieces arrive, reopening the request from the byte it reached
-// when it fails (retrying as the sequential reader does, the count
-// starting again after each piece that arrives whole). Once a piece has
+// when it fails (retrying as the sequential reader does: at once after
+// an attempt that brought bytes, after a back-off otherwise). Once a piece has
 // failed, the reader stops at it, and the later ones are never read.
 func (p *parallelReader) fetch(off, n int64, pieces chan rangePiece) {
 	var body io.ReadCloser
@@ -191,6 +235,9 @@ func (p *parallelReader) fetch(off, n int64, pieces chan rangePiece) {
 	// Open at once: the server starts sending while the pieces wait
 	// for buffers.
 	openErr := open(off)
+	// One retry count for the request: it starts again whenever an
+	// attempt brought bytes.
+	r := &resumingReader{ctx: p.ctx, src: p.src, retry: p.retry, onRetry: p.onRetry, failedAt: off}
 	var failed error
 	for {
 		var pc rangePiece
@@ -209,7 +256,6 @@ func (p *parallelReader) fetch(off, n int64, pieces chan rangePiece) {
 		}
 		start := off + pc.off
 		buf := (*p.pool.Get().(*[]byte))[:min(int64(rangeChunk), off+n-start)]
-		r := &resumingReader{ctx: p.ctx, src: p.src, retry: p.retry, onRetry: p.onRetry}
 		got, err := 0, openErr
 		openErr = nil
 		for {
@@ -224,7 +270,7 @@ func (p *parallelReader) fetch(off, n int64, pieces chan rangePiece) {
 			if errors.Is(err, errNoRanges) {
 				break
 			}
-			if berr := r.backoff(err); berr != nil {
+			if berr := r.backoff(err, r.progressed(start+int64(got))); berr != nil {
 				err = fmt.Errorf("bytes %d-%d: %w", start+int64(got), off+n-1, berr)
 				break
 			}

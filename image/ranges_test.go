@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -194,4 +195,62 @@ func failing(n int32) *rangeServer {
 	s := &rangeServer{}
 	s.fail500.Store(n)
 	return s
+}
+
+func TestParseContentRange(t *testing.T) {
+	for _, tc := range []struct {
+		v                     string
+		first, last, complete int64
+		ok                    bool
+	}{
+		{"bytes 0-499/1234", 0, 499, 1234, true},
+		{"bytes 734-1233/1234", 734, 1233, 1234, true},
+		{"bytes 42-1233/*", 42, 1233, -1, true},
+		{"bytes 0-0/1", 0, 0, 1, true},
+		{"bytes 5-4/10", 0, 0, 0, false},      // last before first
+		{"bytes 0-10/10", 0, 0, 0, false},     // past the complete length
+		{"bytes -1-5/10", 0, 0, 0, false},     // signs are not digits
+		{"bytes +1-5/10", 0, 0, 0, false},     // nor is a plus
+		{"bytes 1-5", 0, 0, 0, false},         // no complete length
+		{"bytes */10", 0, 0, 0, false},        // the 416 form is no range
+		{"items 0-5/10", 0, 0, 0, false},      // another unit
+		{"bytes 0-5/10 junk", 0, 0, 0, false}, // trailing bytes
+		{"bytes 0-99999999999999999999/*", 0, 0, 0, false},
+		{"", 0, 0, 0, false},
+	} {
+		first, last, complete, err := parseContentRange(tc.v)
+		if !tc.ok {
+			assert.Error(t, err, tc.v)
+			continue
+		}
+		require.NoError(t, err, tc.v)
+		assert.Equal(t, []int64{tc.first, tc.last, tc.complete}, []int64{first, last, complete}, tc.v)
+	}
+}
+
+var leadingZeros = regexp.MustCompile(`([ /-])0+([0-9])`)
+
+func FuzzContentRange(f *testing.F) {
+	for _, s := range []string{"bytes 0-499/1234", "bytes 42-1233/*", "bytes 5-4/10", "bytes 0-10/10",
+		"bytes -1-5/10", "bytes */10", "bytes 0-5/10 junk", "bytes 0-9223372036854775806/9223372036854775807", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		first, last, complete, err := parseContentRange(v)
+		if err != nil {
+			return
+		}
+		if first < 0 || last < first || (complete != -1 && (complete <= last || complete < 0)) {
+			t.Fatalf("%q gave first %d last %d complete %d", v, first, last, complete)
+		}
+		// What it accepts is exactly the canonical form of what it read
+		// (leading zeros aside): no trailing or unread bytes.
+		want := fmt.Sprintf("bytes %d-%d/%d", first, last, complete)
+		if complete == -1 {
+			want = fmt.Sprintf("bytes %d-%d/*", first, last)
+		}
+		if got := leadingZeros.ReplaceAllString(v, "$1$2"); got != want {
+			t.Fatalf("%q accepted as %q", v, want)
+		}
+	})
 }

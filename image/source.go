@@ -17,7 +17,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
@@ -129,16 +128,12 @@ func (s *HTTPSource) Open(ctx context.Context, offset int64) (io.ReadCloser, int
 	case resp.StatusCode == http.StatusPartialContent && offset > 0:
 		// Content-Range: bytes start-end/total
 		cr := resp.Header.Get("Content-Range")
-		var start, end int64
-		var tot string
-		if _, err := fmt.Sscanf(cr, "bytes %d-%d/%s", &start, &end, &tot); err != nil || start != offset {
+		start, _, complete, err := parseContentRange(cr)
+		if err != nil || start != offset {
 			resp.Body.Close()
 			return nil, 0, fmt.Errorf("GET %s: bad Content-Range %q for offset %d", s.URL, cr, offset)
 		}
-		if n, err := strconv.ParseInt(tot, 10, 64); err == nil {
-			total = n
-		}
-		return resp.Body, total, nil
+		return resp.Body, complete, nil
 	case resp.StatusCode == http.StatusOK:
 		total = resp.ContentLength
 		if offset > 0 {
@@ -204,10 +199,17 @@ func NewSource(rawURL string, client *http.Client, o HTTPOptions) (Source, error
 	return nil, fmt.Errorf("image URL %q: unsupported scheme %q", rawURL, u.Scheme)
 }
 
-// Retry says how often and how long to retry a broken download.
+// Retry says how often and how long to retry a broken download, as
+// IPA's image_download_connection_retries and _retry_interval do: an
+// attempt that brought new bytes resumes at once and starts the count
+// again; only attempts that brought none wait (about Interval) and
+// count, and Attempts of them in a row end the download.
 type Retry struct {
-	Attempts int           // reconnections after the first try
-	Interval time.Duration // base wait between them
+	Attempts int           // consecutive retries without progress
+	Interval time.Duration // base wait before each of them
+	// sleep waits d unless ctx ends first (nil: a timer); tests count
+	// the waits through it.
+	sleep func(ctx context.Context, d time.Duration) error
 }
 
 // resumingReader reads a Source to the end, reconnecting from the last
@@ -224,6 +226,9 @@ type resumingReader struct {
 	openSize int64
 	tries    int
 	onRetry  func(error)
+	// failedAt is the offset the last failure left the download at:
+	// reaching past it is progress.
+	failedAt int64
 }
 
 func newResumingReader(ctx context.Context, src Source, retry Retry, onRetry func(error)) (*resumingReader, error) {
@@ -249,14 +254,25 @@ func (r *resumingReader) reopen() error {
 			}
 			return nil
 		}
-		if err := r.backoff(err); err != nil {
+		if err := r.backoff(err, false); err != nil {
 			return err
 		}
 	}
 }
 
-// backoff decides whether err is worth another try and waits.
-func (r *resumingReader) backoff(err error) error {
+// progressed says whether the download got past where the last failure
+// left it, and remembers offset as that place.
+func (r *resumingReader) progressed(offset int64) bool {
+	p := offset > r.failedAt
+	r.failedAt = offset
+	return p
+}
+
+// backoff decides whether err is worth another try, and waits before it
+// unless the attempt that failed made progress: a server or proxy that
+// cuts every response after some bytes costs a reconnection each time,
+// not a back-off.
+func (r *resumingReader) backoff(err error, progressed bool) error {
 	var se *HTTPStatusError
 	if errors.As(err, &se) && !se.Retriable() {
 		return err
@@ -264,14 +280,21 @@ func (r *resumingReader) backoff(err error) error {
 	if r.ctx.Err() != nil {
 		return r.ctx.Err()
 	}
-	if r.tries >= r.retry.Attempts {
-		return fmt.Errorf("giving up after %d retries: %w", r.tries, err)
-	}
-	r.tries++
-	if r.onRetry != nil {
+	if r.onRetry != nil && (progressed || r.tries < r.retry.Attempts) {
 		r.onRetry(err)
 	}
+	if progressed {
+		r.tries = 0
+		return nil
+	}
+	if r.tries >= r.retry.Attempts {
+		return fmt.Errorf("giving up after %d retries without progress: %w", r.tries, err)
+	}
+	r.tries++
 	wait := r.retry.Interval/2 + time.Duration(rand.Int64N(int64(r.retry.Interval/2)+1))
+	if r.retry.sleep != nil {
+		return r.retry.sleep(r.ctx, wait)
+	}
 	t := time.NewTimer(wait)
 	defer t.Stop()
 	select {
@@ -301,7 +324,7 @@ func (r *resumingReader) Read(p []byte) (int, error) {
 		if r.ctx.Err() != nil {
 			return n, r.ctx.Err()
 		}
-		if berr := r.backoff(err); berr != nil {
+		if berr := r.backoff(err, r.progressed(r.offset)); berr != nil {
 			return n, berr
 		}
 		if rerr := r.reopen(); rerr != nil {
