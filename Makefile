@@ -30,9 +30,11 @@ test: deps
 test-unit:
 	GOIPA_SKIP_E2E=1 $(GO) test -count=1 -short ./...
 
+# go vet, staticcheck, and go.mod/go.sum as `go mod tidy` would leave them.
 lint:
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
+	$(GO) mod tidy -diff
 
 # Benchmarks; figures go into BENCHMARKS.md by hand with the machine and date.
 bench: deps
