@@ -30,9 +30,13 @@ test: deps
 test-unit:
 	GOIPA_SKIP_E2E=1 $(GO) test -count=1 -short ./...
 
+# gofmt, go vet, staticcheck, and go.mod/go.sum as `go mod tidy` would
+# leave them.
 lint:
+	@unformatted=$$("$$($(GO) env GOROOT)/bin/gofmt" -l .); if [ -n "$$unformatted" ]; then echo "gofmt -l: not formatted:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
+	$(GO) mod tidy -diff
 
 # Benchmarks; figures go into BENCHMARKS.md by hand with the machine and date.
 bench: deps

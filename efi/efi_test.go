@@ -15,9 +15,9 @@ import (
 // The bytes of Boot entry "goipa" HD(1,GPT,...,0x800,0x100000)/File(\EFI\BOOT\BOOTX64.EFI),
 // laid out by hand from UEFI 2.10 sections 3.1.3 and 10.3.5.
 var loadOptionVector = strings.Join([]string{
-	"01000000", // Attributes: LOAD_OPTION_ACTIVE
-	"5e00",     // FilePathListLength: 42 + 48 + 4
-	"67006f00690070006100" + "0000", // "goipa\0"
+	"01000000",                         // Attributes: LOAD_OPTION_ACTIVE
+	"5e00",                             // FilePathListLength: 42 + 48 + 4
+	"67006f00690070006100" + "0000",    // "goipa\0"
 	"04012a00",                         // media, hard drive, length 42
 	"01000000",                         // partition number 1
 	"0008000000000000",                 // start LBA 0x800

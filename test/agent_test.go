@@ -34,7 +34,7 @@ var (
 func goipa(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "goipa-bin-")
+		dir, err := testenv.SharedTempDir("goipa-bin-")
 		if err != nil {
 			buildErr = err
 			return

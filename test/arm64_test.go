@@ -44,7 +44,7 @@ func buildARM64Ramdisk(t testing.TB) (*initramfs.Kernel, string) {
 			arm64Ramdisk.err = err
 			return
 		}
-		dir, err := os.MkdirTemp("", "goipa-arm64-ramdisk-")
+		dir, err := testenv.SharedTempDir("goipa-arm64-ramdisk-")
 		if err != nil {
 			arm64Ramdisk.err = err
 			return

@@ -45,7 +45,7 @@ func buildRamdisk(t testing.TB) (kernel, initrd string) {
 			ramdisk.err = err
 			return
 		}
-		dir, err := os.MkdirTemp("", "goipa-ramdisk-")
+		dir, err := testenv.SharedTempDir("goipa-ramdisk-")
 		if err != nil {
 			ramdisk.err = err
 			return

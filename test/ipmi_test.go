@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -46,7 +45,7 @@ func buildIPMIRamdisk(t *testing.T) (kernel, initrd string) {
 			r.err = err
 			return
 		}
-		dir, err := os.MkdirTemp("", "goipa-ipmi-ramdisk-")
+		dir, err := testenv.SharedTempDir("goipa-ipmi-ramdisk-")
 		if err != nil {
 			r.err = err
 			return

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -44,14 +45,27 @@ func splitCmdlineFile(args []string) (string, []string, error) {
 	return path, rest, nil
 }
 
-func loadConfig(args []string) (*agent.Config, error) {
+// agentHelp prints the usage of `goipa agent` or `goipa init` on stdout
+// and reports true when args ask for it. The kernel parameters are not
+// a flag.FlagSet of this command (agent.ParseConfig owns them), so help
+// is looked for here, before anything else runs: `goipa init --help`
+// must not mount anything.
+func agentHelp(name string, args []string) bool {
 	for _, a := range args {
-		if a == "-h" || a == "--help" || a == "-help" {
-			fmt.Fprintln(os.Stderr, "usage: goipa agent|init [--cmdline-file=PATH] [--<kernel parameter>=VALUE ...]\n\nparameters (kernel command line or flags; flags win):")
-			agent.PrintDefaults(os.Stderr)
-			os.Exit(0)
+		if a == "--" {
+			break
+		}
+		if isHelp(a) {
+			fmt.Printf("usage: goipa %s [--cmdline-file=PATH] [--<kernel parameter>=VALUE ...]\n\n%s\n\n"+
+				"parameters (kernel command line or flags; flags win):\n", name, subcommands[name].summary)
+			agent.PrintDefaults(os.Stdout)
+			return true
 		}
 	}
+	return false
+}
+
+func loadConfig(args []string) (*agent.Config, error) {
 	path, rest, err := splitCmdlineFile(args)
 	if err != nil {
 		return nil, err
@@ -76,6 +90,9 @@ func newLogger(cfg *agent.Config, console io.Writer) (*slog.Logger, *agent.LogBu
 }
 
 func runAgent(ctx context.Context, args []string) error {
+	if agentHelp("agent", args) {
+		return flag.ErrHelp
+	}
 	cfg, err := loadConfig(args)
 	if err != nil {
 		return err
@@ -116,6 +133,9 @@ func runAgentWith(ctx context.Context, cfg *agent.Config, realPower bool, log *s
 // that exits panics the kernel, and an operator at the console gets
 // nothing to look at.
 func runInit(ctx context.Context, args []string) error {
+	if agentHelp("init", args) {
+		return flag.ErrHelp
+	}
 	if err := boot.MountKernelFilesystems(); err != nil {
 		fmt.Fprintln(os.Stderr, "goipa init: mounts:", err)
 	}

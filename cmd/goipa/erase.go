@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 	"os"
@@ -17,17 +15,17 @@ func init() {
 }
 
 func runErase(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("erase", flag.ContinueOnError)
+	fs := newFlags("erase", "--device PATH [--method METHOD] [flags]")
 	dev := fs.String("device", "", "the block device to erase (required; never guessed)")
 	method := fs.String("method", "auto", "metadata, overwrite, nvme (Format NVM), nvme-sanitize, ata (ATA security erase), scsi (SCSI SANITIZE), discard, or auto (the order of erase_devices: NVMe sanitize/format, ATA, SCSI sanitize, discard with guaranteed zeros, overwrite)")
 	action := fs.String("action", "auto", "for nvme-sanitize and scsi: block, crypto, overwrite or auto (block erase, else crypto erase)")
 	passes := fs.Int("iterations", 1, "random passes for overwrite")
 	zero := fs.Bool("zeroize", true, "a final zero pass for overwrite")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *dev == "" {
-		return errors.New("--device is required")
+		return usageFail(fs, "--device is required")
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	progress := func(done, total int64) {
@@ -53,7 +51,7 @@ func runErase(ctx context.Context, args []string) error {
 			"overwrite": {disk.NVMeSanitizeOverwrite, disk.SanitizeOverwrite}}
 		a, ok := acts[*action]
 		if !ok {
-			return fmt.Errorf("unknown --action %q", *action)
+			return usageFail(fs, "unknown --action %q", *action)
 		}
 		var m string
 		var err error
@@ -89,5 +87,5 @@ func runErase(ctx context.Context, args []string) error {
 		fmt.Println(string(b))
 		return err
 	}
-	return fmt.Errorf("unknown method %q", *method)
+	return usageFail(fs, "unknown --method %q", *method)
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"log/slog"
 	"os"
@@ -17,11 +16,11 @@ func init() {
 }
 
 func runInventory(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("inventory", flag.ContinueOnError)
+	fs := newFlags("inventory", "[--devices=PATH,...] [--root-device-hints=JSON] [--bootif=MAC]")
 	devices := fs.String("devices", "", "only these block devices, comma separated (goipa-devices)")
 	bootif := fs.String("bootif", "", "the PXE NIC's MAC (BOOTIF)")
 	hints := fs.String("root-device-hints", "", `print the install disk these hints choose, e.g. '{"size": ">= 20"}'`)
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))

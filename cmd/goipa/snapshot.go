@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -18,9 +17,9 @@ func init() {
 }
 
 func runSnapshot(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("snapshot", flag.ContinueOnError)
+	fs := newFlags("snapshot", "[-o FILE]")
 	out := fs.String("o", "-", "output file (- for stdout)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	var w io.Writer = os.Stdout

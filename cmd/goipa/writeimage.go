@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 	"os"
@@ -18,7 +16,7 @@ func init() {
 }
 
 func runWriteImage(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("write-image", flag.ContinueOnError)
+	fs := newFlags("write-image", "--source URL --checksum VALUE|none --device PATH [flags]")
 	src := fs.String("source", "", "image URL: http(s)://, oci://registry/repo:tag (or @sha256:...) or file://")
 	sum := fs.String("checksum", "", "expected digest: bare hex, algo:hex, or a checksums file URL (optional for oci://: the blob digest); "+
 		"none writes without verification (local debugging, CI image builds; never a default, and never accepted by the agent)")
@@ -27,11 +25,11 @@ func runWriteImage(ctx context.Context, args []string) error {
 	formats := fs.String("formats", "raw,qcow2", "disk formats allowed inside any compression")
 	insecure := fs.Bool("insecure", false, "do not verify the server's TLS certificate")
 	md5 := fs.Bool("allow-md5", false, "accept an MD5 checksum")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *src == "" || *dev == "" || (*sum == "" && !strings.HasPrefix(*src, "oci://")) {
-		return errors.New("--source, --checksum (optional for oci://) and --device are required")
+		return usageFail(fs, "--source, --checksum (optional for oci://) and --device are required")
 	}
 	// Written out, never implied: an absent --checksum is an error above.
 	unverified := *sum == "none"
