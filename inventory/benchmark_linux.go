@@ -112,6 +112,10 @@ func pinned(cpu int, fn func()) {
 }
 
 // primeEvent is one sysbench cpu event.
+// benchSink keeps primeEvent's results alive so the compiler cannot drop
+// the work being measured.
+var benchSink atomic.Int64
+
 func primeEvent() int {
 	n := 0
 	for c := 3; c <= sysbenchPrime; c++ {
@@ -180,15 +184,13 @@ func cpuBenchmark(ctx context.Context, f *facts, o *options, d time.Duration) {
 		if ctx.Err() != nil {
 			return
 		}
-		sink := 0
-		ev := countEvents(ctx, 1, c, d, func() { sink += primeEvent() })
-		_ = sink
+		ev := countEvents(ctx, 1, c, d, func() { benchSink.Add(int64(primeEvent())) })
 		f.add("cpu", tag, "loops_per_sec", perSec(ev))
 	}
 	if ctx.Err() != nil {
 		return
 	}
-	f.add("cpu", "logical", "loops_per_sec", perSec(countEvents(ctx, logicalCPUs(o), -1, d, func() { primeEvent() })))
+	f.add("cpu", "logical", "loops_per_sec", perSec(countEvents(ctx, logicalCPUs(o), -1, d, func() { benchSink.Add(int64(primeEvent())) })))
 }
 
 // availableMemory is MemAvailable from /proc/meminfo, in bytes.
