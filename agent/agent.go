@@ -416,6 +416,10 @@ func (a *Agent) lookupLoop(ctx context.Context, nodeUUID string) error {
 	}
 }
 
+// maxHeartbeatTimeout bounds the heartbeat_timeout a lookup may set (a
+// week; Ironic's default is 300 s).
+const maxHeartbeatTimeout = 7 * 24 * time.Hour
+
 // applyLookup adopts what Ironic said (spec 2.3).
 func (a *Agent) applyLookup(res *LookupResult) {
 	a.mu.Lock()
@@ -423,7 +427,13 @@ func (a *Agent) applyLookup(res *LookupResult) {
 	a.node = res.Node
 	a.lookupConfig = res.Config
 	if t, ok := res.Config["heartbeat_timeout"].(float64); ok && t > 0 {
-		a.hbTimeout = time.Duration(t * float64(time.Second))
+		// Out of range, the interval would overflow to a negative one
+		// or round to nothing: either is a heartbeat storm.
+		if t >= 1 && t <= maxHeartbeatTimeout.Seconds() {
+			a.hbTimeout = time.Duration(t * float64(time.Second))
+		} else {
+			a.log.Warn("lookup: heartbeat_timeout out of range, keeping the current one", "heartbeat_timeout", t, "current", a.hbTimeout)
+		}
 	}
 	switch tok, _ := res.Config["agent_token"].(string); {
 	case len(tok) >= 32:
