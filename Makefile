@@ -8,7 +8,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # Every wait in the suite is bounded; this is the outer bound (CI stops at 90).
 TEST_TIMEOUT ?= 40m
 
-.PHONY: all build deps test test-unit lint bench demo initramfs qemu clean
+.PHONY: all build deps test test-unit lint bench demo initramfs qemu clean fuzz
 
 all: build
 
@@ -33,6 +33,21 @@ test-unit:
 lint:
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
+
+# Every fuzz target in the module, FUZZTIME each (found with go test -list,
+# so a new FuzzXxx runs without touching this file), all of them even when
+# one fails. Failing inputs land in the package's testdata/fuzz, where
+# plain go test replays them: commit them with the fix.
+FUZZTIME ?= 3s
+fuzz:
+	@log=$$(mktemp); trap 'rm -f $$log' EXIT; \
+	targets=$$($(GO) test -list '^Fuzz' ./... | awk '/^Fuzz/ {t[n++] = $$1} /^ok / {for (i = 0; i < n; i++) print $$2 "," t[i]; n = 0}'); \
+	[ -n "$$targets" ] || { echo "no fuzz targets found"; exit 1; }; \
+	failed=; for pt in $$targets; do \
+	  pkg=$${pt%,*}; target=$${pt#*,}; echo "fuzz $$target ($$pkg, $(FUZZTIME))"; \
+	  $(GO) test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) -parallel 2 $$pkg >$$log 2>&1 || { cat $$log; failed="$$failed $$target"; }; \
+	done; \
+	[ -z "$$failed" ] || { echo "fuzz targets that failed:$$failed"; exit 1; }
 
 # Benchmarks; figures go into BENCHMARKS.md by hand with the machine and date.
 bench: deps
