@@ -198,6 +198,11 @@ func (a *Agent) checkToken(token string, present bool, isGet bool) bool {
 		return false
 	}
 	if a.token == "" {
+		if a.cfg.TokenRequired || a.lookupConfig["agent_token_required"] == true {
+			// As IPA with agent_token_required: no command until Ironic
+			// has handed a token over.
+			return false
+		}
 		return token == "" // nothing handed out yet: only a token-less call matches
 	}
 	return tokenEqual(token, a.token)
@@ -501,11 +506,9 @@ func (a *Agent) serverTLS(cert tls.Certificate) *tls.Config {
 	return &tls.Config{
 		Certificates: []tls.Certificate{cert},
 		MinVersion:   minV,
-		// TLS 1.2 only with the AEAD ECDHE suites IPA allows.
-		CipherSuites: []uint16{
-			tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
-			tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
-		},
+		// TLS 1.2 suites: IPA's AEAD ECDHE ones unless the operator or
+		// Ironic restricts them (TLS 1.3's are not configurable in Go).
+		CipherSuites: a.cipherSuites(),
 	}
 }
 
