@@ -64,6 +64,8 @@ type Agent struct {
 	hw        Hardware
 	logs      *LogBuffer
 	realPower bool
+	// stepClock steps the system clock (timesync.Step unless a test sets it).
+	stepClock func(time.Duration) error
 	listener  net.Listener
 	deploy    *deployer
 	metrics   *metrics
@@ -249,6 +251,8 @@ func (a *Agent) asyncDone(*Result) {
 // heartbeats, starting over whenever Ironic ends the operation.
 func (a *Agent) Run(ctx context.Context) error {
 	defer a.cmds.Close()
+	a.syncClock(ctx)
+	a.logIgnoredParams()
 	if d := a.cfg.HardwareInitDelay; d > 0 {
 		a.log.Info("waiting before looking at the hardware", "delay", d)
 		if err := sleepCtx(ctx, d); err != nil {
