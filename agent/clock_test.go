@@ -64,7 +64,10 @@ func TestNTPServerThatCannotBeTrustedLeavesTheClock(t *testing.T) {
 	var logs syncBuffer
 	a := newTestAgent(t, "ipa-standalone=1 ipa-ntp-server="+srv.Addr,
 		WithRealPower(true), WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
-	a.stepClock = func(d time.Duration) error { t.Errorf("clock stepped by %v from an unsynchronised server", d); return nil }
+	a.stepClock = func(d time.Duration) error {
+		t.Errorf("clock stepped by %v from an unsynchronised server", d)
+		return nil
+	}
 	a.syncClock(context.Background())
 	assert.Contains(t, logs.String(), "the clock is left as it is")
 }
