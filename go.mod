@@ -3,6 +3,7 @@ module github.com/goipa/goipa
 go 1.26.8
 
 require (
+	github.com/beevik/ntp v1.6.0
 	github.com/creack/pty v1.1.24
 	github.com/diskfs/go-diskfs v1.9.4
 	github.com/google/go-containerregistry v0.22.1

@@ -64,6 +64,8 @@ type Agent struct {
 	hw        Hardware
 	logs      *LogBuffer
 	realPower bool
+	// stepClock steps the system clock (timesync.Step unless a test sets it).
+	stepClock func(time.Duration) error
 	listener  net.Listener
 	deploy    *deployer
 	metrics   *metrics
@@ -198,6 +200,11 @@ func (a *Agent) checkToken(token string, present bool, isGet bool) bool {
 		return false
 	}
 	if a.token == "" {
+		if a.cfg.TokenRequired || a.lookupConfig["agent_token_required"] == true {
+			// As IPA with agent_token_required: no command until Ironic
+			// has handed a token over.
+			return false
+		}
 		return token == "" // nothing handed out yet: only a token-less call matches
 	}
 	return tokenEqual(token, a.token)
@@ -244,6 +251,8 @@ func (a *Agent) asyncDone(*Result) {
 // heartbeats, starting over whenever Ironic ends the operation.
 func (a *Agent) Run(ctx context.Context) error {
 	defer a.cmds.Close()
+	a.syncClock(ctx)
+	a.logIgnoredParams()
 	if d := a.cfg.HardwareInitDelay; d > 0 {
 		a.log.Info("waiting before looking at the hardware", "delay", d)
 		if err := sleepCtx(ctx, d); err != nil {
@@ -416,6 +425,10 @@ func (a *Agent) lookupLoop(ctx context.Context, nodeUUID string) error {
 	}
 }
 
+// maxHeartbeatTimeout bounds the heartbeat_timeout a lookup may set (a
+// week; Ironic's default is 300 s).
+const maxHeartbeatTimeout = 7 * 24 * time.Hour
+
 // applyLookup adopts what Ironic said (spec 2.3).
 func (a *Agent) applyLookup(res *LookupResult) {
 	a.mu.Lock()
@@ -423,7 +436,13 @@ func (a *Agent) applyLookup(res *LookupResult) {
 	a.node = res.Node
 	a.lookupConfig = res.Config
 	if t, ok := res.Config["heartbeat_timeout"].(float64); ok && t > 0 {
-		a.hbTimeout = time.Duration(t * float64(time.Second))
+		// Out of range, the interval would overflow to a negative one
+		// or round to nothing: either is a heartbeat storm.
+		if t >= 1 && t <= maxHeartbeatTimeout.Seconds() {
+			a.hbTimeout = time.Duration(t * float64(time.Second))
+		} else {
+			a.log.Warn("lookup: heartbeat_timeout out of range, keeping the current one", "heartbeat_timeout", t, "current", a.hbTimeout)
+		}
 	}
 	switch tok, _ := res.Config["agent_token"].(string); {
 	case len(tok) >= 32:
@@ -491,11 +510,9 @@ func (a *Agent) serverTLS(cert tls.Certificate) *tls.Config {
 	return &tls.Config{
 		Certificates: []tls.Certificate{cert},
 		MinVersion:   minV,
-		// TLS 1.2 only with the AEAD ECDHE suites IPA allows.
-		CipherSuites: []uint16{
-			tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
-			tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
-		},
+		// TLS 1.2 suites: IPA's AEAD ECDHE ones unless the operator or
+		// Ironic restricts them (TLS 1.3's are not configurable in Go).
+		CipherSuites: a.cipherSuites(),
 	}
 }
 

@@ -10,7 +10,9 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"runtime/debug"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -19,6 +21,15 @@ import (
 // MaxRequestBody bounds a POST body: a 64 MiB config drive arrives
 // base64-encoded inside the JSON.
 const MaxRequestBody = 128 << 20
+
+// largeBody is the size from which a body waits for its turn: one large
+// body is read and decoded at a time, so parallel config drives cost no
+// more memory than one. Every command but prepare_image's config drive
+// (and inject_files' contents) fits far below it.
+const largeBody = 1 << 20
+
+// largeBodyWait bounds how long a large body waits for the one before it.
+const largeBodyWait = 60 * time.Second
 
 // tokenChecker is the part of the agent the API asks about tokens.
 type tokenChecker interface {
@@ -34,10 +45,14 @@ type apiServer struct {
 	tokens tokenChecker
 	status func() map[string]any
 	mux    *http.ServeMux
+	// large admits one large body at a time; largeWait bounds the wait.
+	large     chan struct{}
+	largeWait time.Duration
 }
 
 func newAPIServer(log *slog.Logger, cmds *Manager, tokens tokenChecker, status func() map[string]any, m *metrics) *apiServer {
-	s := &apiServer{log: log, cmds: cmds, tokens: tokens, status: status, mux: http.NewServeMux()}
+	s := &apiServer{log: log, cmds: cmds, tokens: tokens, status: status, mux: http.NewServeMux(),
+		large: make(chan struct{}, 1), largeWait: largeBodyWait}
 	for _, prefix := range []string{"/v1", ""} {
 		s.mux.HandleFunc(prefix+"/status", s.method(s.handleStatus, http.MethodGet))
 		s.mux.HandleFunc(prefix+"/status/", s.method(s.handleStatus, http.MethodGet))
@@ -178,31 +193,16 @@ func (s *apiServer) handleCommands(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"commands": s.cmds.Results()})
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxRequestBody))
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			writeFault(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("413 Request Entity Too Large: request body over %d bytes", MaxRequestBody))
-			return
-		}
-		writeFault(w, http.StatusBadRequest, "400 Bad Request: could not read the request body")
+	req, ok := s.readCommand(w, r)
+	if !ok {
 		return
 	}
-	var req struct {
-		Name   *string         `json:"name"`
-		Params json.RawMessage `json:"params"`
+	res, err := s.cmds.Execute(*req.Name, req.Params)
+	if req.release != nil {
+		// The body's decoded form now belongs to the command (or is
+		// garbage): the next large body may come in.
+		req.release()
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	if err := dec.Decode(&req); err != nil {
-		writeFault(w, http.StatusBadRequest, "400 Bad Request: The browser (or proxy) sent a request that this server could not understand.")
-		return
-	}
-	var params map[string]any
-	if req.Name == nil || len(req.Params) == 0 || json.Unmarshal(req.Params, &params) != nil || params == nil {
-		writeFault(w, http.StatusBadRequest, "400 Bad Request: Missing or invalid name or params")
-		return
-	}
-	res, err := s.cmds.Execute(*req.Name, params)
 	if err != nil {
 		writeAgentError(w, asAgentError(err))
 		return
@@ -230,6 +230,137 @@ func (s *apiServer) handleCommand(w http.ResponseWriter, r *http.Request, id str
 		}
 	}
 	writeJSON(w, http.StatusOK, res)
+}
+
+// commandRequest is a POST /v1/commands body: decoded straight into the
+// command's parameters; the raw body is dropped as soon as it is decoded.
+type commandRequest struct {
+	Name   *string        `json:"name"`
+	Params map[string]any `json:"params"`
+	// release gives back the large-body admission, when one was taken.
+	release func() `json:"-"`
+}
+
+// readCommand reads and decodes a command body, or answers the request
+// with IPA's fault and reports false. A body over MaxRequestBody is refused
+// from its Content-Length before a byte of it is read (or, when chunked,
+// as soon as it passes the limit); a large body waits until no other large
+// body is being read; anything after the JSON object but white space is
+// refused.
+func (s *apiServer) readCommand(w http.ResponseWriter, r *http.Request) (commandRequest, bool) {
+	var req commandRequest
+	if r.ContentLength > MaxRequestBody {
+		writeTooLarge(w)
+		return req, false
+	}
+	if r.ContentLength < 0 || r.ContentLength > largeBody {
+		release, err := s.admitLarge(r.Context())
+		if err != nil {
+			writeFault(w, http.StatusServiceUnavailable, "503 Service Unavailable: another large request body is being read, try again later")
+			return req, false
+		}
+		req.release = release
+	}
+	err := decodeCommand(readBody(w, r), &req)
+	if err != nil {
+		if req.release != nil {
+			req.release()
+		}
+		var typeErr *json.UnmarshalTypeError
+		switch {
+		case isTooLarge(err):
+			writeTooLarge(w)
+		case errors.Is(err, errTrailingData):
+			writeFault(w, http.StatusBadRequest, "400 Bad Request: unexpected data after the JSON object")
+		case errors.As(err, &typeErr):
+			writeFault(w, http.StatusBadRequest, "400 Bad Request: Missing or invalid name or params")
+		default:
+			writeFault(w, http.StatusBadRequest, "400 Bad Request: The browser (or proxy) sent a request that this server could not understand.")
+		}
+		return commandRequest{}, false
+	}
+	if req.Name == nil || req.Params == nil {
+		if req.release != nil {
+			req.release()
+		}
+		writeFault(w, http.StatusBadRequest, "400 Bad Request: Missing or invalid name or params")
+		return commandRequest{}, false
+	}
+	return req, true
+}
+
+var errTrailingData = errors.New("trailing data")
+
+// readBody reads a whole body, at most MaxRequestBody bytes. With a
+// Content-Length it makes one buffer of exactly that size: json.Decoder
+// would buffer the whole object anyway, in buffers it doubles as they
+// fill, and a 127 MiB config drive then cost three times its size
+// (buffers, their garbage, the decoded string) instead of two.
+func readBody(w http.ResponseWriter, r *http.Request) bodyBytes {
+	body := http.MaxBytesReader(w, r.Body, MaxRequestBody)
+	if r.ContentLength >= 0 {
+		buf := make([]byte, r.ContentLength)
+		_, err := io.ReadFull(body, buf)
+		return bodyBytes{buf, err}
+	}
+	var buf bytes.Buffer
+	_, err := buf.ReadFrom(body)
+	return bodyBytes{buf.Bytes(), err}
+}
+
+type bodyBytes struct {
+	data []byte
+	err  error
+}
+
+// decodeCommand decodes one JSON object into req; white space may follow
+// it, nothing else may (errTrailingData).
+func decodeCommand(b bodyBytes, req *commandRequest) error {
+	if b.err != nil {
+		return b.err
+	}
+	err := json.Unmarshal(b.data, req)
+	var syntax *json.SyntaxError
+	if errors.As(err, &syntax) && syntax.Offset > 0 && syntax.Offset <= int64(len(b.data)) &&
+		json.Valid(b.data[:syntax.Offset-1]) {
+		// Everything before the bad byte is one whole JSON value: the
+		// bad byte comes after it.
+		return fmt.Errorf("%w: %w", errTrailingData, err)
+	}
+	return err
+}
+
+func isTooLarge(err error) bool {
+	var tooBig *http.MaxBytesError
+	return errors.As(err, &tooBig)
+}
+
+func writeTooLarge(w http.ResponseWriter) {
+	writeFault(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("413 Request Entity Too Large: request body over %d bytes", MaxRequestBody))
+}
+
+// admitLarge waits for the large-body turn, at most largeWait and never
+// past the request's end. The returned release is safe to call twice; it
+// collects the body's garbage and gives the memory back to the kernel
+// before the next large body comes in: otherwise the heap goal the last
+// body set lets the next one grow the heap again (three 127 MiB bodies
+// one after another reached 637 MiB of RSS instead of 255), and in a RAM
+// disk that memory is the image's.
+func (s *apiServer) admitLarge(ctx context.Context) (func(), error) {
+	ctx, cancel := context.WithTimeout(ctx, s.largeWait)
+	defer cancel()
+	select {
+	case s.large <- struct{}{}:
+		var once sync.Once
+		return func() {
+			once.Do(func() {
+				debug.FreeOSMemory()
+				<-s.large
+			})
+		}, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("waiting for the large-body turn: %w", ctx.Err())
+	}
 }
 
 // writeAgentError answers with IPA's fault body for an agent error.

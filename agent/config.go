@@ -87,6 +87,17 @@ type Config struct {
 	// Process behaviour.
 	Debug bool   // ipa-debug
 	Power string // goipa-power: "simulated" or "system"
+
+	// Ignored holds the parameters given that goipa parses but does not
+	// act on (see ignoredParams), with their values: the agent logs them
+	// once at start.
+	Ignored map[string]string
+}
+
+// ignoredParams are parameters goipa accepts, as IPA does, without acting
+// on them yet, and why: the agent says so once rather than seem to obey.
+var ignoredParams = map[string]string{
+	"boot_method": "configuration from virtual media is not read by this agent",
 }
 
 // ConfigError names the parameter whose value is malformed.
@@ -415,6 +426,14 @@ func ParseConfig(cmdline string, args []string) (*Config, error) {
 	for _, p := range params {
 		if err := p.set(c, values[p.name]); err != nil {
 			return nil, &ConfigError{Param: p.name, Value: values[p.name], Err: err}
+		}
+	}
+	for name := range ignoredParams {
+		if v := values[name]; strings.TrimSpace(v) != "" {
+			if c.Ignored == nil {
+				c.Ignored = map[string]string{}
+			}
+			c.Ignored[name] = v
 		}
 	}
 	if c.AdvertisePort == 0 {

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -69,6 +70,10 @@ func (a *Agent) cmdFinalizeRescue(ctx context.Context, c *Call) (any, error) {
 	} else {
 		var err error
 		if hash, err = rescue.HashSHA256(password); err != nil {
+			if errors.Is(err, rescue.ErrPasswordTooLong) {
+				// The SSH server would refuse it at every login.
+				return nil, ErrInvalidParams("rescue_password: %v", err)
+			}
 			return nil, fmt.Errorf("hashing the rescue password: %w", err)
 		}
 	}

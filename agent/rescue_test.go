@@ -177,6 +177,7 @@ func TestFinalizeRescueRefusesBadInput(t *testing.T) {
 		{`{"hashed": true}`, "non-empty string"},
 		{`{"rescue_password": 42}`, "non-empty string"},
 		{`{"rescue_password": "pw", "hashed": "yes"}`, "hashed must be a boolean"},
+		{`{"rescue_password": "` + strings.Repeat("p", 1025) + `", "hashed": false}`, "longer than 1024 bytes"},
 	} {
 		// IPA raises InvalidCommandParamsError to the caller: a 400, which
 		// makes Ironic retry with the plaintext password where allowed.

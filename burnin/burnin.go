@@ -137,10 +137,15 @@ func ParseBytes(s string, available int64) (int64, error) {
 	s = strings.TrimSpace(strings.ToLower(s))
 	if p, ok := strings.CutSuffix(s, "%"); ok {
 		v, err := strconv.ParseFloat(p, 64)
-		if err != nil || v <= 0 || v > 100 {
+		// Written so that NaN, which every comparison calls false, fails.
+		if err != nil || !(v > 0 && v <= 100) {
 			return 0, fmt.Errorf("%q is not a percentage between 0 and 100", s)
 		}
-		return int64(float64(available) * v / 100), nil
+		n := int64(float64(available) * v / 100)
+		if n <= 0 {
+			return 0, fmt.Errorf("%q of %d bytes is less than a byte", s, available)
+		}
+		return n, nil
 	}
 	mult := int64(1)
 	for suf, m := range map[string]int64{"b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40} {

@@ -53,7 +53,8 @@ func TestParseBytes(t *testing.T) {
 		require.NoError(t, err, in)
 		assert.Equal(t, want, got, in)
 	}
-	for _, bad := range []string{"", "0", "-1", "101%", "x%", "1q", "99999999999999999999g"} {
+	for _, bad := range []string{"", "0", "-1", "101%", "x%", "1q", "99999999999999999999g",
+		"nan%", "NaN%", "-nan%", "inf%", "-inf%", "1e-30%", "0%"} {
 		_, err := ParseBytes(bad, 100<<20)
 		assert.Error(t, err, bad)
 	}
@@ -62,8 +63,11 @@ func TestParseBytes(t *testing.T) {
 func FuzzParseBytes(f *testing.F) {
 	f.Add("98%")
 	f.Add("1G")
+	f.Add("nan%")
+	f.Add("1e-30%")
+	f.Add("99999999999999999999g")
 	f.Fuzz(func(t *testing.T, s string) {
-		if v, err := ParseBytes(s, 1<<30); err == nil && v < 0 {
+		if v, err := ParseBytes(s, 1<<30); err == nil && v <= 0 {
 			t.Fatalf("%q parsed to %d", s, v)
 		}
 	})

@@ -125,9 +125,22 @@ func (h *Hash) String() string {
 	return b.String()
 }
 
+// MaxPasswordLen caps a password's length. SHA-crypt's work grows with
+// the square of it (a 32 KiB password took 2 s of CPU), so a longer one
+// is refused before it is hashed.
+const MaxPasswordLen = 1024
+
+// ErrPasswordTooLong is returned when asked to hash a password over
+// MaxPasswordLen bytes.
+var ErrPasswordTooLong = fmt.Errorf("rescue: password longer than %d bytes", MaxPasswordLen)
+
 // Verify says whether password matches the hash, in time independent of
-// where a wrong password's digest differs.
+// where a wrong password's digest differs. A password over MaxPasswordLen
+// bytes matches nothing and is not hashed.
 func (h *Hash) Verify(password string) bool {
+	if len(password) > MaxPasswordLen {
+		return false
+	}
 	sum := shaCrypt(h, []byte(password))
 	return subtle.ConstantTimeCompare([]byte(sum), []byte(h.Sum)) == 1
 }
@@ -156,6 +169,9 @@ func HashSHA512(password string) (string, error) {
 }
 
 func hashWith(id, password string) (string, error) {
+	if len(password) > MaxPasswordLen {
+		return "", ErrPasswordTooLong
+	}
 	var raw [maxSaltLen]byte
 	if _, err := rand.Read(raw[:]); err != nil {
 		return "", fmt.Errorf("salt: %w", err)

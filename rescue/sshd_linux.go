@@ -23,8 +23,18 @@ import (
 const User = "rescue"
 
 // failedLoginDelay slows password guessing: each wrong password costs the
-// guesser this long (and x/crypto/ssh allows six tries per connection).
+// guesser this long.
 const failedLoginDelay = time.Second
+
+// Limits on clients that have not logged in, after sshd's options of the
+// same names: at most maxStartups connections at once before login (more
+// are closed at once), maxAuthTries passwords per connection, and
+// loginGraceTime for the whole handshake and login.
+const (
+	maxStartups    = 10
+	maxAuthTries   = 6
+	loginGraceTime = 30 * time.Second
+)
 
 // Server is an SSH server that lets User in with the rescue password and
 // runs the shell for it: an interactive one (with a PTY when the client
@@ -37,6 +47,9 @@ type Server struct {
 	log    *slog.Logger
 	config *ssh.ServerConfig
 	signer ssh.Signer
+	// preauth holds a slot for each connection that has not logged in.
+	preauth    chan struct{}
+	loginGrace time.Duration
 }
 
 // Option configures a Server.
@@ -44,6 +57,10 @@ type Option func(*Server)
 
 // WithShell sets the shell (default /bin/sh, the ramdisk's gosh).
 func WithShell(path string) Option { return func(s *Server) { s.shell = path } }
+
+// WithLoginGraceTime sets how long a client has from connecting to being
+// logged in (default 30 s, sshd's LoginGraceTime is 120 s).
+func WithLoginGraceTime(d time.Duration) Option { return func(s *Server) { s.loginGrace = d } }
 
 // WithLogger sets where logins and sessions are logged.
 func WithLogger(l *slog.Logger) Option { return func(s *Server) { s.log = l } }
@@ -56,7 +73,8 @@ func NewServer(passwordHash string, opts ...Option) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{hash: h, shell: "/bin/sh", log: slog.Default()}
+	s := &Server{hash: h, shell: "/bin/sh", log: slog.Default(),
+		preauth: make(chan struct{}, maxStartups), loginGrace: loginGraceTime}
 	for _, o := range opts {
 		o(s)
 	}
@@ -70,6 +88,7 @@ func NewServer(passwordHash string, opts ...Option) (*Server, error) {
 	s.config = &ssh.ServerConfig{
 		ServerVersion:    "SSH-2.0-goipa-rescue",
 		PasswordCallback: s.checkPassword,
+		MaxAuthTries:     maxAuthTries,
 	}
 	s.config.AddHostKey(s.signer)
 	return s, nil
@@ -79,7 +98,8 @@ func NewServer(passwordHash string, opts ...Option) (*Server, error) {
 func (s *Server) HostKey() ssh.PublicKey { return s.signer.PublicKey() }
 
 func (s *Server) checkPassword(meta ssh.ConnMetadata, password []byte) (*ssh.Permissions, error) {
-	// Always hash, so a wrong user name costs the same as a wrong password.
+	// Always hash, so a wrong user name costs the same as a wrong password
+	// (Verify does not hash a password over MaxPasswordLen).
 	ok := s.hash.Verify(string(password))
 	if meta.User() != User || !ok {
 		s.log.Warn("rescue SSH: login refused", "user", meta.User(), "remote", meta.RemoteAddr().String())
@@ -113,6 +133,14 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			}
 			return fmt.Errorf("rescue SSH: accept: %w", err)
 		}
+		select {
+		case s.preauth <- struct{}{}:
+		default:
+			// As sshd past MaxStartups: drop it before any work.
+			s.log.Warn("rescue SSH: too many connections not logged in, dropping one", "remote", nc.RemoteAddr().String(), "limit", cap(s.preauth))
+			nc.Close()
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -122,9 +150,13 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 }
 
 func (s *Server) handleConn(ctx context.Context, nc net.Conn) {
-	// A client that never finishes the handshake must not hold a goroutine.
-	nc.SetDeadline(time.Now().Add(2 * time.Minute))
+	// A client that never finishes the handshake and login must not hold
+	// a goroutine or a pre-login slot.
+	nc.SetDeadline(time.Now().Add(s.loginGrace))
+	stopHandshake := context.AfterFunc(ctx, func() { nc.Close() })
 	sc, chans, reqs, err := ssh.NewServerConn(nc, s.config)
+	stopHandshake()
+	<-s.preauth
 	if err != nil {
 		nc.Close()
 		s.log.Debug("rescue SSH: handshake", "remote", nc.RemoteAddr().String(), "error", err)

@@ -1,0 +1,47 @@
+package agent
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/base64"
+	"testing"
+)
+
+// FuzzConfigDrive: Ironic's config drive string (base64 of a gzipped
+// ISO, or the bytes as they are) is decoded without a panic into at most
+// maxConfigDrive bytes, never empty; a gzip bomb stops at the limit.
+func FuzzConfigDrive(f *testing.F) {
+	gz := func(b []byte) []byte {
+		var buf bytes.Buffer
+		zw := gzip.NewWriter(&buf)
+		zw.Write(b)
+		zw.Close()
+		return buf.Bytes()
+	}
+	iso := append(make([]byte, 32768), []byte("\x01CD001\x01")...)
+	f.Add(base64.StdEncoding.EncodeToString(gz(iso)))
+	f.Add(base64.StdEncoding.EncodeToString(iso))
+	f.Add(string(gz(iso)))
+	f.Add("not base64 at all")
+	f.Add(" H4sI ")
+	f.Add("\x1f\x8b")
+	f.Add(base64.StdEncoding.EncodeToString(gz(make([]byte, 1<<20))))
+	f.Add("")
+	d := &deployer{}
+	f.Fuzz(func(t *testing.T, s string) {
+		if len(s) >= 7 && (s[:7] == "http://" || len(s) >= 8 && s[:8] == "https://") {
+			return // a URL is fetched, not decoded
+		}
+		out, err := d.fetchConfigDrive(context.Background(), s)
+		if err != nil {
+			if _, ok := invalidContent(err); !ok {
+				t.Fatalf("refusal is not an InvalidCommandParamsError: %v", err)
+			}
+			return
+		}
+		if len(out) == 0 || len(out) > maxConfigDrive {
+			t.Fatalf("config drive of %d bytes accepted", len(out))
+		}
+	})
+}
