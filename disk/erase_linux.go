@@ -388,7 +388,21 @@ func b2i(b bool) int {
 	return 0
 }
 
+// parallelWrite fills and writes the device with eraseWorkers writers.
+// progress is called by one writer at a time with a count that never goes
+// down, so callers (the agent's progress, tests) need no locking of their
+// own.
 func parallelWrite(ctx context.Context, f *os.File, size int64, fill func(off int64, b []byte), done *atomic.Int64, total int64, progress func(int64, int64)) error {
+	var progressMu sync.Mutex
+	var reported int64
+	report := func(n int64) {
+		progressMu.Lock()
+		defer progressMu.Unlock()
+		if d := done.Add(n); d > reported {
+			reported = d
+			progress(d, total)
+		}
+	}
 	offsets := make(chan int64)
 	errc := make(chan error, eraseWorkers)
 	var wg sync.WaitGroup
@@ -414,7 +428,7 @@ func parallelWrite(ctx context.Context, f *os.File, size int64, fill func(off in
 					cancel()
 					return
 				}
-				progress(done.Add(n), total)
+				report(n)
 			}
 		}()
 	}
