@@ -10,6 +10,7 @@ import (
 
 	"github.com/goipa/goipa/disk"
 	"github.com/goipa/goipa/efi"
+	"github.com/goipa/goipa/raid"
 )
 
 // espType is the GPT partition type of an EFI system partition; parted's
@@ -63,7 +64,7 @@ func (d *deployer) installBootloader(ctx context.Context, c *Call) (any, error) 
 	case p.rootUUID == "" || p.rootUUID == "0x00000000":
 		c.Log.Info("install_bootloader: no root UUID, so a whole-disk image that brings its own boot loader; nothing to install", "device", device)
 		return nil, nil
-	case strings.HasPrefix(p.rootUUID, "0x") && !isMDName(device):
+	case strings.HasPrefix(p.rootUUID, "0x") && !raid.IsArrayName(device):
 		// IPA would run the image's grub-install here; a whole-disk image
 		// carries its boot loader, and rewriting it is not ours to do.
 		c.Log.Info("install_bootloader: whole-disk image (MBR signature as root UUID) brings its own boot loader", "device", device, "root_uuid", p.rootUUID)
@@ -164,7 +165,7 @@ func (d *deployer) setupUEFI(ctx context.Context, c *Call, device, efiUUID strin
 		c.Log.Warn("empty EFI system partition: no boot loader to register", "partition", part)
 		return false, nil
 	}
-	if isMDName(device) {
+	if raid.IsArrayName(device) {
 		return d.setupRAIDESP(ctx, c, device, table, esp, loaders) // software RAID: an ESP on every member
 	}
 	var guid efi.GUID

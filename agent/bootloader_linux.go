@@ -16,6 +16,7 @@ import (
 
 	"github.com/goipa/goipa/disk"
 	"github.com/goipa/goipa/mdraid"
+	"github.com/goipa/goipa/raid"
 )
 
 // bootloaderPresent is IPA's "already marked bootable" check for BIOS: a
@@ -51,7 +52,7 @@ func bootloaderPresent(device string, table disk.Table) bool {
 // grubTargets is where BIOS grub-install writes: the disk, or for an md
 // array the whole disks under its members.
 func grubTargets(device string) []string {
-	if !isMDName(device) {
+	if !raid.IsArrayName(device) {
 		return []string{device}
 	}
 	arrays, err := mdraid.Arrays()

@@ -11,6 +11,7 @@ import (
 
 	"github.com/goipa/goipa/disk"
 	"github.com/goipa/goipa/inventory"
+	"github.com/goipa/goipa/raid"
 )
 
 // registerErase offers the erase steps that disk implements.
@@ -110,17 +111,17 @@ func (a *Agent) eraseTargets(ctx context.Context, node map[string]any) ([]invent
 			}
 		}
 	}
-	keepVolumes := skipVolumeNames(node)
+	keepVolumes := raid.SkipVolumeNames(node)
 	var out []inventory.Disk
 	for _, d := range disks {
 		skip := d.ReadOnly
 		// IPA never erases a RAID member as a plain disk (the array is
 		// erased as a whole), and keeps arrays named on the skip list.
-		if raidMember(d.Name) {
+		if raid.IsMember(d.Name) {
 			a.log.Info("erase: skipping software RAID member", "device", d.Name)
 			continue
 		}
-		if name := mdVolumeName(d.Name); name != "" && keepVolumes[name] {
+		if name := raid.VolumeName(d.Name); name != "" && keepVolumes[name] {
 			a.log.Info("erase: skipping software RAID volume on the skip list", "device", d.Name, "volume_name", name)
 			continue
 		}
