@@ -1,10 +1,11 @@
-package agent
+package bootloader
 
 import (
 	"context"
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"sort"
 	"strings"
@@ -25,10 +26,9 @@ import (
 // reads each as plain FAT, the image's ESP is copied onto the mirror
 // (label and volume id kept) and wiped where it was, and every holder's
 // ESP gets a boot entry per loader, labelled "(RAID, part<i>)".
-func (d *deployer) setupRAIDESP(ctx context.Context, c *Call, device string, table disk.Table, esp disk.Partition, loaders []efi.Loader) (bool, error) {
+func setupRAIDESP(ctx context.Context, device string, table disk.Table, esp disk.Partition, loaders []efi.Loader, nv NVRAM, log *slog.Logger) (bool, error) {
 	fail := func(format string, a ...any) (bool, error) {
-		return false, &Error{Type: "CommandExecutionError", Code: 500, Message: "Command execution failed",
-			Details: fmt.Sprintf("Could not configure UEFI boot on software RAID device %s: %s", device, fmt.Sprintf(format, a...))}
+		return false, &UEFIError{Device: device, RAID: true, Err: fmt.Errorf(format, a...)}
 	}
 	arrays, err := mdraid.Arrays()
 	if err != nil {
@@ -62,7 +62,7 @@ func (d *deployer) setupRAIDESP(ctx context.Context, c *Call, device string, tab
 				n = max(n, p.Number+1)
 			}
 			span := mdraid.Span{Number: n, Start: 1 << 20, End: (mdraid.ESPMiB + 1) << 20}
-			if _, err := mdraid.AddPartition(ctx, h, span, espType, fmt.Sprintf("uefi-holder-%d", i)); err != nil {
+			if _, err := mdraid.AddPartition(ctx, h, span, ESPType, fmt.Sprintf("uefi-holder-%d", i)); err != nil {
 				return fail("adding an ESP to %s: %v", h, err)
 			}
 			members = append(members, disk.PartitionPath(h, n))
@@ -75,7 +75,7 @@ func (d *deployer) setupRAIDESP(ctx context.Context, c *Call, device string, tab
 		if err != nil {
 			return fail("mirroring the ESPs: %v", err)
 		}
-		c.Log.Info("software RAID: ESP mirror created", "device", created.Device, "members", strings.Join(members, ","))
+		log.Info("software RAID: ESP mirror created", "device", created.Device, "members", strings.Join(members, ","))
 		espArray = &mdraid.Array{Device: created.Device, Members: members}
 	}
 	if err := copyESP(device, esp, table.SectorSize, espArray.Device); err != nil {
@@ -89,7 +89,6 @@ func (d *deployer) setupRAIDESP(ctx context.Context, c *Call, device string, tab
 			return fail("wiping the image's ESP: %v", err)
 		}
 	}
-	vars, real := d.a.efiVars()
 	for i, m := range espArray.Members {
 		h := mdraid.HolderDisk(m)
 		t, err := disk.ReadTable(h)
@@ -110,14 +109,14 @@ func (d *deployer) setupRAIDESP(ctx context.Context, c *Call, device string, tab
 		hd := efi.HardDrive(uint32(part.Number), uint64(part.Start)/lbs, uint64(part.Size)/lbs, true, guid, 0)
 		for _, l := range loaders {
 			opt := efi.LoadOption{Attributes: efi.LoadOptionActive, Description: fmt.Sprintf("%s (RAID, part%d)", l.Label, i), Path: efi.DevicePath{hd, efi.FilePath(l.Path)}}
-			if !real {
-				c.Log.Info("simulated: would add a UEFI boot entry (host agent)", "label", opt.Description, "path", opt.Path.String())
+			if nv.Simulate {
+				log.Info("simulated: would add a UEFI boot entry (host agent)", "label", opt.Description, "path", opt.Path.String())
 				continue
 			}
-			if err := replaceBootEntry(vars, opt); err != nil {
+			if err := ReplaceBootEntry(nv.Vars, opt); err != nil {
 				return fail("%v", err)
 			}
-			c.Log.Info("UEFI boot entry added", "label", opt.Description, "path", opt.Path.String())
+			log.Info("UEFI boot entry added", "label", opt.Description, "path", opt.Path.String())
 		}
 	}
 	return true, nil
