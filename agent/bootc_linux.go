@@ -60,7 +60,7 @@ func (d *deployer) bootcInstall(ctx context.Context, sc *StepCall) (any, error) 
 	}
 	var iso []byte
 	if args.configdrive != "" {
-		if iso, err = d.fetchConfigDrive(ctx, args.configdrive); err != nil {
+		if iso, err = d.fetchConfigDrive(ctx, args.configdrive, nil); err != nil {
 			return nil, err
 		}
 	}

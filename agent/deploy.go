@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/goipa/goipa/download"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -141,7 +142,7 @@ func (d *deployer) prepareImage(ctx context.Context, c *Call, raw map[string]any
 	}
 	var iso []byte
 	if configdrive != "" {
-		if iso, err = d.fetchConfigDrive(ctx, configdrive); err != nil {
+		if iso, err = d.fetchConfigDrive(ctx, configdrive, ii); err != nil {
 			return "", err
 		}
 	}
@@ -182,16 +183,34 @@ func (d *deployer) prepareImage(ctx context.Context, c *Call, raw map[string]any
 	return fmt.Sprintf("image (%s) written to device %s root_uuid=None", ii.ID, device), nil
 }
 
+// downloadClient is the client for what a deploy fetches besides the
+// image (config drives, inject_files): ipa-cafile, ipa-insecure and the
+// image download timeout as the image has them, the environment's
+// proxies and, through extra, the ones image_info names.
+func (a *Agent) downloadClient(extra ...download.Option) (*http.Client, error) {
+	return download.NewClient(append([]download.Option{download.WithCA(a.cfg.CAFile), download.WithInsecure(a.cfg.Insecure),
+		download.WithTimeout(a.cfg.ImageConnectionTimeout)}, extra...)...)
+}
+
 // fetchConfigDrive turns Ironic's config drive string (a URL, or base64 of
-// a gzipped ISO) into the ISO bytes (spec 10).
-func (d *deployer) fetchConfigDrive(ctx context.Context, s string) ([]byte, error) {
+// a gzipped ISO) into the ISO bytes (spec 10). A URL is fetched with the
+// image's CA, proxies (image_info's, when ii is not nil) and timeouts.
+func (d *deployer) fetchConfigDrive(ctx context.Context, s string, ii *ImageInfo) ([]byte, error) {
 	var data []byte
 	if strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://") {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, s, nil)
 		if err != nil {
 			return nil, ErrInvalidParams("config drive URL %q: %v", s, err)
 		}
-		resp, err := http.DefaultClient.Do(req)
+		var extra []download.Option
+		if ii != nil {
+			extra = append(extra, download.WithProxies(ii.Proxies, ii.NoProxy))
+		}
+		client, err := d.a.downloadClient(extra...)
+		if err != nil {
+			return nil, fmt.Errorf("downloading the config drive: %w", err)
+		}
+		resp, err := client.Do(req)
 		if err != nil {
 			return nil, fmt.Errorf("downloading the config drive: %w", err)
 		}

@@ -16,6 +16,7 @@ import (
 	"strings"
 
 	"github.com/goipa/goipa/disk"
+	"github.com/goipa/goipa/download"
 )
 
 // injectFile is one entry of inject_files (IPA's inject_files.py).
@@ -152,6 +153,13 @@ func expandURL(u string, node map[string]any, ports []any) (string, error) {
 	return out, err
 }
 
+// injectFilesClient fetches inject_files URLs: the agent's download
+// client, without verification when the step's verify_ca is false.
+func (a *Agent) injectFilesClient(args map[string]any) (*http.Client, error) {
+	verify, ok := args["verify_ca"].(bool)
+	return a.downloadClient(download.WithInsecure(ok && !verify))
+}
+
 // injectFiles is the inject_files deploy step.
 func (d *deployer) injectFiles(ctx context.Context, sc *StepCall) (any, error) {
 	props, _ := sc.Node["properties"].(map[string]any)
@@ -163,9 +171,9 @@ func (d *deployer) injectFiles(ctx context.Context, sc *StepCall) (any, error) {
 		sc.Log.Info("inject_files: no files to inject")
 		return nil, nil
 	}
-	client := http.DefaultClient
-	if v, ok := sc.Args["verify_ca"].(bool); ok && !v {
-		client = &http.Client{Transport: &http.Transport{TLSClientConfig: insecureTLS()}}
+	client, err := d.a.injectFilesClient(sc.Args)
+	if err != nil {
+		return nil, &Error{Type: "CommandExecutionError", Code: 500, Message: "Command execution failed", Details: err.Error()}
 	}
 	device, err := d.disks.RootDisk(ctx, rootDeviceHints(sc.Node))
 	if err != nil {

@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
 	"os"
 	"path"
@@ -14,8 +13,6 @@ import (
 
 	"github.com/goipa/goipa/disk"
 )
-
-func insecureTLS() *tls.Config { return &tls.Config{InsecureSkipVerify: true} }
 
 // withFilePartition mounts the partition a file goes to and runs fn with
 // the mount as an os.Root, so no path or symlink in the tenant's image
