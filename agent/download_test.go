@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/goipa/goipa/injectfiles"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -142,4 +143,21 @@ func TestInjectFilesDownloadClient(t *testing.T) {
 	body, err = fetch(newTestAgent(t, "ipa-standalone=1"), true)
 	require.NoError(t, err, "verify_ca=false")
 	assert.Equal(t, "injected", body)
+}
+
+// TestInjectErrorClasses: package injectfiles' errors reach Ironic as
+// IPA's classes with injectfiles' wording.
+func TestInjectErrorClasses(t *testing.T) {
+	_, err := injectfiles.Parse(nil, []any{map[string]any{"content": "aGk="}})
+	var ae *Error
+	require.ErrorAs(t, injectError(err), &ae)
+	assert.Equal(t, "InvalidCommandParamsError", ae.Type)
+	assert.Contains(t, ae.Details, "expected a path")
+
+	require.ErrorAs(t, injectError(&injectfiles.NoPartitionError{Dir: "etc", Scanned: []string{"/dev/loop7p1"}}), &ae)
+	assert.Equal(t, "DeviceNotFound", ae.Type)
+	assert.Equal(t, "No partition found with path /etc, scanned: /dev/loop7p1", ae.Details)
+
+	other := io.ErrUnexpectedEOF
+	assert.Equal(t, other, injectError(other))
 }
