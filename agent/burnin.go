@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"os"
@@ -214,4 +215,39 @@ func (a *Agent) burninDisk(ctx context.Context, sc *StepCall) (any, error) {
 		return nil, &Error{Type: "CommandExecutionError", Code: 500, Message: "Error while executing command", Details: fmt.Sprint(failed)}
 	}
 	return nil, nil
+}
+
+// burninGPU is IPA master's burnin_gpu (burnin.GPU) with its driver_info
+// options: agent_burnin_gpu_install_dir (/opt/gpu-burn),
+// agent_burnin_gpu_timeout, agent_burnin_gpu_memory and
+// agent_burnin_gpu_count.
+func (a *Agent) burninGPU(ctx context.Context, sc *StepCall) (any, error) {
+	di := nodeDriverInfo(sc.Node)
+	dir, err := di.str("agent_burnin_gpu_install_dir", "/opt/gpu-burn")
+	if err != nil {
+		return nil, err
+	}
+	secs, err := di.int("agent_burnin_gpu_timeout", 86400)
+	if err != nil {
+		return nil, err
+	}
+	mem, err := di.str("agent_burnin_gpu_memory", "95%")
+	if err != nil {
+		return nil, err
+	}
+	count, err := di.int("agent_burnin_gpu_count", 0)
+	if err != nil {
+		return nil, err
+	}
+	out, err := burnin.GPU(ctx, burnin.GPUOptions{InstallDir: dir, Duration: time.Duration(secs) * time.Second, Memory: mem, Count: count}, sc.Log)
+	var wrong *burnin.GPUCountError
+	var failed *burnin.GPUBurnError
+	switch {
+	case errors.As(err, &wrong):
+		return nil, &Error{Type: "CleaningError", Code: 500, Message: "Clean step failed", Details: wrong.Error()}
+	case errors.As(err, &failed):
+		err = errExecution(failed.Error())
+	}
+	sc.Log.Info("burn-in gpu finished", "install_dir", dir, "output", out, "error", err)
+	return nil, err
 }
