@@ -1,8 +1,6 @@
 package agent
 
 import (
-	"bytes"
-	"compress/gzip"
 	"context"
 	"encoding/base64"
 	"encoding/binary"
@@ -15,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/goipa/goipa/disk"
 	"github.com/goipa/goipa/download"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -47,10 +46,6 @@ func WithDeploy(sel DiskSelector, w ImageWriter, cd ConfigDriveWriter) Option {
 		}
 	}
 }
-
-// maxConfigDrive is the largest config drive a whole-disk image gets
-// (spec 10: IPA's 64 MiB partition).
-const maxConfigDrive = 64 << 20
 
 // deployer holds what the last image deploy did, for get_partition_uuids.
 type deployer struct {
@@ -218,7 +213,7 @@ func (d *deployer) fetchConfigDrive(ctx context.Context, s string, ii *ImageInfo
 		if resp.StatusCode >= 400 {
 			return nil, fmt.Errorf("downloading the config drive: HTTP %d", resp.StatusCode)
 		}
-		if data, err = io.ReadAll(io.LimitReader(resp.Body, 4*maxConfigDrive)); err != nil {
+		if data, err = io.ReadAll(io.LimitReader(resp.Body, 4*disk.ConfigDriveSize)); err != nil {
 			return nil, fmt.Errorf("downloading the config drive: %w", err)
 		}
 	} else {
@@ -229,29 +224,12 @@ func (d *deployer) fetchConfigDrive(ctx context.Context, s string, ii *ImageInfo
 		}
 		data = dec
 	}
-	return decodeConfigDrive(data)
-}
-
-// decodeConfigDrive gunzips the config drive (it may also come plain) and
-// checks its size.
-func decodeConfigDrive(data []byte) ([]byte, error) {
-	iso := data
-	if len(data) >= 2 && data[0] == 0x1f && data[1] == 0x8b {
-		zr, err := gzip.NewReader(bytes.NewReader(data))
-		if err != nil {
-			return nil, ErrInvalidParams("config drive is not valid gzip: %v", err)
-		}
-		if iso, err = io.ReadAll(io.LimitReader(zr, maxConfigDrive+1)); err != nil {
-			return nil, ErrInvalidParams("config drive is not valid gzip: %v", err)
-		}
+	iso, err := disk.DecodeConfigDrive(data)
+	var bad *disk.ConfigDriveError
+	if errors.As(err, &bad) {
+		return nil, ErrInvalidParams("%s", bad.Details)
 	}
-	if len(iso) > maxConfigDrive {
-		return nil, ErrInvalidParams("config drive is larger than %d MiB", maxConfigDrive>>20)
-	}
-	if len(iso) == 0 {
-		return nil, ErrInvalidParams("config drive is empty")
-	}
-	return iso, nil
+	return iso, err
 }
 
 // getPartitionUUIDs answers as IPA does: nothing written yet is {}; a

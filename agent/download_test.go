@@ -161,3 +161,14 @@ func TestInjectErrorClasses(t *testing.T) {
 	other := io.ErrUnexpectedEOF
 	assert.Equal(t, other, injectError(other))
 }
+
+// TestConfigDriveDecodeErrors: disk's config drive errors reach Ironic
+// as InvalidCommandParamsError.
+func TestConfigDriveDecodeErrors(t *testing.T) {
+	a := newTestAgent(t, "ipa-standalone=1")
+	_, err := (&deployer{a: a}).fetchConfigDrive(t.Context(), "H4sIAAAA", nil) // gzip magic, then nothing
+	var ae *Error
+	require.ErrorAs(t, err, &ae)
+	assert.Equal(t, "InvalidCommandParamsError", ae.Type)
+	assert.Contains(t, ae.Details, "config drive is not valid gzip")
+}
