@@ -8,7 +8,6 @@ import (
 	"maps"
 	"os"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/goipa/goipa/burnin"
@@ -179,25 +178,15 @@ func (a *Agent) burninDisk(ctx context.Context, sc *StepCall) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	results := make([]disk.BurnInResult, len(disks))
-	errs := make([]error, len(disks))
-	state := map[string]any{}
+	names := make([]string, len(disks))
 	for i, d := range disks {
-		wg.Add(1)
-		go func(i int, dev string) {
-			defer wg.Done()
-			results[i], errs[i] = disk.BurnIn(ctx, dev, loops, time.Duration(secs)*time.Second, func(done, total int64) {
-				mu.Lock()
-				state[dev] = map[string]any{"done_bytes": done, "total_bytes": total}
-				snap := map[string]any{"devices": maps.Clone(state)}
-				mu.Unlock()
-				sc.SetProgress(snap)
-			})
-		}(i, d.Name)
+		names[i] = d.Name
 	}
-	wg.Wait()
+	state := map[string]any{}
+	results, errs := disk.BurnInEach(ctx, names, loops, time.Duration(secs)*time.Second, func(dev string, done, total int64) {
+		state[dev] = map[string]any{"done_bytes": done, "total_bytes": total}
+		sc.SetProgress(map[string]any{"devices": maps.Clone(state)})
+	})
 	var failed []string
 	for i, r := range results {
 		sc.Log.Info("disk burn-in", "device", r.Device, "passes", r.Passes, "bytes_written", r.BytesWritten, "bytes_verified", r.BytesRead, "seconds", r.Seconds, "error", errs[i])
