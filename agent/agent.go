@@ -2,16 +2,13 @@ package agent
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
-	"strconv"
 	"sync"
 	"time"
 
@@ -460,62 +457,6 @@ func (a *Agent) applyLookup(res *LookupResult) {
 	a.log.Info("lookup succeeded", "node", res.NodeUUID(), "heartbeat_timeout", a.hbTimeout, "has_token", a.token != "")
 }
 
-// prepareCallback settles the callback URL and, with auto-TLS, the
-// certificate; both stay fixed for the agent's life (spec 12.8).
-func (a *Agent) prepareCallback(ctx context.Context) (*tls.Config, error) {
-	host, err := a.advertiseHost(ctx)
-	if err != nil {
-		return nil, err
-	}
-	proto := a.cfg.AdvertiseProtocol
-	var tlsCfg *tls.Config
-	a.mu.Lock()
-	v := a.apiVersion
-	a.mu.Unlock()
-	switch {
-	case a.cfg.ListenTLS:
-		cert, err := tls.LoadX509KeyPair(a.cfg.CertFile, a.cfg.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("ipa-listen-tls: %w", err)
-		}
-		tlsCfg = a.serverTLS(cert)
-	case a.cfg.EnableAutoTLS && v.atLeast("1.68"):
-		cert, pem, err := selfSignedCert(host, a.cfg.TLSCurve, time.Now())
-		if err != nil {
-			return nil, fmt.Errorf("auto-TLS: %w", err)
-		}
-		tlsCfg = a.serverTLS(cert)
-		proto = "https"
-		a.mu.Lock()
-		a.verifyCA = pem
-		a.mu.Unlock()
-		a.log.Info("auto-TLS: serving HTTPS with a generated certificate", "host", host)
-	}
-	hp := net.JoinHostPort(host, strconv.Itoa(a.cfg.AdvertisePort))
-	a.mu.Lock()
-	a.callbackURL = proto + "://" + hp
-	a.mu.Unlock()
-	a.log.Info("callback URL", "url", proto+"://"+hp)
-	return tlsCfg, nil
-}
-
-func (a *Agent) serverTLS(cert tls.Certificate) *tls.Config {
-	minV := uint16(tls.VersionTLS12)
-	if a.cfg.TLSMinVersion == "1.3" {
-		minV = tls.VersionTLS13
-	}
-	if s, _ := a.LookupConfig()["tls_min_version"].(string); s == "1.3" {
-		minV = tls.VersionTLS13
-	}
-	return &tls.Config{
-		Certificates: []tls.Certificate{cert},
-		MinVersion:   minV,
-		// TLS 1.2 suites: IPA's AEAD ECDHE ones unless the operator or
-		// Ironic restricts them (TLS 1.3's are not configurable in Go).
-		CipherSuites: a.cipherSuites(),
-	}
-}
-
 // advertiseHost finds the address Ironic calls back: the parameter, the
 // named NIC's address, or the source of the route to Ironic.
 func (a *Agent) advertiseHost(ctx context.Context) (string, error) {
@@ -585,179 +526,4 @@ func interfaceIPv4(name string) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("%s has no IPv4 address", name)
-}
-
-// serve runs the API until ctx ends or a lockdown stops it.
-func (a *Agent) serve(ctx context.Context, tlsCfg *tls.Config) error {
-	sctx, stop := context.WithCancel(ctx)
-	defer stop()
-	a.mu.Lock()
-	a.serverStop = stop
-	a.mu.Unlock()
-	ln := a.listener
-	if ln == nil {
-		var err error
-		ln, err = listen(a.cfg.ListenHost, a.cfg.ListenPort)
-		if err != nil {
-			return err
-		}
-	}
-	srv := &http.Server{
-		Handler:           a.Handler(),
-		ReadHeaderTimeout: 30 * time.Second,
-		TLSConfig:         tlsCfg,
-		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelDebug),
-	}
-	a.log.Info("API listening", "address", ln.Addr().String(), "tls", tlsCfg != nil)
-	return serveUntil(sctx, srv, func() error {
-		if tlsCfg != nil {
-			return srv.ServeTLS(ln, "", "")
-		}
-		return srv.Serve(ln)
-	})
-}
-
-// listen binds host:port; "::" falls back to 0.0.0.0 without IPv6.
-func listen(host string, port int) (net.Listener, error) {
-	addr := net.JoinHostPort(host, strconv.Itoa(port))
-	ln, err := net.Listen("tcp", addr)
-	if err != nil && host == "::" {
-		ln, err = net.Listen("tcp", net.JoinHostPort("0.0.0.0", strconv.Itoa(port)))
-	}
-	if err != nil {
-		return nil, fmt.Errorf("API listen on %s: %w", addr, err)
-	}
-	return ln, nil
-}
-
-// heartbeatLoop heartbeats until ctx ends (nil), the server fails, or
-// Ironic ends the operation (errStartOver).
-func (a *Agent) heartbeatLoop(ctx context.Context, serverErr <-chan error) error {
-	next := time.Now() // the first beat follows the lookup at once
-	var last time.Time
-	forced := false
-	for {
-		now := time.Now()
-		due := next
-		if forced {
-			// A forced beat still waits 5 s after the previous one, as IPA
-			// does, so a burst of commands is not a burst of heartbeats.
-			due = minTime(due, last.Add(5*time.Second))
-		}
-		if !now.Before(due) {
-			forced = false
-			last = time.Now()
-			err := a.beat(ctx)
-			switch {
-			case err == nil:
-				next = time.Now().Add(time.Duration(float64(a.heartbeatTimeout()) * (0.3 + 0.3*rand.Float64())))
-			case errors.Is(err, errStartOver):
-				return err
-			default:
-				next = time.Now().Add(time.Duration(float64(5*time.Second) * (1 + rand.Float64())))
-			}
-			continue
-		}
-		wait := min(time.Until(due), 5*time.Second)
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil
-		case err := <-serverErr:
-			t.Stop()
-			if err != nil {
-				return err
-			}
-			if a.isLockedDown() {
-				a.setPhase("locked down")
-				<-ctx.Done()
-			}
-			return nil
-		case <-a.reset:
-			t.Stop()
-			return errStartOver
-		case <-a.force:
-			forced = true
-		case <-t.C:
-		}
-	}
-}
-
-func (a *Agent) heartbeatTimeout() time.Duration {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.hbTimeout
-}
-
-func (a *Agent) isLockedDown() bool {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.lockedDown
-}
-
-// beat sends one heartbeat.
-func (a *Agent) beat(ctx context.Context) error {
-	a.mu.Lock()
-	base, v, node, cb, tok, ca := a.apiBase, a.apiVersion, a.node, a.callbackURL, a.token, a.verifyCA
-	a.mu.Unlock()
-	uuid, _ := node["uuid"].(string)
-	err := a.ironic.heartbeat(ctx, base, v, uuid, heartbeatBody(v, cb, tok, IPAVersion, ca))
-	if err == nil {
-		a.metrics.heartbeats.WithLabelValues("ok").Inc()
-		a.log.Debug("heartbeat sent", "node", uuid)
-		return nil
-	}
-	var ie *IronicError
-	if errors.As(err, &ie) {
-		a.metrics.heartbeats.WithLabelValues(strconv.Itoa(ie.Status)).Inc()
-		if ie.tokenWiped() {
-			a.log.Info("Ironic refused the token: the operation has ended", "node", uuid, "error", err)
-			return errStartOver
-		}
-	} else {
-		a.metrics.heartbeats.WithLabelValues("error").Inc()
-	}
-	a.log.Warn("heartbeat failed, retrying", "node", uuid, "error", err)
-	return err
-}
-
-func minTime(a, b time.Time) time.Time {
-	if a.Before(b) {
-		return a
-	}
-	return b
-}
-
-// backoff is a capped, jittered exponential backoff.
-type backoff struct {
-	cur, first, max time.Duration
-}
-
-func newBackoff(first, maxWait time.Duration) *backoff {
-	if first <= 0 {
-		first = time.Second
-	}
-	return &backoff{cur: first, first: first, max: maxWait}
-}
-
-// reset starts the waits from the first again.
-func (b *backoff) reset() { b.cur = b.first }
-
-func (b *backoff) next() time.Duration {
-	d := b.cur
-	b.cur = min(b.cur*2, b.max)
-	// Full jitter between d/2 and d, so a rack of agents spreads out.
-	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

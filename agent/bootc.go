@@ -1,34 +1,22 @@
 package agent
 
 import (
-	"encoding/base64"
-	"encoding/json"
+	"context"
+	"errors"
 	"fmt"
-	"regexp"
-	"sort"
-	"strconv"
 	"strings"
+	"time"
 
-	"github.com/google/go-containerregistry/pkg/authn"
-	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/goipa/goipa/bootc"
+	"github.com/goipa/goipa/image"
 )
 
 // execute_bootc_install (IPA master's deploy and service step, spec 4.2
 // and 5): Ironic's bootc deploy interface sends the oci:// container
 // image, the config drive and a pull secret, and after the step only
-// sets the node to boot from disk. IPA runs `bootc install to-disk`
-// from the image under podman, which pulls the whole image into the
-// ramdisk's RAM first; goipa streams the layers into a filesystem it
-// makes on the disk, so memory does not grow with the image.
-
-// bootcESPMiB is the EFI system partition a bootc deploy makes: bootc
-// leans towards 512 MiB (IPA's comment on its root-size arithmetic).
-const bootcESPMiB = 512
-
-// bootcMinRootMiB is the least root filesystem worth making beyond the
-// image's compressed size (ext4's journal and metadata, and room to
-// boot).
-const bootcMinRootMiB = 64
+// sets the node to boot from disk. This file reads IPA's parameters and
+// maps errors to IPA's classes; the install is package bootc's, the boot
+// entries package bootloader's.
 
 func (a *Agent) registerBootc() {
 	d := a.deploy
@@ -69,20 +57,6 @@ func (b *bootcArgs) bootcInstanceInfo(node map[string]any) error {
 	return nil
 }
 
-// rootSSHTmpfiles is what bootc install writes for
-// --root-ssh-authorized-keys: a systemd-tmpfiles entry that makes
-// /root/.ssh/authorized_keys at boot (/root is a symlink into /var on
-// bootc systems, which the image does not carry), its content base64 as
-// tmpfiles' ~ modifier reads it.
-func rootSSHTmpfiles(keys string) string {
-	if !strings.HasSuffix(keys, "\n") {
-		keys += "\n"
-	}
-	return "# written by goipa's execute_bootc_install (bootc_authorized_keys)\n" +
-		"d /root/.ssh 0700 root root -\n" +
-		"f~ /root/.ssh/authorized_keys 0600 root root - " + base64.StdEncoding.EncodeToString([]byte(keys)) + "\n"
-}
-
 func parseBootcArgs(args map[string]any) (bootcArgs, error) {
 	var b bootcArgs
 	src, ok := args["image_source"].(string)
@@ -110,187 +84,107 @@ func parseBootcArgs(args map[string]any) (bootcArgs, error) {
 	return b, nil
 }
 
-// pullSecretKeychain turns Ironic's oci_pull_secret into credentials for
-// the image's registry. Ironic sends base64 of the docker config's
-// "auth" value for the registry (itself base64 of user:password), or of
-// the node's pull secret password; IPA writes the decoded value as
-// {"auths": {registry: {"auth": value}}} for podman. goipa also takes a
-// whole docker config JSON, and a value that is not base64 of
-// user:password as a registry bearer token. Other registries get the
-// docker config's credentials, anonymous otherwise.
-func pullSecretKeychain(imageSource, secret string) (authn.Keychain, error) {
-	if secret == "" {
-		return authn.DefaultKeychain, nil
-	}
-	raw, err := decodeBase64(secret)
+// bootcInstall is execute_bootc_install.
+func (d *deployer) bootcInstall(ctx context.Context, sc *StepCall) (any, error) {
+	args, err := parseBootcArgs(sc.Args)
 	if err != nil {
-		return nil, ErrInvalidParams("oci_pull_secret is not base64: %v", err)
+		return nil, err
 	}
-	ref, err := name.ParseReference(strings.TrimPrefix(imageSource, "oci://"))
+	if err := args.bootcInstanceInfo(sc.Node); err != nil {
+		return nil, err
+	}
+	keychain, err := bootc.PullSecretKeychain(args.imageSource, args.pullSecret)
 	if err != nil {
-		return nil, ErrInvalidParams("image_source %q: %v", imageSource, err)
+		return nil, bootcError(err)
 	}
-	registry := ref.Context().RegistryStr()
-	value := strings.TrimSpace(string(raw))
-	var cfg authn.AuthConfig
-	if strings.HasPrefix(value, "{") {
-		var doc struct {
-			Auths map[string]authn.AuthConfig `json:"auths"`
+	c := sc.Call
+	if !d.a.realPower && d.a.cfg.Power != "system" && len(d.a.cfg.Devices) == 0 {
+		return nil, errors.New("goipa agent refuses to write images on this host without goipa-devices naming the devices it may use")
+	}
+	if mode := d.a.bootMode(); mode != "uefi" {
+		return nil, &Error{Type: "InvalidImage", Code: 400, Message: "Invalid image",
+			Details: fmt.Sprintf("goipa installs bootc images for UEFI boot only, and this ramdisk booted in %s mode", mode)}
+	}
+	device, err := d.disks.RootDisk(ctx, rootDeviceHints(d.a.Node()))
+	if err != nil {
+		return nil, &Error{Type: "DeviceNotFound", Code: 404, Message: "Error finding the disk or partition device to deploy the image onto", Details: err.Error()}
+	}
+	var iso []byte
+	if args.configdrive != "" {
+		if iso, err = d.fetchConfigDrive(ctx, args.configdrive, nil); err != nil {
+			return nil, err
 		}
-		if err := json.Unmarshal([]byte(value), &doc); err != nil {
-			return nil, ErrInvalidParams("oci_pull_secret holds JSON that is not a docker config: %v", err)
-		}
-		found := false
-		for host, c := range doc.Auths {
-			h := strings.TrimSuffix(strings.TrimPrefix(strings.TrimPrefix(host, "https://"), "http://"), "/")
-			if h == registry || strings.HasPrefix(h, registry+"/") {
-				cfg, found = c, true
-				break
+	}
+	client, err := image.NewHTTPClient(image.HTTPOptions{Insecure: d.a.cfg.Insecure, CAFile: d.a.cfg.CAFile, Timeout: d.a.cfg.ImageConnectionTimeout})
+	if err != nil {
+		return nil, bootcError(&bootc.DownloadError{Source: args.imageSource, Err: err})
+	}
+	img, err := bootc.Resolve(ctx, args.imageSource, client, d.a.cfg.Insecure, keychain)
+	if err != nil {
+		return nil, bootcError(err)
+	}
+	rootMiB, err := bootc.RootMiB(device, img)
+	var small *bootc.TooSmallError
+	if errors.As(err, &small) {
+		return nil, &Error{Type: "ImageWriteError", Code: 500, Message: "Error writing image to device", Details: small.Details}
+	} else if err != nil {
+		return nil, err
+	}
+	c.Log.Info("bootc install", "image", args.imageSource, "device", device, "layers", len(img.Layers), "compressed_bytes", img.Compressed, "root_mib", rootMiB)
+	d.mu.Lock()
+	d.device, d.partition = "", nil
+	d.mu.Unlock()
+	start := time.Now()
+	opts := bootc.Options{RootMiB: rootMiB, AuthorizedKeys: args.authorizedKeys, Log: c.Log, Progress: c.SetProgress,
+		Retry: image.Retry{Attempts: d.a.cfg.ImageConnectionRetries, Interval: d.a.cfg.ImageRetryInterval}}
+	if iso != nil {
+		opts.ConfigDrive = func(ctx context.Context, device string) (string, error) {
+			part, err := d.configDrive.WriteConfigDrive(ctx, device, iso)
+			if err == nil {
+				c.Log.Info("config drive written", "partition", part, "bytes", len(iso))
 			}
-		}
-		if !found {
-			return nil, ErrInvalidParams("oci_pull_secret's docker config has no credentials for %s", registry)
-		}
-	} else if up, err := decodeBase64(value); err == nil && strings.Contains(string(up), ":") {
-		cfg.Auth = value
-	} else {
-		cfg.RegistryToken = value
-	}
-	return authn.NewMultiKeychain(secretKeychain{registry: registry, auth: authn.FromConfig(cfg)}, authn.DefaultKeychain), nil
-}
-
-func decodeBase64(s string) ([]byte, error) {
-	s = strings.TrimSpace(s)
-	if b, err := base64.StdEncoding.DecodeString(s); err == nil {
-		return b, nil
-	}
-	return base64.RawStdEncoding.DecodeString(strings.TrimRight(s, "="))
-}
-
-// secretKeychain answers for one registry; the next keychain for others.
-type secretKeychain struct {
-	registry string
-	auth     authn.Authenticator
-}
-
-func (k secretKeychain) Resolve(r authn.Resource) (authn.Authenticator, error) {
-	if r.RegistryStr() == k.registry {
-		return k.auth, nil
-	}
-	return authn.Anonymous, nil
-}
-
-// bootEntry is what the boot loaders get told: the kernel and initramfs
-// (copied to the ESP's root, which every loader reads) and the command
-// line.
-type bootEntry struct {
-	title     string
-	kernelVer string
-	initramfs bool
-	rootUUID  string
-	kargs     []string
-}
-
-func (e bootEntry) options() string {
-	return strings.Join(append([]string{"root=UUID=" + e.rootUUID, "rw"}, e.kargs...), " ")
-}
-
-// grubConfig is the grub.cfg put beside each grub*.efi on the ESP: the
-// EFI grub reads it from its own directory, and finds the kernel on the
-// partition it was loaded from.
-func (e bootEntry) grubConfig(espUUID string) string {
-	var b strings.Builder
-	b.WriteString("# written by goipa's execute_bootc_install\nset timeout=3\n")
-	if espUUID != "" {
-		fmt.Fprintf(&b, "search --no-floppy --fs-uuid --set=root %s\n", espUUID)
-	}
-	fmt.Fprintf(&b, "menuentry '%s' {\n\tlinux /vmlinuz-%s %s\n", strings.ReplaceAll(e.title, "'", ""), e.kernelVer, e.options())
-	if e.initramfs {
-		fmt.Fprintf(&b, "\tinitrd /initramfs-%s.img\n", e.kernelVer)
-	}
-	b.WriteString("}\n")
-	return b.String()
-}
-
-// blsEntry is the Boot Loader Specification entry systemd-boot reads.
-func (e bootEntry) blsEntry() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "title %s\nversion %s\nlinux /vmlinuz-%s\n", e.title, e.kernelVer, e.kernelVer)
-	if e.initramfs {
-		fmt.Fprintf(&b, "initrd /initramfs-%s.img\n", e.kernelVer)
-	}
-	fmt.Fprintf(&b, "options %s\n", e.options())
-	return b.String()
-}
-
-// tomlKargs reads the kargs of a bootc kargs.d file
-// (/usr/lib/bootc/kargs.d/*.toml: `kargs = ["a", "b"]`, optionally
-// limited by `match-architectures`). Only this one key is read: a TOML
-// parser is not worth its place for it.
-var (
-	kargsLine = regexp.MustCompile(`(?s)(?:^|\n)\s*kargs\s*=\s*\[(.*?)\]`)
-	archLine  = regexp.MustCompile(`(?s)(?:^|\n)\s*match-architectures\s*=\s*\[(.*?)\]`)
-	tomlStr   = regexp.MustCompile(`"((?:[^"\\]|\\.)*)"`)
-)
-
-func tomlKargs(text, arch string) []string {
-	if m := archLine.FindStringSubmatch(text); m != nil {
-		ok := false
-		for _, s := range tomlStr.FindAllStringSubmatch(m[1], -1) {
-			if s[1] == arch {
-				ok = true
-			}
-		}
-		if !ok {
-			return nil
+			return part, err
 		}
 	}
-	m := kargsLine.FindStringSubmatch(text)
-	if m == nil {
-		return nil
+	res, err := bootc.Install(ctx, device, img, opts)
+	if err != nil {
+		return nil, bootcError(err)
 	}
-	var out []string
-	for _, s := range tomlStr.FindAllStringSubmatch(m[1], -1) {
-		if v, err := strconv.Unquote(`"` + s[1] + `"`); err == nil {
-			out = append(out, v)
-		}
+	pd := &partitionDeploy{partitions: res.Partitions, rootUUID: res.RootUUID, espUUID: res.ESPUUID}
+	d.mu.Lock()
+	d.device, d.partition = device, pd
+	d.mu.Unlock()
+	// The boot entry comes last, when the disk is complete.
+	if ok, err := d.setupUEFI(ctx, c, device, pd.espUUID); err != nil {
+		return nil, err
+	} else if !ok {
+		return nil, fmt.Errorf("the ESP on %s holds no loader after the install", device)
 	}
-	return out
+	c.Log.Info("bootc install done", "image", args.imageSource, "device", device, "duration", time.Since(start).Round(time.Millisecond))
+	return map[string]any{"result": fmt.Sprintf("execute_bootc_install: Container image (%s) written to device %s", args.imageSource, device)}, nil
 }
 
-// newestKernel picks the highest of the versions found under
-// /usr/lib/modules (bootc images carry one).
-func newestKernel(versions []string) string {
-	if len(versions) == 0 {
-		return ""
+// bootcError maps package bootc's errors to IPA's classes; anything else
+// that went wrong writing is an ImageWriteError.
+func bootcError(err error) error {
+	var (
+		inv *bootc.InvalidError
+		bad *bootc.InvalidImageError
+		dl  *bootc.DownloadError
+		cd  *bootc.ConfigDriveError
+		ae  *Error
+	)
+	switch {
+	case errors.As(err, &inv):
+		return ErrInvalidParams("%s", inv.Details)
+	case errors.As(err, &bad):
+		return &Error{Type: "InvalidImage", Code: 400, Message: "Invalid image", Details: bad.Details}
+	case errors.As(err, &dl):
+		return &Error{Type: "ImageDownloadError", Code: 500, Message: "Error downloading image", Details: dl.Error()}
+	case errors.As(err, &cd):
+		return &Error{Type: "InstanceDeployFailure", Code: 500, Message: "Failed to deploy instance", Details: cd.Error()}
+	case errors.As(err, &ae):
+		return err
 	}
-	sort.Slice(versions, func(i, j int) bool { return versionLess(versions[i], versions[j]) })
-	return versions[len(versions)-1]
-}
-
-// versionLess compares digit runs as numbers and the rest as text.
-func versionLess(a, b string) bool {
-	for a != "" && b != "" {
-		da, ra := splitRun(a)
-		db, rb := splitRun(b)
-		if da != db {
-			na, ea := strconv.Atoi(da)
-			nb, eb := strconv.Atoi(db)
-			if ea == nil && eb == nil {
-				return na < nb
-			}
-			return da < db
-		}
-		a, b = ra, rb
-	}
-	return len(a) < len(b)
-}
-
-func splitRun(s string) (run, rest string) {
-	digit := s[0] >= '0' && s[0] <= '9'
-	i := 1
-	for i < len(s) && (s[i] >= '0' && s[i] <= '9') == digit {
-		i++
-	}
-	return s[:i], s[i:]
+	return &Error{Type: "ImageWriteError", Code: 500, Message: "Error writing image to device", Details: err.Error()}
 }

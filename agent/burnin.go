@@ -3,11 +3,11 @@ package agent
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"os"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/goipa/goipa/burnin"
@@ -178,25 +178,15 @@ func (a *Agent) burninDisk(ctx context.Context, sc *StepCall) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	results := make([]disk.BurnInResult, len(disks))
-	errs := make([]error, len(disks))
-	state := map[string]any{}
+	names := make([]string, len(disks))
 	for i, d := range disks {
-		wg.Add(1)
-		go func(i int, dev string) {
-			defer wg.Done()
-			results[i], errs[i] = disk.BurnIn(ctx, dev, loops, time.Duration(secs)*time.Second, func(done, total int64) {
-				mu.Lock()
-				state[dev] = map[string]any{"done_bytes": done, "total_bytes": total}
-				snap := map[string]any{"devices": maps.Clone(state)}
-				mu.Unlock()
-				sc.SetProgress(snap)
-			})
-		}(i, d.Name)
+		names[i] = d.Name
 	}
-	wg.Wait()
+	state := map[string]any{}
+	results, errs := disk.BurnInEach(ctx, names, loops, time.Duration(secs)*time.Second, func(dev string, done, total int64) {
+		state[dev] = map[string]any{"done_bytes": done, "total_bytes": total}
+		sc.SetProgress(map[string]any{"devices": maps.Clone(state)})
+	})
 	var failed []string
 	for i, r := range results {
 		sc.Log.Info("disk burn-in", "device", r.Device, "passes", r.Passes, "bytes_written", r.BytesWritten, "bytes_verified", r.BytesRead, "seconds", r.Seconds, "error", errs[i])
@@ -214,4 +204,39 @@ func (a *Agent) burninDisk(ctx context.Context, sc *StepCall) (any, error) {
 		return nil, &Error{Type: "CommandExecutionError", Code: 500, Message: "Error while executing command", Details: fmt.Sprint(failed)}
 	}
 	return nil, nil
+}
+
+// burninGPU is IPA master's burnin_gpu (burnin.GPU) with its driver_info
+// options: agent_burnin_gpu_install_dir (/opt/gpu-burn),
+// agent_burnin_gpu_timeout, agent_burnin_gpu_memory and
+// agent_burnin_gpu_count.
+func (a *Agent) burninGPU(ctx context.Context, sc *StepCall) (any, error) {
+	di := nodeDriverInfo(sc.Node)
+	dir, err := di.str("agent_burnin_gpu_install_dir", "/opt/gpu-burn")
+	if err != nil {
+		return nil, err
+	}
+	secs, err := di.int("agent_burnin_gpu_timeout", 86400)
+	if err != nil {
+		return nil, err
+	}
+	mem, err := di.str("agent_burnin_gpu_memory", "95%")
+	if err != nil {
+		return nil, err
+	}
+	count, err := di.int("agent_burnin_gpu_count", 0)
+	if err != nil {
+		return nil, err
+	}
+	out, err := burnin.GPU(ctx, burnin.GPUOptions{InstallDir: dir, Duration: time.Duration(secs) * time.Second, Memory: mem, Count: count}, sc.Log)
+	var wrong *burnin.GPUCountError
+	var failed *burnin.GPUBurnError
+	switch {
+	case errors.As(err, &wrong):
+		return nil, &Error{Type: "CleaningError", Code: 500, Message: "Clean step failed", Details: wrong.Error()}
+	case errors.As(err, &failed):
+		err = errExecution(failed.Error())
+	}
+	sc.Log.Info("burn-in gpu finished", "install_dir", dir, "output", out, "error", err)
+	return nil, err
 }

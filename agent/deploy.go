@@ -1,8 +1,6 @@
 package agent
 
 import (
-	"bytes"
-	"compress/gzip"
 	"context"
 	"encoding/base64"
 	"encoding/binary"
@@ -15,6 +13,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/goipa/goipa/disk"
+	"github.com/goipa/goipa/download"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -46,10 +46,6 @@ func WithDeploy(sel DiskSelector, w ImageWriter, cd ConfigDriveWriter) Option {
 		}
 	}
 }
-
-// maxConfigDrive is the largest config drive a whole-disk image gets
-// (spec 10: IPA's 64 MiB partition).
-const maxConfigDrive = 64 << 20
 
 // deployer holds what the last image deploy did, for get_partition_uuids.
 type deployer struct {
@@ -141,7 +137,7 @@ func (d *deployer) prepareImage(ctx context.Context, c *Call, raw map[string]any
 	}
 	var iso []byte
 	if configdrive != "" {
-		if iso, err = d.fetchConfigDrive(ctx, configdrive); err != nil {
+		if iso, err = d.fetchConfigDrive(ctx, configdrive, ii); err != nil {
 			return "", err
 		}
 	}
@@ -182,16 +178,34 @@ func (d *deployer) prepareImage(ctx context.Context, c *Call, raw map[string]any
 	return fmt.Sprintf("image (%s) written to device %s root_uuid=None", ii.ID, device), nil
 }
 
+// downloadClient is the client for what a deploy fetches besides the
+// image (config drives, inject_files): ipa-cafile, ipa-insecure and the
+// image download timeout as the image has them, the environment's
+// proxies and, through extra, the ones image_info names.
+func (a *Agent) downloadClient(extra ...download.Option) (*http.Client, error) {
+	return download.NewClient(append([]download.Option{download.WithCA(a.cfg.CAFile), download.WithInsecure(a.cfg.Insecure),
+		download.WithTimeout(a.cfg.ImageConnectionTimeout)}, extra...)...)
+}
+
 // fetchConfigDrive turns Ironic's config drive string (a URL, or base64 of
-// a gzipped ISO) into the ISO bytes (spec 10).
-func (d *deployer) fetchConfigDrive(ctx context.Context, s string) ([]byte, error) {
+// a gzipped ISO) into the ISO bytes (spec 10). A URL is fetched with the
+// image's CA, proxies (image_info's, when ii is not nil) and timeouts.
+func (d *deployer) fetchConfigDrive(ctx context.Context, s string, ii *ImageInfo) ([]byte, error) {
 	var data []byte
 	if strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://") {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, s, nil)
 		if err != nil {
 			return nil, ErrInvalidParams("config drive URL %q: %v", s, err)
 		}
-		resp, err := http.DefaultClient.Do(req)
+		var extra []download.Option
+		if ii != nil {
+			extra = append(extra, download.WithProxies(ii.Proxies, ii.NoProxy))
+		}
+		client, err := d.a.downloadClient(extra...)
+		if err != nil {
+			return nil, fmt.Errorf("downloading the config drive: %w", err)
+		}
+		resp, err := client.Do(req)
 		if err != nil {
 			return nil, fmt.Errorf("downloading the config drive: %w", err)
 		}
@@ -199,7 +213,7 @@ func (d *deployer) fetchConfigDrive(ctx context.Context, s string) ([]byte, erro
 		if resp.StatusCode >= 400 {
 			return nil, fmt.Errorf("downloading the config drive: HTTP %d", resp.StatusCode)
 		}
-		if data, err = io.ReadAll(io.LimitReader(resp.Body, 4*maxConfigDrive)); err != nil {
+		if data, err = io.ReadAll(io.LimitReader(resp.Body, 4*disk.ConfigDriveSize)); err != nil {
 			return nil, fmt.Errorf("downloading the config drive: %w", err)
 		}
 	} else {
@@ -210,29 +224,12 @@ func (d *deployer) fetchConfigDrive(ctx context.Context, s string) ([]byte, erro
 		}
 		data = dec
 	}
-	return decodeConfigDrive(data)
-}
-
-// decodeConfigDrive gunzips the config drive (it may also come plain) and
-// checks its size.
-func decodeConfigDrive(data []byte) ([]byte, error) {
-	iso := data
-	if len(data) >= 2 && data[0] == 0x1f && data[1] == 0x8b {
-		zr, err := gzip.NewReader(bytes.NewReader(data))
-		if err != nil {
-			return nil, ErrInvalidParams("config drive is not valid gzip: %v", err)
-		}
-		if iso, err = io.ReadAll(io.LimitReader(zr, maxConfigDrive+1)); err != nil {
-			return nil, ErrInvalidParams("config drive is not valid gzip: %v", err)
-		}
+	iso, err := disk.DecodeConfigDrive(data)
+	var bad *disk.ConfigDriveError
+	if errors.As(err, &bad) {
+		return nil, ErrInvalidParams("%s", bad.Details)
 	}
-	if len(iso) > maxConfigDrive {
-		return nil, ErrInvalidParams("config drive is larger than %d MiB", maxConfigDrive>>20)
-	}
-	if len(iso) == 0 {
-		return nil, ErrInvalidParams("config drive is empty")
-	}
-	return iso, nil
+	return iso, err
 }
 
 // getPartitionUUIDs answers as IPA does: nothing written yet is {}; a

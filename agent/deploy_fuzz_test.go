@@ -6,11 +6,13 @@ import (
 	"context"
 	"encoding/base64"
 	"testing"
+
+	"github.com/goipa/goipa/disk"
 )
 
 // FuzzConfigDrive: Ironic's config drive string (base64 of a gzipped
 // ISO, or the bytes as they are) is decoded without a panic into at most
-// maxConfigDrive bytes, never empty; a gzip bomb stops at the limit.
+// disk.ConfigDriveSize bytes, never empty; a gzip bomb stops at the limit.
 func FuzzConfigDrive(f *testing.F) {
 	gz := func(b []byte) []byte {
 		var buf bytes.Buffer
@@ -33,14 +35,14 @@ func FuzzConfigDrive(f *testing.F) {
 		if len(s) >= 7 && (s[:7] == "http://" || len(s) >= 8 && s[:8] == "https://") {
 			return // a URL is fetched, not decoded
 		}
-		out, err := d.fetchConfigDrive(context.Background(), s)
+		out, err := d.fetchConfigDrive(context.Background(), s, nil)
 		if err != nil {
 			if _, ok := invalidContent(err); !ok {
 				t.Fatalf("refusal is not an InvalidCommandParamsError: %v", err)
 			}
 			return
 		}
-		if len(out) == 0 || len(out) > maxConfigDrive {
+		if len(out) == 0 || len(out) > disk.ConfigDriveSize {
 			t.Fatalf("config drive of %d bytes accepted", len(out))
 		}
 	})

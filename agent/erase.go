@@ -11,6 +11,7 @@ import (
 
 	"github.com/goipa/goipa/disk"
 	"github.com/goipa/goipa/inventory"
+	"github.com/goipa/goipa/raid"
 )
 
 // registerErase offers the erase steps that disk implements.
@@ -110,17 +111,17 @@ func (a *Agent) eraseTargets(ctx context.Context, node map[string]any) ([]invent
 			}
 		}
 	}
-	keepVolumes := skipVolumeNames(node)
+	keepVolumes := raid.SkipVolumeNames(node)
 	var out []inventory.Disk
 	for _, d := range disks {
 		skip := d.ReadOnly
 		// IPA never erases a RAID member as a plain disk (the array is
 		// erased as a whole), and keeps arrays named on the skip list.
-		if raidMember(d.Name) {
+		if raid.IsMember(d.Name) {
 			a.log.Info("erase: skipping software RAID member", "device", d.Name)
 			continue
 		}
-		if name := mdVolumeName(d.Name); name != "" && keepVolumes[name] {
+		if name := raid.VolumeName(d.Name); name != "" && keepVolumes[name] {
 			a.log.Info("erase: skipping software RAID volume on the skip list", "device", d.Name, "volume_name", name)
 			continue
 		}
@@ -153,42 +154,22 @@ func guardSpecial(a *Agent, node map[string]any) bool {
 }
 
 // eraseMetadata is erase_devices_metadata: every disk at once, each
-// after the safety checks; one failure fails the step, the others finish.
+// after the safety checks (disk.WipeMetadataEach); one failure fails the
+// step, the others finish.
 func (a *Agent) eraseMetadata(ctx context.Context, sc *StepCall) (any, error) {
 	disks, err := a.eraseTargets(ctx, sc.Node)
 	if err != nil {
 		return nil, err
 	}
-	guard := guardSpecial(a, sc.Node)
-	var mu sync.Mutex
-	failures := map[string]string{}
-	var wg sync.WaitGroup
-	for _, d := range disks {
-		wg.Add(1)
-		go func(dev string) {
-			defer wg.Done()
-			err := func() error {
-				if guard {
-					if err := disk.CheckSpecialFilesystems(dev); err != nil {
-						return err
-					}
-				}
-				return disk.WipeMetadata(ctx, dev)
-			}()
-			if err != nil {
-				mu.Lock()
-				failures[dev] = err.Error()
-				mu.Unlock()
-				return
-			}
-			sc.Log.Info("metadata erased", "device", dev)
-		}(d.Name)
+	names := make([]string, len(disks))
+	for i, d := range disks {
+		names[i] = d.Name
 	}
-	wg.Wait()
+	failures := disk.WipeMetadataEach(ctx, names, guardSpecial(a, sc.Node), func(dev string) { sc.Log.Info("metadata erased", "device", dev) })
 	if len(failures) > 0 {
 		var parts []string
 		for dev, e := range failures {
-			parts = append(parts, fmt.Sprintf("%s: %s", dev, e))
+			parts = append(parts, fmt.Sprintf("%s: %s", dev, e.Error()))
 		}
 		sort.Strings(parts)
 		return nil, &Error{Type: "BlockDeviceEraseError", Code: 500, Message: "Failed to erase the metadata on the device(s)", Details: strings.Join(parts, "; ")}

@@ -2,180 +2,47 @@ package agent
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
-	"io"
-	"io/fs"
 	"net/http"
-	"os"
-	"path"
-	"regexp"
-	"sort"
-	"strconv"
-	"strings"
 
-	"github.com/goipa/goipa/disk"
+	"github.com/goipa/goipa/download"
+	"github.com/goipa/goipa/injectfiles"
 )
 
-// injectFile is one entry of inject_files (IPA's inject_files.py).
-type injectFile struct {
-	Path, Partition, Content string
-	Deleted                  bool
-	Mode, DirMode            *int
-	Owner, Group             *int
-}
+// The inject_files deploy step: IPA's parameters and error classes; the
+// work is package injectfiles'.
 
-var injectFileKeys = map[string]bool{"path": true, "partition": true, "content": true, "deleted": true, "mode": true, "dirmode": true, "owner": true, "group": true}
-
-// parseInjectFiles validates the node's inject_files property and the
-// step's files argument as IPA does, all problems in one error.
-func parseInjectFiles(fromProps, fromArgs any) ([]injectFile, error) {
-	var raw []any
-	for _, src := range []struct {
-		v    any
-		what string
-	}{{fromProps, "The `inject_files` node property"}, {fromArgs, "The `files` argument"}} {
-		if src.v == nil {
-			continue
-		}
-		l, ok := src.v.([]any)
-		if !ok {
-			return nil, ErrInvalidParams("%s must be a list, got %T", src.what, src.v)
-		}
-		raw = append(raw, l...)
-	}
-	var out []injectFile
-	var failures []string
-	for _, r := range raw {
-		m, ok := r.(map[string]any)
-		if !ok {
-			failures = append(failures, fmt.Sprintf("expected a dict, got %v", r))
-			continue
-		}
-		var unknown []string
-		for k := range m {
-			if !injectFileKeys[k] {
-				unknown = append(unknown, k)
-			}
-		}
-		sort.Strings(unknown)
-		if len(unknown) > 0 {
-			failures = append(failures, fmt.Sprintf("unexpected fields in %v: %s", m, strings.Join(unknown, ", ")))
-		}
-		f := injectFile{}
-		f.Path, _ = m["path"].(string)
-		f.Content, _ = m["content"].(string)
-		f.Deleted, _ = m["deleted"].(bool)
-		switch p := m["partition"].(type) {
-		case string:
-			f.Partition = p
-		case float64:
-			f.Partition = strconv.Itoa(int(p))
-		}
-		switch {
-		case f.Path == "":
-			failures = append(failures, fmt.Sprintf("expected a path in %v", m))
-		case path.Dir(f.Path) == "/" && f.Partition == "":
-			failures = append(failures, fmt.Sprintf("%v in root directory requires \"partition\"", m))
-		case strings.HasSuffix(f.Path, "/"):
-			failures = append(failures, fmt.Sprintf("directories not supported for %v", m))
-		}
-		if f.Content != "" && f.Deleted {
-			failures = append(failures, fmt.Sprintf("content cannot be used with deleted in %v", m))
-		}
-		for key, dst := range map[string]**int{"mode": &f.Mode, "dirmode": &f.DirMode, "owner": &f.Owner, "group": &f.Group} {
-			v, present := m[key]
-			if !present {
-				continue
-			}
-			n, ok := v.(float64)
-			if !ok || n != float64(int(n)) {
-				failures = append(failures, fmt.Sprintf("%s must be a number in %v", key, m))
-				continue
-			}
-			i := int(n)
-			*dst = &i
-		}
-		out = append(out, f)
-	}
-	if len(failures) > 0 {
-		return nil, ErrInvalidParams("Validation of files failed: %s", strings.Join(failures, "; "))
-	}
-	return out, nil
-}
-
-// relPath cleans an injected file's path to one inside a partition;
-// ".." cannot climb out of it.
-func relPath(p string) (string, error) {
-	c := path.Clean("/" + strings.TrimSpace(p))[1:]
-	if c == "" || c == "." {
-		return "", ErrInvalidParams("Invalid path %s, must be an absolute path to a file", p)
-	}
-	return c, nil
-}
-
-var templateField = regexp.MustCompile(`\{(node|ports)((?:\[[^\]\[]+\])+)\}`)
-
-// expandURL fills IPA's "{node[uuid]}"-style fields of a content URL
-// (Python's str.format over the node and ports).
-func expandURL(u string, node map[string]any, ports []any) (string, error) {
-	var err error
-	out := templateField.ReplaceAllStringFunc(u, func(m string) string {
-		sub := templateField.FindStringSubmatch(m)
-		var cur any = node
-		if sub[1] == "ports" {
-			cur = ports
-		}
-		for _, key := range regexp.MustCompile(`\[([^\]]+)\]`).FindAllStringSubmatch(sub[2], -1) {
-			switch c := cur.(type) {
-			case map[string]any:
-				cur = c[key[1]]
-			case []any:
-				i, e := strconv.Atoi(key[1])
-				if e != nil || i < 0 || i >= len(c) {
-					err = fmt.Errorf("%s: no index %s", m, key[1])
-					return m
-				}
-				cur = c[i]
-			default:
-				err = fmt.Errorf("%s: cannot index %T", m, cur)
-				return m
-			}
-		}
-		if cur == nil {
-			err = fmt.Errorf("%s: no such field", m)
-			return m
-		}
-		return fmt.Sprint(cur)
-	})
-	return out, err
+// injectFilesClient fetches inject_files URLs: the agent's download
+// client, without verification when the step's verify_ca is false.
+func (a *Agent) injectFilesClient(args map[string]any) (*http.Client, error) {
+	verify, ok := args["verify_ca"].(bool)
+	return a.downloadClient(download.WithInsecure(ok && !verify))
 }
 
 // injectFiles is the inject_files deploy step.
 func (d *deployer) injectFiles(ctx context.Context, sc *StepCall) (any, error) {
 	props, _ := sc.Node["properties"].(map[string]any)
-	files, err := parseInjectFiles(props["inject_files"], sc.Args["files"])
+	files, err := injectfiles.Parse(props["inject_files"], sc.Args["files"])
 	if err != nil {
-		return nil, err
+		return nil, injectError(err)
 	}
 	if len(files) == 0 {
 		sc.Log.Info("inject_files: no files to inject")
 		return nil, nil
 	}
-	client := http.DefaultClient
-	if v, ok := sc.Args["verify_ca"].(bool); ok && !v {
-		client = &http.Client{Transport: &http.Transport{TLSClientConfig: insecureTLS()}}
+	client, err := d.a.injectFilesClient(sc.Args)
+	if err != nil {
+		return nil, &Error{Type: "CommandExecutionError", Code: 500, Message: "Command execution failed", Details: err.Error()}
 	}
 	device, err := d.disks.RootDisk(ctx, rootDeviceHints(sc.Node))
 	if err != nil {
 		return nil, &Error{Type: "DeviceNotFound", Code: 404, Message: "Error finding the disk or partition device to deploy the image onto", Details: err.Error()}
 	}
 	for _, f := range files {
-		if err := d.injectOne(ctx, sc, f, device, client); err != nil {
-			var ae *Error
-			if errors.As(err, &ae) {
-				return nil, err
+		if err := injectfiles.Inject(ctx, device, f, sc.Node, sc.Ports, client); err != nil {
+			if ae := injectError(err); ae != err {
+				return nil, ae
 			}
 			return nil, &Error{Type: "CommandExecutionError", Code: 500, Message: "Command execution failed",
 				Details: fmt.Sprintf("Failed to process file %s: %v", f.Path, err)}
@@ -185,99 +52,16 @@ func (d *deployer) injectFiles(ctx context.Context, sc *StepCall) (any, error) {
 	return nil, nil
 }
 
-func (d *deployer) injectOne(ctx context.Context, sc *StepCall, f injectFile, device string, client *http.Client) error {
-	rel, err := relPath(f.Path)
-	if err != nil {
-		return err
+// injectError maps package injectfiles' errors to IPA's classes; any
+// other error comes back unchanged.
+func injectError(err error) error {
+	var ie *injectfiles.InvalidError
+	var np *injectfiles.NoPartitionError
+	switch {
+	case errors.As(err, &ie):
+		return ErrInvalidParams("%s", ie.Details)
+	case errors.As(err, &np):
+		return &Error{Type: "DeviceNotFound", Code: 404, Message: "Error finding the disk or partition device to deploy the image onto", Details: np.Error()}
 	}
-	return withFilePartition(ctx, device, f.Partition, rel, func(root *os.Root, rel string) error {
-		if f.Deleted {
-			if err := root.Remove(rel); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return err
-			}
-			return nil
-		}
-		if dir := path.Dir(rel); dir != "." {
-			if _, err := root.Stat(dir); errors.Is(err, fs.ErrNotExist) {
-				if err := root.MkdirAll(dir, 0o755); err != nil {
-					return err
-				}
-				if f.DirMode != nil {
-					if err := root.Chmod(dir, fs.FileMode(*f.DirMode)); err != nil {
-						return err
-					}
-				}
-			}
-		}
-		out, err := root.OpenFile(rel, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-		if err != nil {
-			return err
-		}
-		if strings.Contains(f.Content, "://") {
-			u, err := expandURL(f.Content, sc.Node, sc.Ports)
-			if err != nil {
-				out.Close()
-				return err
-			}
-			req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-			if err != nil {
-				out.Close()
-				return err
-			}
-			resp, err := client.Do(req)
-			if err != nil {
-				out.Close()
-				return err
-			}
-			if resp.StatusCode >= 400 {
-				resp.Body.Close()
-				out.Close()
-				return fmt.Errorf("GET %s: HTTP %d", u, resp.StatusCode)
-			}
-			_, err = io.Copy(out, resp.Body)
-			resp.Body.Close()
-			if err != nil {
-				out.Close()
-				return err
-			}
-		} else {
-			b, err := base64.StdEncoding.DecodeString(f.Content)
-			if err != nil {
-				out.Close()
-				return fmt.Errorf("content is not base64: %w", err)
-			}
-			if _, err := out.Write(b); err != nil {
-				out.Close()
-				return err
-			}
-		}
-		if err := out.Close(); err != nil {
-			return err
-		}
-		if f.Mode != nil {
-			if err := root.Chmod(rel, fs.FileMode(*f.Mode)); err != nil {
-				return err
-			}
-		}
-		if f.Owner != nil || f.Group != nil {
-			uid, gid := -1, -1
-			if f.Owner != nil {
-				uid = *f.Owner
-			}
-			if f.Group != nil {
-				gid = *f.Group
-			}
-			return root.Chown(rel, uid, gid)
-		}
-		return nil
-	})
-}
-
-// partitionsOf lists dev's partitions with their device paths.
-func partitionsOf(dev string) ([]disk.Partition, error) {
-	t, err := disk.ReadTable(dev)
-	if err != nil {
-		return nil, err
-	}
-	return t.Partitions, nil
+	return err
 }

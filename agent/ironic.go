@@ -3,18 +3,17 @@ package agent
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/goipa/goipa/download"
 )
 
 // API microversions the agent asks for, capped by what the server offers
@@ -87,32 +86,19 @@ type ironicClient struct {
 }
 
 func newIronicClient(cfg *Config) (*ironicClient, error) {
-	tc := &tls.Config{InsecureSkipVerify: cfg.Insecure}
-	if cfg.CAFile != "" {
-		pem, err := os.ReadFile(cfg.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("ipa-cafile: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("ipa-cafile %s: no PEM certificate in it", cfg.CAFile)
-		}
-		tc.RootCAs = pool
+	opts := []download.Option{download.WithCA(cfg.CAFile), download.WithInsecure(cfg.Insecure)}
+	if !cfg.ListenTLS {
+		opts = append(opts, download.WithClientCert(cfg.CertFile, cfg.KeyFile))
 	}
-	if cfg.CertFile != "" && cfg.KeyFile != "" && !cfg.ListenTLS {
-		cert, err := tls.LoadX509KeyPair(cfg.CertFile, cfg.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("ipa-certfile/ipa-keyfile: %w", err)
-		}
-		tc.Certificates = []tls.Certificate{cert}
-	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.TLSClientConfig = tc
 	timeout := cfg.HTTPTimeout
 	if timeout <= 0 {
 		timeout = 30 * time.Second
 	}
-	return &ironicClient{http: &http.Client{Transport: tr, Timeout: timeout}, requestID: cfg.GlobalRequestID}, nil
+	client, err := download.NewClient(append(opts, download.WithTimeout(timeout), download.WithRequestTimeout(timeout))...)
+	if err != nil {
+		return nil, fmt.Errorf("the client for Ironic (ipa-cafile, ipa-certfile, ipa-keyfile): %w", err)
+	}
+	return &ironicClient{http: client, requestID: cfg.GlobalRequestID}, nil
 }
 
 func (c *ironicClient) do(ctx context.Context, op, method, u, version string, body any, out any, want ...int) error {

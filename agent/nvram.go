@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+
+	"github.com/goipa/goipa/bootloader"
 )
 
 // defaultNVRAMPatterns are IPA's: entries on a disk partition, and shim
@@ -22,8 +24,8 @@ func (a *Agent) registerFirmwareSteps() {
 	a.steps.Register(Clean, Step{Name: "erase_pstore", Interface: "deploy", Priority: 0, Abortable: true, Run: a.erasePstore})
 }
 
-// cleanUEFINVRAM deletes the boot entries whose device path matches a
-// pattern, as IPA's clean_uefi_nvram does through efibootmgr.
+// cleanUEFINVRAM is IPA's clean_uefi_nvram: the patterns checked here,
+// the entries removed by bootloader.RemoveMatching.
 func (a *Agent) cleanUEFINVRAM(ctx context.Context, sc *StepCall) (any, error) {
 	raw, ok := sc.Args["match_patterns"]
 	if !ok || raw == nil {
@@ -51,21 +53,8 @@ func (a *Agent) cleanUEFINVRAM(ctx context.Context, sc *StepCall) (any, error) {
 		sc.Log.Info("simulated: clean_uefi_nvram on a host agent changes nothing (goipa-efivars names a directory to work on)")
 		return nil, nil
 	}
-	ents, err := vars.BootEntries()
-	if err != nil {
-		return nil, &Error{Type: "CommandExecutionError", Code: 500, Message: "Command execution failed", Details: "reading the UEFI boot entries: " + err.Error()}
-	}
-	for _, e := range ents {
-		path := e.Path.String()
-		for _, re := range patterns {
-			if re.MatchString(path) {
-				if err := vars.RemoveBootEntry(e.Num); err != nil {
-					return nil, &Error{Type: "CommandExecutionError", Code: 500, Message: "Command execution failed", Details: err.Error()}
-				}
-				sc.Log.Info("UEFI boot entry removed", "entry", e.String(), "pattern", re.String())
-				break
-			}
-		}
+	if err := bootloader.RemoveMatching(vars, patterns, sc.Log); err != nil {
+		return nil, &Error{Type: "CommandExecutionError", Code: 500, Message: "Command execution failed", Details: err.Error()}
 	}
 	return nil, nil
 }

@@ -3,7 +3,6 @@ package agent
 import (
 	"context"
 	"fmt"
-	"os"
 	"strings"
 
 	"github.com/goipa/goipa/disk"
@@ -83,8 +82,9 @@ func partitionDiskLabel(node map[string]any, bootMode string) string {
 
 func str(v any) string { s, _ := v.(string); return s }
 
-// deployPartitionImage lays out device as IPA's work_on_disk does and
-// streams the image into the root partition.
+// deployPartitionImage lays out device as IPA's work_on_disk does
+// (disk.LayOutPartitionImage) and streams the image into the root
+// partition.
 func (d *deployer) deployPartitionImage(ctx context.Context, c *Call, ii *ImageInfo, iso []byte, device string) (*partitionDeploy, error) {
 	fail := func(format string, args ...any) error {
 		return &Error{Type: "ImageWriteError", Code: 500, Message: "Error writing image to device", Details: fmt.Sprintf(format, args...)}
@@ -98,75 +98,26 @@ func (d *deployer) deployPartitionImage(ctx context.Context, c *Call, ii *ImageI
 		EphemeralMiB: ii.EphemeralMB, SwapMiB: ii.SwapMB, RootMiB: ii.RootMB, ConfigDriveMiB: (len(iso) + 1<<20 - 1) >> 20}
 	c.Log.Info("partitioning for a partition image", "device", device, "label", layout.Label, "boot_mode", mode,
 		"root_mb", ii.RootMB, "swap_mb", ii.SwapMB, "ephemeral_mb", ii.EphemeralMB, "configdrive_mb", layout.ConfigDriveMiB)
-	if err := disk.WipeMetadata(ctx, device); err != nil {
-		return nil, fail("wiping %s: %v", device, err)
-	}
-	parts, err := disk.MakePartitions(ctx, device, layout)
+	laid, err := disk.LayOutPartitionImage(ctx, device, layout, iso, ii.EphemeralFormat)
 	if err != nil {
-		return nil, fail("partitioning %s: %v", device, err)
+		return nil, fail("%v", err)
 	}
-	paths := map[string]any{}
-	for role, p := range parts {
-		path := disk.PartitionPath(device, p.Number)
-		if err := disk.WaitForPartition(ctx, path); err != nil {
-			return nil, fail("%v", err)
-		}
+	parts, paths := laid.Partitions, map[string]any{}
+	for role, path := range laid.Paths {
 		paths[string(role)] = path
-	}
-	if p, ok := parts[disk.RoleConfigDrive]; ok {
-		if err := writeFile(disk.PartitionPath(device, p.Number), iso); err != nil {
-			return nil, fail("writing the config drive: %v", err)
-		}
-	}
-	if p, ok := parts[disk.RoleEphemeral]; ok {
-		fs := ii.EphemeralFormat
-		if fs == "" {
-			fs = "ext4"
-		}
-		if err := disk.MakeFilesystem(ctx, disk.PartitionPath(device, p.Number), fs, "ephemeral0"); err != nil {
-			return nil, fail("ephemeral partition: %v", err)
-		}
 	}
 	root := disk.PartitionPath(device, parts[disk.RoleRoot].Number)
 	if err := d.images.WriteImage(ctx, ii, root, c.SetProgress); err != nil {
 		return nil, fail("%v", err)
 	}
 	pd := &partitionDeploy{partitions: paths}
-	if pd.rootUUID, err = blockUUID(root, parts[disk.RoleRoot]); err != nil {
+	if pd.rootUUID, err = disk.BlockUUID(root, parts[disk.RoleRoot]); err != nil {
 		return nil, fail("root partition UUID: %v", err)
 	}
 	if p, ok := parts[disk.RoleESP]; ok {
-		if pd.espUUID, err = blockUUID(disk.PartitionPath(device, p.Number), p); err != nil {
+		if pd.espUUID, err = disk.BlockUUID(disk.PartitionPath(device, p.Number), p); err != nil {
 			return nil, fail("EFI system partition UUID: %v", err)
 		}
 	}
 	return pd, nil
-}
-
-// blockUUID is IPA's block_uuid: the filesystem UUID, else the PARTUUID.
-func blockUUID(path string, p disk.Partition) (string, error) {
-	fs, err := disk.ProbeDevice(path)
-	if err != nil {
-		return "", err
-	}
-	if fs.UUID != "" {
-		return fs.UUID, nil
-	}
-	return strings.ToLower(p.UUID), nil
-}
-
-func writeFile(path string, b []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY, 0)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
 }

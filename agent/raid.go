@@ -1,19 +1,21 @@
 package agent
 
 import (
-	"encoding/json"
-	"fmt"
+	"context"
+	"errors"
+	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/goipa/goipa/inventory"
+	"github.com/goipa/goipa/raid"
 )
 
-// Software RAID (issue #10 item 2): IPA's create_configuration and
+// Software RAID steps: IPA's create_configuration and
 // delete_configuration clean steps, the apply_configuration deploy step
-// and the same three as service steps, built on mdraid. The rules here
-// (validation, holder disks, results) are IPA's hardware.py and
-// raid_utils.py; the disk work is in raid_linux.go.
+// and the same three as service steps. The work is package raid's; this
+// file translates IPA's parameters and errors.
 
 var raidApplyArgsInfo = map[string]ArgInfo{
 	"raid_config": {Description: "The RAID configuration (logical_disks) to build.", Required: true},
@@ -21,9 +23,14 @@ var raidApplyArgsInfo = map[string]ArgInfo{
 		Required: false},
 }
 
-// softwareRAIDError is IPA's SoftwareRAIDError.
-func softwareRAIDError(format string, a ...any) *Error {
-	return &Error{Type: "SoftwareRAIDError", Code: 500, Message: "Software RAID caused unknown error", Details: fmt.Sprintf(format, a...)}
+// raidError turns package raid's error into IPA's SoftwareRAIDError;
+// other errors (the host-mode guard, listing disks) pass unchanged.
+func raidError(err error) error {
+	var re *raid.Error
+	if errors.As(err, &re) {
+		return &Error{Type: "SoftwareRAIDError", Code: 500, Message: "Software RAID caused unknown error", Details: re.Details}
+	}
+	return err
 }
 
 func (a *Agent) registerRAID() {
@@ -39,252 +46,99 @@ func (a *Agent) registerRAID() {
 	a.assembleExisting()
 }
 
-// logicalDisk is one entry of a RAID config's logical_disks as the
-// software RAID code uses it.
-type logicalDisk struct {
-	raw           map[string]any
-	level         string
-	sizeGiB       int // 0: MAX
-	controller    string
-	volumeName    string
-	hasVolumeName bool
-	isRoot        *bool
-	physical      []map[string]any
-	hasPhysical   bool
-	holders       []string // filled by raidHolders
+// createConfiguration is IPA's create_configuration: the node's
+// target_raid_config, or {} when it asks for no software RAID.
+func (a *Agent) createConfiguration(ctx context.Context, sc *StepCall) (any, error) {
+	cfg, _ := sc.Node["target_raid_config"].(map[string]any)
+	if len(cfg) == 0 {
+		sc.Log.Info("create_configuration: no target_raid_config")
+		return map[string]any{}, nil
+	}
+	return a.doCreateConfiguration(ctx, sc, cfg)
 }
 
-// levelString renders raid_level as Ironic's schema spells it ("1",
-// "1+0"), whether the JSON carried a string or a number.
-func levelString(v any) string {
-	switch x := v.(type) {
-	case string:
-		return x
-	case float64:
-		return strconv.FormatFloat(x, 'f', -1, 64)
-	case json.Number:
-		return x.String()
-	case nil:
-		return ""
+// applyConfiguration is IPA's apply_configuration deploy step.
+func (a *Agent) applyConfiguration(ctx context.Context, sc *StepCall) (any, error) {
+	cfg, ok := sc.Args["raid_config"].(map[string]any)
+	if !ok {
+		return nil, ErrInvalidParams("raid_config is required and must be an object, got %v", sc.Args["raid_config"])
 	}
-	return fmt.Sprint(v)
-}
-
-// parseRAIDConfig reads a raid_config dict. Structural problems that
-// IPA would trip over (no logical disks) come back as errors at once.
-func parseRAIDConfig(cfg map[string]any) ([]logicalDisk, error) {
-	raw, _ := cfg["logical_disks"].([]any)
-	if len(raw) == 0 {
-		return nil, softwareRAIDError("RAID config contains no logical disks")
-	}
-	var out []logicalDisk
-	for i, r := range raw {
-		m, ok := r.(map[string]any)
-		if !ok {
-			return nil, softwareRAIDError("logical disk %d is not an object: %v", i, r)
-		}
-		ld := logicalDisk{raw: m, level: levelString(m["raid_level"]), controller: str(m["controller"])}
-		switch s := m["size_gb"].(type) {
-		case string:
-			if s != "MAX" {
-				n, err := strconv.Atoi(s)
-				if err != nil || n <= 0 {
-					return nil, softwareRAIDError("logical disk %d: size_gb must be a positive number of GiB or \"MAX\", not %q", i, s)
-				}
-				ld.sizeGiB = n
-			}
-		case float64:
-			if s <= 0 || s != float64(int(s)) {
-				return nil, softwareRAIDError("logical disk %d: size_gb must be a positive number of GiB or \"MAX\", not %v", i, s)
-			}
-			ld.sizeGiB = int(s)
-		default:
-			return nil, softwareRAIDError("logical disk %d: size_gb must be a positive number of GiB or \"MAX\", not %v", i, m["size_gb"])
-		}
-		if v, ok := m["volume_name"]; ok && v != nil {
-			ld.volumeName, ld.hasVolumeName = fmt.Sprint(v), true
-		}
-		if v, ok := m["is_root_volume"].(bool); ok {
-			ld.isRoot = &v
-		}
-		if v, ok := m["physical_disks"]; ok && v != nil {
-			ld.hasPhysical = true
-			list, _ := v.([]any)
-			for _, p := range list {
-				h, _ := p.(map[string]any)
-				ld.physical = append(ld.physical, h) // nil entries are caught by validation
-			}
-			if list == nil {
-				ld.physical = nil
-			}
-		}
-		out = append(out, ld)
-	}
-	return out, nil
-}
-
-// skipVolumeNames are the volume_name entries of
-// properties.skip_block_devices: RAID volumes to keep.
-func skipVolumeNames(node map[string]any) map[string]bool {
-	props, _ := node["properties"].(map[string]any)
-	list, _ := props["skip_block_devices"].([]any)
-	out := map[string]bool{}
-	for _, s := range list {
-		if m, ok := s.(map[string]any); ok {
-			if v, ok := m["volume_name"]; ok {
-				out[fmt.Sprint(v)] = true
-			}
-		}
-	}
-	return out
-}
-
-// supportedRAIDLevels are what goipa builds. IPA also accepts 1+0, 5 and
-// 6 for the second volume; goipa refuses them with IPA's wording.
-var supportedRAIDLevels = map[string]bool{"0": true, "1": true}
-
-// validateRAIDConfig is IPA's validate_configuration, with goipa's
-// levels: every problem is listed in one SoftwareRAIDError before any
-// disk is touched. disks is how many candidate disks there are.
-func validateRAIDConfig(cfg map[string]any, node map[string]any, disks int) ([]logicalDisk, error) {
-	lds, err := parseRAIDConfig(cfg)
+	del, err := deleteExisting(sc.Args)
 	if err != nil {
 		return nil, err
 	}
-	var errs []string
-	if len(lds) != 1 && len(lds) != 2 {
-		errs = append(errs, "Software RAID configuration requires one or two logical disks")
+	disks, err := a.raidCandidates(ctx)
+	if err != nil {
+		return nil, err
 	}
-	skip := skipVolumeNames(node)
-	names := map[string]bool{}
-	root := false
-	for _, ld := range lds {
-		if ld.controller != "software" {
-			errs = append(errs, "Software RAID configuration requires all logical disks to have 'controller'='software'")
-		}
-		if !ld.hasVolumeName {
-			if len(skip) > 0 {
-				errs = append(errs, "All logical disks are required to have a volume name specified as a volume name is mentioned in the property skip block devices.")
-			}
-		} else if names[ld.volumeName] {
-			errs = append(errs, fmt.Sprintf("Duplicate software RAID device name %s detected", ld.volumeName))
-		} else {
-			names[ld.volumeName] = true
-		}
-		if ld.isRoot != nil && *ld.isRoot {
-			if root {
-				errs = append(errs, "Software RAID configuration allows only one logical disk to be marked as is_root_volume")
-			}
-			root = true
-		}
-		if ld.hasPhysical {
-			bad := len(ld.physical) < 2
-			for _, p := range ld.physical {
-				if p == nil {
-					bad = true
-				}
-			}
-			if bad {
-				errs = append(errs, "The physical_disks parameter for software RAID must be a list with at least 2 items, each specifying a disk in the device hints format")
-			}
-		}
-		if !supportedRAIDLevels[ld.level] {
-			errs = append(errs, fmt.Sprintf("Software RAID configuration does not support RAID level %s", ld.level))
-		}
-		if !ld.hasPhysical && disks < 2 {
-			errs = append(errs, fmt.Sprintf("Software RAID configuration is not possible for RAID level %s with only %d block devices found.", ld.level, disks))
+	if _, err := raid.Validate(cfg, sc.Node, len(disks)); err != nil {
+		return nil, raidError(err)
+	}
+	if del {
+		if _, err := a.deleteConfiguration(ctx, sc); err != nil {
+			return nil, err
 		}
 	}
-	if len(lds) > 0 && lds[0].level != "1" {
-		errs = append(errs, "Software RAID Configuration requires RAID-1 for the first logical disk")
-	}
-	if len(lds) == 2 && lds[0].sizeGiB == 0 && lds[1].sizeGiB == 0 {
-		errs = append(errs, "Software RAID can have only one RAID device with size 'MAX'")
-	}
-	if len(errs) > 0 {
-		uuid, _ := node["uuid"].(string)
-		return nil, softwareRAIDError("Could not validate Software RAID config for %s: %s", uuid, strings.Join(errs, "; "))
-	}
-	return lds, nil
+	return a.doCreateConfiguration(ctx, sc, cfg)
 }
 
-// raidHolders picks each logical disk's holder disks as IPA's
-// get_block_devices_for_raid does: per physical_disks entry the first
-// matching disk not already taken by this volume, else every disk. It
-// returns all holders in first-use order.
-func raidHolders(disks []inventory.Disk, lds []logicalDisk) ([]string, error) {
-	var all []string
-	seen := map[string]bool{}
-	names := make([]string, len(disks))
-	for i, d := range disks {
-		names[i] = d.Name
+func (a *Agent) doCreateConfiguration(ctx context.Context, sc *StepCall, cfg map[string]any) (any, error) {
+	if !raid.HasSoftwareRAID(cfg) {
+		sc.Log.Info("create_configuration: no software RAID in the config")
+		return map[string]any{}, nil
 	}
-	for i := range lds {
-		var matching []string
-		if lds[i].hasPhysical {
-			for _, hint := range lds[i].physical {
-				var candidates []string
-				for _, d := range disks {
-					ok, err := inventory.Matches(d, hint)
-					if err != nil {
-						return nil, softwareRAIDError("physical disk hints %v: %v", hint, err)
-					}
-					if ok {
-						candidates = append(candidates, d.Name)
-					}
-				}
-				if len(candidates) == 0 {
-					return nil, softwareRAIDError("No candidates for physical disk %s from the list %s", jsonText(hint), strings.Join(names, ", "))
-				}
-				picked := ""
-				for _, c := range candidates {
-					if !contains(matching, c) {
-						picked = c
-						break
-					}
-				}
-				if picked == "" {
-					return nil, softwareRAIDError("No candidates left for physical disk %s from the list %s after picking %s for previous volumes",
-						jsonText(hint), strings.Join(candidates, ", "), strings.Join(matching, ", "))
-				}
-				matching = append(matching, picked)
-			}
-		} else {
-			matching = append(matching, names...)
-		}
-		if len(matching) < 2 {
-			return nil, softwareRAIDError("Software RAID needs at least 2 disks for logical disk %d, found %d", i, len(matching))
-		}
-		lds[i].holders = matching
-		for _, m := range matching {
-			if !seen[m] {
-				seen[m] = true
-				all = append(all, m)
-			}
-		}
+	disks, err := a.raidCandidates(ctx)
+	if err != nil {
+		return nil, err
 	}
-	return all, nil
+	bootMode := a.partitionBootMode(sc.Node)
+	lay := raid.Layout{BootMode: bootMode, Label: partitionDiskLabel(sc.Node, bootMode)}
+	if err := raid.Create(ctx, disks, cfg, sc.Node, lay, sc.Log); err != nil {
+		return nil, raidError(err)
+	}
+	return cfg, nil
 }
 
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
+// deleteConfiguration is IPA's delete_configuration (raid.Delete).
+func (a *Agent) deleteConfiguration(ctx context.Context, sc *StepCall) (any, error) {
+	disks, err := a.raidCandidates(ctx)
+	if err != nil {
+		return nil, err
 	}
-	return false
+	return nil, raidError(raid.Delete(ctx, disks, sc.Node, sc.Log))
 }
 
-// hasSoftwareRAID reports whether a config asks for software RAID at
-// all; IPA's create_configuration does nothing (returns {}) otherwise.
-func hasSoftwareRAID(cfg map[string]any) bool {
-	raw, _ := cfg["logical_disks"].([]any)
-	for _, r := range raw {
-		if m, ok := r.(map[string]any); ok && m["controller"] == "software" {
-			return true
-		}
+// raidCandidates are the whole disks software RAID may use, within
+// goipa-devices.
+func (a *Agent) raidCandidates(ctx context.Context) ([]inventory.Disk, error) {
+	if err := a.mayTouchDisks(); err != nil {
+		return nil, err
 	}
-	return false
+	all, err := inventory.BlockDevices(ctx, inventory.WithDevices(a.cfg.Devices), inventory.WithLogger(a.log))
+	if err != nil {
+		return nil, err
+	}
+	return raid.Candidates(all), nil
+}
+
+// assembleExisting starts the arrays whose members are on the disks, as
+// IPA's ramdisk does through udev's mdadm rules at boot, so the
+// inventory, the install disk and erase see them. Only where goipa owns
+// the disks (the ramdisk, or goipa-devices naming them).
+func (a *Agent) assembleExisting() {
+	if !a.realPower && a.cfg.Power != "system" && len(a.cfg.Devices) == 0 {
+		return
+	}
+	if _, err := os.Stat("/sys/module/md_mod"); err != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	disks, err := inventory.BlockDevices(ctx, inventory.WithDevices(a.cfg.Devices), inventory.WithLogger(a.log))
+	if err != nil {
+		return
+	}
+	raid.Assemble(ctx, disks, a.log)
 }
 
 // deleteExisting reads apply_configuration's delete_existing (default

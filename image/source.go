@@ -8,8 +8,6 @@ package image
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -20,7 +18,7 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/net/http/httpproxy"
+	dl "github.com/goipa/goipa/download"
 )
 
 // Source is where image bytes come from. Open returns the bytes from
@@ -63,39 +61,12 @@ type HTTPOptions struct {
 	Parallel int
 }
 
-// NewHTTPClient builds the client: connection reuse, the proxies Ironic
-// passes (so a pull-through cache can serve a rack), TLS as configured.
+// NewHTTPClient builds the client (package download): connection
+// reuse, the proxies Ironic passes (so a pull-through cache can serve a
+// rack), TLS as configured.
 func NewHTTPClient(o HTTPOptions) (*http.Client, error) {
-	tc := &tls.Config{InsecureSkipVerify: o.Insecure}
-	if o.CAFile != "" {
-		pem, err := os.ReadFile(o.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("CA bundle: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("CA bundle %s holds no certificate", o.CAFile)
-		}
-		tc.RootCAs = pool
-	}
-	pc := &httpproxy.Config{HTTPProxy: o.Proxies["http"], HTTPSProxy: o.Proxies["https"], NoProxy: o.NoProxy}
-	proxy := pc.ProxyFunc()
-	timeout := o.Timeout
-	if timeout <= 0 {
-		timeout = 60 * time.Second
-	}
-	tr := &http.Transport{
-		Proxy:                 func(r *http.Request) (*url.URL, error) { return proxy(r.URL) },
-		TLSClientConfig:       tc,
-		ResponseHeaderTimeout: timeout,
-		TLSHandshakeTimeout:   timeout,
-		IdleConnTimeout:       90 * time.Second,
-		MaxIdleConnsPerHost:   8,
-		// Images are compressed already or must hash as served.
-		DisableCompression: true,
-	}
-	tr.DialContext = (&dialer{timeout: timeout}).DialContext
-	return &http.Client{Transport: tr}, nil
+	return dl.NewClient(dl.WithCA(o.CAFile), dl.WithInsecure(o.Insecure),
+		dl.WithProxies(o.Proxies, o.NoProxy), dl.WithTimeout(o.Timeout))
 }
 
 // HTTPSource reads an image over HTTP(S).

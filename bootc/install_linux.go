@@ -1,4 +1,4 @@
-package agent
+package bootc
 
 import (
 	"bufio"
@@ -8,15 +8,17 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
+	"net/http"
 	"os"
 	"path"
 	"runtime"
 	"strings"
-	"time"
 
 	"github.com/diskfs/go-diskfs/backend/file"
 	"github.com/diskfs/go-diskfs/filesystem/ext4"
 	"github.com/diskfs/go-diskfs/filesystem/fat32"
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/uuid"
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
@@ -27,107 +29,114 @@ import (
 	"github.com/goipa/goipa/rootfs"
 )
 
-// bootcInstall is execute_bootc_install: GPT with an ESP and an ext4
-// root filesystem (made in Go: the ramdisk has no mkfs), the image's
-// layers streamed into the root through the kernel's mount, the image's
-// UEFI loaders, kernel and initramfs on the ESP with a grub.cfg and a
-// BLS entry, fstab, the config drive, and the boot entries. Anything that
-// fails after the disk was touched wipes its metadata again: a failed
-// deploy never leaves a half-installed disk that firmware would boot.
-func (d *deployer) bootcInstall(ctx context.Context, sc *StepCall) (any, error) {
-	args, err := parseBootcArgs(sc.Args)
+// Image is a resolved container image: its layers, in order.
+type Image struct {
+	Source     string // the oci:// reference
+	Layers     []*image.OCISource
+	Compressed int64 // the layers' compressed bytes
+}
+
+// DownloadError: the image could not be resolved or read.
+type DownloadError struct {
+	Source string
+	Err    error
+}
+
+func (e *DownloadError) Error() string {
+	return fmt.Sprintf("Download of image %s failed: %v", e.Source, e.Err)
+}
+func (e *DownloadError) Unwrap() error { return e.Err }
+
+// Resolve finds the image and its layers before the disk is touched: a
+// missing image, bad credentials or a registry that is down leave the
+// disk as it was. Errors are *DownloadError.
+func Resolve(ctx context.Context, source string, client *http.Client, insecure bool, keychain authn.Keychain) (*Image, error) {
+	img, err := image.ResolveOCIImage(ctx, source, client, insecure, keychain)
 	if err != nil {
-		return nil, err
-	}
-	if err := args.bootcInstanceInfo(sc.Node); err != nil {
-		return nil, err
-	}
-	keychain, err := pullSecretKeychain(args.imageSource, args.pullSecret)
-	if err != nil {
-		return nil, err
-	}
-	c := sc.Call
-	if !d.a.realPower && d.a.cfg.Power != "system" && len(d.a.cfg.Devices) == 0 {
-		return nil, errors.New("goipa agent refuses to write images on this host without goipa-devices naming the devices it may use")
-	}
-	if mode := d.a.bootMode(); mode != "uefi" {
-		return nil, &Error{Type: "InvalidImage", Code: 400, Message: "Invalid image",
-			Details: fmt.Sprintf("goipa installs bootc images for UEFI boot only, and this ramdisk booted in %s mode", mode)}
-	}
-	device, err := d.disks.RootDisk(ctx, rootDeviceHints(d.a.Node()))
-	if err != nil {
-		return nil, &Error{Type: "DeviceNotFound", Code: 404, Message: "Error finding the disk or partition device to deploy the image onto", Details: err.Error()}
-	}
-	var iso []byte
-	if args.configdrive != "" {
-		if iso, err = d.fetchConfigDrive(ctx, args.configdrive); err != nil {
-			return nil, err
-		}
-	}
-	downloadErr := func(err error) error {
-		return &Error{Type: "ImageDownloadError", Code: 500, Message: "Error downloading image",
-			Details: fmt.Sprintf("Download of image %s failed: %v", args.imageSource, err)}
-	}
-	client, err := image.NewHTTPClient(image.HTTPOptions{Insecure: d.a.cfg.Insecure, CAFile: d.a.cfg.CAFile, Timeout: d.a.cfg.ImageConnectionTimeout})
-	if err != nil {
-		return nil, downloadErr(err)
-	}
-	// Resolve the image before touching the disk: a missing image, bad
-	// credentials or a registry that is down leave the disk as it was.
-	img, err := image.ResolveOCIImage(ctx, args.imageSource, client, d.a.cfg.Insecure, keychain)
-	if err != nil {
-		return nil, downloadErr(err)
+		return nil, &DownloadError{Source: source, Err: err}
 	}
 	layers, err := img.Layers()
 	if err != nil {
-		return nil, downloadErr(err)
+		return nil, &DownloadError{Source: source, Err: err}
 	}
 	if len(layers) == 0 {
-		return nil, downloadErr(errors.New("the image has no layers"))
+		return nil, &DownloadError{Source: source, Err: errors.New("the image has no layers")}
 	}
-	var compressed int64
+	out := &Image{Source: source, Layers: layers}
 	for _, l := range layers {
-		compressed += l.Size
+		out.Compressed += l.Size
 	}
+	return out, nil
+}
+
+// TooSmallError: the disk cannot hold the ESP, the image's root and the
+// config drive.
+type TooSmallError struct{ Details string }
+
+func (e *TooSmallError) Error() string { return e.Details }
+
+// RootMiB is the size of the root filesystem on device: the disk less a
+// 1 MiB table, the ESP, the backup table, and the last 64 MiB for the
+// config drive (plus 1 MiB of slack for alignment). *TooSmallError when
+// that cannot hold the image.
+func RootMiB(device string, img *Image) (int, error) {
 	size, err := deviceBytes(device)
 	if err != nil {
-		return nil, err
+		return 0, err
 	}
-	// 1 MiB table, the ESP, the root, the backup table, and the last 64
-	// MiB for the config drive (plus 1 MiB of slack for alignment).
 	rootMiB := int(size>>20) - 1 - bootcESPMiB - 1 - disk.ConfigDriveSize>>20 - 1
-	if need := int(compressed>>20) + bootcMinRootMiB; rootMiB < need {
-		return nil, &Error{Type: "ImageWriteError", Code: 500, Message: "Error writing image to device",
-			Details: fmt.Sprintf("%s (%d MiB) is too small for %s: its %d layers are %d MiB compressed, and the ESP (%d MiB), a root filesystem of at least %d MiB and the config drive (%d MiB) need %d MiB",
-				device, size>>20, args.imageSource, len(layers), compressed>>20, bootcESPMiB, need, disk.ConfigDriveSize>>20, need+bootcESPMiB+disk.ConfigDriveSize>>20+3)}
+	if need := int(img.Compressed>>20) + bootcMinRootMiB; rootMiB < need {
+		return 0, &TooSmallError{Details: fmt.Sprintf("%s (%d MiB) is too small for %s: its %d layers are %d MiB compressed, and the ESP (%d MiB), a root filesystem of at least %d MiB and the config drive (%d MiB) need %d MiB",
+			device, size>>20, img.Source, len(img.Layers), img.Compressed>>20, bootcESPMiB, need, disk.ConfigDriveSize>>20, need+bootcESPMiB+disk.ConfigDriveSize>>20+3)}
 	}
-	c.Log.Info("bootc install", "image", args.imageSource, "device", device, "layers", len(layers), "compressed_bytes", compressed, "root_mib", rootMiB)
-	d.mu.Lock()
-	d.device, d.partition = "", nil
-	d.mu.Unlock()
-	start := time.Now()
-	pd, err := d.bootcToDisk(ctx, c, device, rootMiB, layers, args, iso)
+	return rootMiB, nil
+}
+
+// Options are what an install needs besides the disk and the image.
+type Options struct {
+	RootMiB        int    // from RootMiB
+	AuthorizedKeys string // instance_info bootc_authorized_keys: root's SSH keys
+	Retry          image.Retry
+	// ConfigDrive writes the config drive (the last 64 MiB are left for
+	// it) and returns its partition; nil for none.
+	ConfigDrive func(ctx context.Context, device string) (string, error)
+	Progress    func(v any) // the running step's progress; may be nil
+	Log         *slog.Logger
+}
+
+// ConfigDriveError: writing the config drive failed.
+type ConfigDriveError struct{ Err error }
+
+func (e *ConfigDriveError) Error() string { return "config drive: " + e.Err.Error() }
+func (e *ConfigDriveError) Unwrap() error { return e.Err }
+
+// Installed is what an install left on the disk.
+type Installed struct {
+	Partitions        map[string]any // role ("efi", "root", "configdrive") to device
+	RootUUID, ESPUUID string
+}
+
+// Install writes img to device: GPT with an ESP and an ext4 root
+// filesystem (made in Go: the ramdisk has no mkfs), the image's layers
+// streamed into the root through the kernel's mount, the image's UEFI
+// loaders, kernel and initramfs on the ESP with a grub.cfg and a BLS
+// entry, fstab, and the config drive. Anything that fails after the disk
+// was touched wipes its metadata again: a failed install never leaves a
+// half-installed disk that firmware would boot. The boot entries are the
+// caller's (bootloader.SetupUEFI), once the disk is complete. Errors a
+// caller branches on: *InvalidImageError, *ConfigDriveError.
+func Install(ctx context.Context, device string, img *Image, o Options) (*Installed, error) {
+	if o.Progress == nil {
+		o.Progress = func(any) {}
+	}
+	res, err := toDisk(ctx, device, img.Layers, o)
 	if err != nil {
 		if werr := disk.WipeMetadata(context.WithoutCancel(ctx), device); werr != nil {
-			c.Log.Error("wiping the disk after a failed bootc install", "device", device, "error", werr)
+			o.Log.Error("wiping the disk after a failed bootc install", "device", device, "error", werr)
 		}
-		var ae *Error
-		if errors.As(err, &ae) {
-			return nil, err
-		}
-		return nil, &Error{Type: "ImageWriteError", Code: 500, Message: "Error writing image to device", Details: err.Error()}
-	}
-	d.mu.Lock()
-	d.device, d.partition = device, pd
-	d.mu.Unlock()
-	// The boot entry comes last, when the disk is complete.
-	if ok, err := d.setupUEFI(ctx, c, device, pd.espUUID); err != nil {
 		return nil, err
-	} else if !ok {
-		return nil, fmt.Errorf("the ESP on %s holds no loader after the install", device)
 	}
-	c.Log.Info("bootc install done", "image", args.imageSource, "device", device, "duration", time.Since(start).Round(time.Millisecond))
-	return map[string]any{"result": fmt.Sprintf("execute_bootc_install: Container image (%s) written to device %s", args.imageSource, device)}, nil
+	return res, nil
 }
 
 func deviceBytes(dev string) (int64, error) {
@@ -139,12 +148,12 @@ func deviceBytes(dev string) (int64, error) {
 	return disk.DeviceSize(f)
 }
 
-// bootcToDisk does the writing; the caller wipes the disk if it fails.
-func (d *deployer) bootcToDisk(ctx context.Context, c *Call, device string, rootMiB int, layers []*image.OCISource, args bootcArgs, iso []byte) (*partitionDeploy, error) {
+// toDisk does the writing; Install wipes the disk if it fails.
+func toDisk(ctx context.Context, device string, layers []*image.OCISource, o Options) (*Installed, error) {
 	if err := disk.WipeMetadata(ctx, device); err != nil {
 		return nil, fmt.Errorf("wiping %s: %w", device, err)
 	}
-	parts, err := disk.MakePartitions(ctx, device, disk.PartitionLayout{Label: "gpt", UEFI: true, ESPMiB: bootcESPMiB, RootMiB: rootMiB})
+	parts, err := disk.MakePartitions(ctx, device, disk.PartitionLayout{Label: "gpt", UEFI: true, ESPMiB: bootcESPMiB, RootMiB: o.RootMiB})
 	if err != nil {
 		return nil, fmt.Errorf("partitioning %s: %w", device, err)
 	}
@@ -163,7 +172,7 @@ func (d *deployer) bootcToDisk(ctx context.Context, c *Call, device string, root
 	if err != nil {
 		return nil, err
 	}
-	c.Log.Info("bootc: root filesystem made", "partition", rootDev, "uuid", rootUUID, "esp", espDev, "esp_uuid", esp.UUID)
+	o.Log.Info("bootc: root filesystem made", "partition", rootDev, "uuid", rootUUID, "esp", espDev, "esp_uuid", esp.UUID)
 	err = withMount(rootDev, "ext4", func(root *os.Root) error {
 		// mke2fs makes lost+found, go-diskfs does not; e2fsck wants it
 		// to put what it recovers.
@@ -171,13 +180,13 @@ func (d *deployer) bootcToDisk(ctx context.Context, c *Call, device string, root
 			return err
 		}
 		var written int64
-		retry := image.Retry{Attempts: d.a.cfg.ImageConnectionRetries, Interval: d.a.cfg.ImageRetryInterval}
+		retry := o.Retry
 		for i, l := range layers {
 			dg := l.Digest
 			st, err := applyLayer(ctx, root, l, retry, func(n int64) {
-				c.SetProgress(map[string]any{"layer": i + 1, "layers": len(layers), "written_bytes": written + n})
+				o.Progress(map[string]any{"layer": i + 1, "layers": len(layers), "written_bytes": written + n})
 			}, func(err error) {
-				c.Log.Warn("bootc: layer download broke; resuming", "layer", i+1, "digest", dg, "error", err)
+				o.Log.Warn("bootc: layer download broke; resuming", "layer", i+1, "digest", dg, "error", err)
 			})
 			if err != nil {
 				if errors.Is(err, unix.ENOSPC) {
@@ -186,7 +195,7 @@ func (d *deployer) bootcToDisk(ctx context.Context, c *Call, device string, root
 				return fmt.Errorf("layer %d of %d (%s): %w", i+1, len(layers), dg, err)
 			}
 			written += st.Bytes
-			c.Log.Info("bootc: layer applied", "layer", i+1, "of", len(layers), "digest", dg, "entries", st.Entries, "files", st.Files,
+			o.Log.Info("bootc: layer applied", "layer", i+1, "of", len(layers), "digest", dg, "entries", st.Entries, "files", st.Files,
 				"bytes", st.Bytes, "whiteouts", st.Removed, "opaque", st.Opaque)
 		}
 		var err error
@@ -197,11 +206,11 @@ func (d *deployer) bootcToDisk(ctx context.Context, c *Call, device string, root
 		if err := bootcFinishRoot(root, rootUUID, esp.UUID); err != nil {
 			return err
 		}
-		if args.authorizedKeys != "" {
+		if o.AuthorizedKeys != "" {
 			if err := root.MkdirAll("etc/tmpfiles.d", 0o755); err != nil {
 				return err
 			}
-			if err := root.WriteFile("etc/tmpfiles.d/bootc-root-ssh.conf", []byte(rootSSHTmpfiles(args.authorizedKeys)), 0o644); err != nil {
+			if err := root.WriteFile("etc/tmpfiles.d/bootc-root-ssh.conf", []byte(RootSSHTmpfiles(o.AuthorizedKeys)), 0o644); err != nil {
 				return err
 			}
 		}
@@ -213,16 +222,15 @@ func (d *deployer) bootcToDisk(ctx context.Context, c *Call, device string, root
 	if err != nil {
 		return nil, err
 	}
-	pd := &partitionDeploy{partitions: map[string]any{string(disk.RoleESP): espDev, string(disk.RoleRoot): rootDev}, rootUUID: rootUUID, espUUID: esp.UUID}
-	if iso != nil {
-		part, err := d.configDrive.WriteConfigDrive(ctx, device, iso)
+	res := &Installed{Partitions: map[string]any{string(disk.RoleESP): espDev, string(disk.RoleRoot): rootDev}, RootUUID: rootUUID, ESPUUID: esp.UUID}
+	if o.ConfigDrive != nil {
+		part, err := o.ConfigDrive(ctx, device)
 		if err != nil {
-			return nil, &Error{Type: "InstanceDeployFailure", Code: 500, Message: "Failed to deploy instance", Details: "config drive: " + err.Error()}
+			return nil, &ConfigDriveError{Err: err}
 		}
-		pd.partitions[string(disk.RoleConfigDrive)] = part
-		c.Log.Info("config drive written", "partition", part, "bytes", len(iso))
+		res.Partitions[string(disk.RoleConfigDrive)] = part
 	}
-	return pd, nil
+	return res, nil
 }
 
 // applyLayer streams one layer blob from the registry into the tree:
@@ -338,7 +346,7 @@ func bootcBootEntry(root *os.Root, rootUUID string) (bootEntry, error) {
 	}
 	ver := newestKernel(versions)
 	if ver == "" {
-		return bootEntry{}, &Error{Type: "InvalidImage", Code: 400, Message: "Invalid image",
+		return bootEntry{}, &InvalidImageError{
 			Details: "the container image has no kernel at /usr/lib/modules/<version>/vmlinuz: it is not a bootable (bootc) container image"}
 	}
 	e := bootEntry{title: "Linux " + ver, kernelVer: ver, rootUUID: rootUUID}
@@ -482,7 +490,7 @@ func populateESP(root *os.Root, device string, esp disk.Partition, entry bootEnt
 		// No shim or grub: systemd-boot, if the image has it.
 		sdboot := "usr/lib/systemd/boot/efi/systemd-boot" + map[string]string{"amd64": "x64", "arm64": "aa64"}[runtime.GOARCH] + ".efi"
 		if _, err := root.Stat(sdboot); err != nil {
-			return &Error{Type: "InvalidImage", Code: 400, Message: "Invalid image",
+			return &InvalidImageError{
 				Details: "the container image carries no UEFI boot loader (/usr/lib/bootupd/updates/EFI, /usr/lib/efi, /boot/efi or systemd-boot)"}
 		}
 		fallback := "/EFI/BOOT/BOOT" + strings.ToUpper(map[string]string{"amd64": "x64", "arm64": "aa64"}[runtime.GOARCH]) + ".EFI"

@@ -1,8 +1,7 @@
-package agent
+package injectfiles
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
 	"os"
 	"path"
@@ -14,8 +13,6 @@ import (
 
 	"github.com/goipa/goipa/disk"
 )
-
-func insecureTLS() *tls.Config { return &tls.Config{InsecureSkipVerify: true} }
 
 // withFilePartition mounts the partition a file goes to and runs fn with
 // the mount as an os.Root, so no path or symlink in the tenant's image
@@ -31,7 +28,7 @@ func withFilePartition(ctx context.Context, device, partition, rel string, fn fu
 	case partition == "":
 		first, rest, ok := strings.Cut(rel, "/")
 		if !ok {
-			return ErrInvalidParams("Invalid path /%s, must be an absolute path to a file", rel)
+			return invalid("Invalid path /%s, must be an absolute path to a file", rel)
 		}
 		parts, err := partitionsOf(device)
 		if err != nil {
@@ -63,14 +60,13 @@ func withFilePartition(ctx context.Context, device, partition, rel string, fn fu
 				return err
 			}
 		}
-		return &Error{Type: "DeviceNotFound", Code: 404, Message: "Error finding the disk or partition device to deploy the image onto",
-			Details: fmt.Sprintf("No partition found with path /%s, scanned: %s", first, strings.Join(candidates, ", "))}
+		return &NoPartitionError{Dir: first, Scanned: candidates}
 	default:
 		dev := partition
 		if n, err := strconv.Atoi(partition); err == nil {
 			dev = disk.PartitionPath(device, n)
 		} else if !strings.HasPrefix(partition, "/dev/") || path.Clean(partition) != partition {
-			return ErrInvalidParams("partition %q: want a partition number or a /dev path", partition)
+			return invalid("partition %q: want a partition number or a /dev path", partition)
 		}
 		return mountFor(ctx, dev, func(dir string) error {
 			root, err := os.OpenRoot(dir)

@@ -1,4 +1,4 @@
-package agent
+package injectfiles
 
 import (
 	"testing"
@@ -8,7 +8,7 @@ import (
 )
 
 func TestParseInjectFiles(t *testing.T) {
-	files, err := parseInjectFiles(
+	files, err := Parse(
 		[]any{map[string]any{"path": "/etc/motd", "content": "aGk=", "mode": float64(0o644)}},
 		[]any{map[string]any{"path": "/authorized_keys", "partition": float64(2), "deleted": true}})
 	require.NoError(t, err)
@@ -29,12 +29,11 @@ func TestParseInjectFiles(t *testing.T) {
 		"content and deleted":    {nil, []any{map[string]any{"path": "/etc/x", "content": "aGk=", "deleted": true}}, "content cannot be used with deleted"},
 		"mode not a number":      {nil, []any{map[string]any{"path": "/etc/x", "mode": "0644"}}, "mode must be a number"},
 	} {
-		_, err := parseInjectFiles(tc.props, tc.args)
+		_, err := Parse(tc.props, tc.args)
 		require.Error(t, err, name)
 		assert.Contains(t, err.Error(), tc.want, name)
-		var ae *Error
-		require.ErrorAs(t, err, &ae, name)
-		assert.Equal(t, "InvalidCommandParamsError", ae.Type, name)
+		var ie *InvalidError
+		require.ErrorAs(t, err, &ie, name)
 	}
 }
 

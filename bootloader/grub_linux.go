@@ -1,9 +1,10 @@
-package agent
+package bootloader
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/goipa/goipa/disk"
 	"github.com/goipa/goipa/mdraid"
+	"github.com/goipa/goipa/raid"
 )
 
 // bootloaderPresent is IPA's "already marked bootable" check for BIOS: a
@@ -41,7 +43,7 @@ func bootloaderPresent(device string, table disk.Table) bool {
 		return false
 	}
 	for _, p := range table.Partitions {
-		if p.Bootable || strings.EqualFold(p.TypeGUID, espType) {
+		if p.Bootable || strings.EqualFold(p.TypeGUID, ESPType) {
 			return true
 		}
 	}
@@ -51,7 +53,7 @@ func bootloaderPresent(device string, table disk.Table) bool {
 // grubTargets is where BIOS grub-install writes: the disk, or for an md
 // array the whole disks under its members.
 func grubTargets(device string) []string {
-	if !isMDName(device) {
+	if !raid.IsArrayName(device) {
 		return []string{device}
 	}
 	arrays, err := mdraid.Arrays()
@@ -75,27 +77,34 @@ func grubTargets(device string) []string {
 	return out
 }
 
-// installGrub runs the image's own grub-install and grub-mkconfig in a
-// chroot of its root partition, as IPA's _install_grub2 does (without
-// PReP).
-func (d *deployer) installGrub(ctx context.Context, c *Call, device string, p bootloaderParams, current string) (err error) {
+// Grub says where the image's grub goes: the root partition's and the
+// ESP's UUIDs (PARTUUID or filesystem UUID; ESPUUID "" for BIOS) and the
+// ramdisk's boot mode ("uefi" or "bios").
+type Grub struct {
+	RootUUID, ESPUUID, BootMode string
+}
+
+// InstallGrub runs the image's own grub-install and grub-mkconfig in a
+// chroot of its root partition on device, as IPA's _install_grub2 does
+// (without PReP).
+func InstallGrub(ctx context.Context, device string, p Grub, log *slog.Logger) (err error) {
 	table, err := disk.ReadTable(device)
 	if err != nil {
 		return err
 	}
-	root, ok := partitionByUUID(device, table, p.rootUUID)
+	root, ok := PartitionByUUID(device, table, p.RootUUID)
 	if !ok {
-		return fmt.Errorf("no partition on %s has the root UUID %s", device, p.rootUUID)
+		return fmt.Errorf("no partition on %s has the root UUID %s", device, p.RootUUID)
 	}
-	if current == "bios" && p.efiUUID == "" && bootloaderPresent(device, table) {
-		c.Log.Info("skipping the boot loader: the disk is already marked bootable and has boot code", "device", device)
+	if p.BootMode == "bios" && p.ESPUUID == "" && bootloaderPresent(device, table) {
+		log.Info("skipping the boot loader: the disk is already marked bootable and has boot code", "device", device)
 		return nil
 	}
 	var esp disk.Partition
 	uefi := false
-	if p.efiUUID != "" {
-		if esp, ok = partitionByUUID(device, table, p.efiUUID); !ok {
-			return fmt.Errorf("no partition on %s has the EFI system partition UUID %s", device, p.efiUUID)
+	if p.ESPUUID != "" {
+		if esp, ok = PartitionByUUID(device, table, p.ESPUUID); !ok {
+			return fmt.Errorf("no partition on %s has the EFI system partition UUID %s", device, p.ESPUUID)
 		}
 		uefi = true
 	}
@@ -116,7 +125,7 @@ func (d *deployer) installGrub(ctx context.Context, c *Call, device string, p bo
 		for i := len(mounted) - 1; i >= 0; i-- {
 			if uerr := unix.Unmount(mounted[i], 0); uerr != nil {
 				_ = unix.Unmount(mounted[i], unix.MNT_DETACH)
-				c.Log.Warn("unmounting", "path", mounted[i], "error", uerr)
+				log.Warn("unmounting", "path", mounted[i], "error", uerr)
 			}
 		}
 		_ = os.Remove(dir)
@@ -145,7 +154,7 @@ func (d *deployer) installGrub(ctx context.Context, c *Call, device string, p bo
 		cmd.Dir = "/"
 		cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "GRUB_DISABLE_OS_PROBER=true", "LANG=C"}
 		out, err := cmd.CombinedOutput()
-		c.Log.Info("in the image", "command", script, "output", strings.TrimSpace(string(out)))
+		log.Info("in the image", "command", script, "output", strings.TrimSpace(string(out)))
 		if err != nil {
 			return fmt.Errorf("%s: %w: %s", script, err, strings.TrimSpace(string(out)))
 		}

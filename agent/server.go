@@ -1,0 +1,111 @@
+package agent
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// prepareCallback settles the callback URL and, with auto-TLS, the
+// certificate; both stay fixed for the agent's life (spec 12.8).
+func (a *Agent) prepareCallback(ctx context.Context) (*tls.Config, error) {
+	host, err := a.advertiseHost(ctx)
+	if err != nil {
+		return nil, err
+	}
+	proto := a.cfg.AdvertiseProtocol
+	var tlsCfg *tls.Config
+	a.mu.Lock()
+	v := a.apiVersion
+	a.mu.Unlock()
+	switch {
+	case a.cfg.ListenTLS:
+		cert, err := tls.LoadX509KeyPair(a.cfg.CertFile, a.cfg.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("ipa-listen-tls: %w", err)
+		}
+		tlsCfg = a.serverTLS(cert)
+	case a.cfg.EnableAutoTLS && v.atLeast("1.68"):
+		cert, pem, err := selfSignedCert(host, a.cfg.TLSCurve, time.Now())
+		if err != nil {
+			return nil, fmt.Errorf("auto-TLS: %w", err)
+		}
+		tlsCfg = a.serverTLS(cert)
+		proto = "https"
+		a.mu.Lock()
+		a.verifyCA = pem
+		a.mu.Unlock()
+		a.log.Info("auto-TLS: serving HTTPS with a generated certificate", "host", host)
+	}
+	hp := net.JoinHostPort(host, strconv.Itoa(a.cfg.AdvertisePort))
+	a.mu.Lock()
+	a.callbackURL = proto + "://" + hp
+	a.mu.Unlock()
+	a.log.Info("callback URL", "url", proto+"://"+hp)
+	return tlsCfg, nil
+}
+
+func (a *Agent) serverTLS(cert tls.Certificate) *tls.Config {
+	minV := uint16(tls.VersionTLS12)
+	if a.cfg.TLSMinVersion == "1.3" {
+		minV = tls.VersionTLS13
+	}
+	if s, _ := a.LookupConfig()["tls_min_version"].(string); s == "1.3" {
+		minV = tls.VersionTLS13
+	}
+	return &tls.Config{
+		Certificates: []tls.Certificate{cert},
+		MinVersion:   minV,
+		// TLS 1.2 suites: IPA's AEAD ECDHE ones unless the operator or
+		// Ironic restricts them (TLS 1.3's are not configurable in Go).
+		CipherSuites: a.cipherSuites(),
+	}
+}
+
+// serve runs the API until ctx ends or a lockdown stops it.
+func (a *Agent) serve(ctx context.Context, tlsCfg *tls.Config) error {
+	sctx, stop := context.WithCancel(ctx)
+	defer stop()
+	a.mu.Lock()
+	a.serverStop = stop
+	a.mu.Unlock()
+	ln := a.listener
+	if ln == nil {
+		var err error
+		ln, err = listen(a.cfg.ListenHost, a.cfg.ListenPort)
+		if err != nil {
+			return err
+		}
+	}
+	srv := &http.Server{
+		Handler:           a.Handler(),
+		ReadHeaderTimeout: 30 * time.Second,
+		TLSConfig:         tlsCfg,
+		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelDebug),
+	}
+	a.log.Info("API listening", "address", ln.Addr().String(), "tls", tlsCfg != nil)
+	return serveUntil(sctx, srv, func() error {
+		if tlsCfg != nil {
+			return srv.ServeTLS(ln, "", "")
+		}
+		return srv.Serve(ln)
+	})
+}
+
+// listen binds host:port; "::" falls back to 0.0.0.0 without IPv6.
+func listen(host string, port int) (net.Listener, error) {
+	addr := net.JoinHostPort(host, strconv.Itoa(port))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil && host == "::" {
+		ln, err = net.Listen("tcp", net.JoinHostPort("0.0.0.0", strconv.Itoa(port)))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("API listen on %s: %w", addr, err)
+	}
+	return ln, nil
+}

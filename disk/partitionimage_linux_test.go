@@ -1,0 +1,47 @@
+package disk
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/goipa/goipa/internal/testenv"
+)
+
+// TestLayOutPartitionImage: the old table is wiped, the config drive
+// lands in its partition, the ephemeral partition gets its filesystem,
+// and BlockUUID falls back to the PARTUUID for the still empty root.
+func TestLayOutPartitionImage(t *testing.T) {
+	testenv.NeedRoot(t)
+	testenv.NeedCommands(t, "losetup", "sgdisk", "blkid")
+	ctx := context.Background()
+	dev, _ := loop(t, 256<<20)
+	iso := bytes.Repeat([]byte("config-2"), 128<<10) // 1 MiB
+	laid, err := LayOutPartitionImage(ctx, dev, PartitionLayout{Label: "gpt", UEFI: true, ESPMiB: 40, EphemeralMiB: 16, ConfigDriveMiB: 1, RootMiB: 100}, iso, "")
+	require.NoError(t, err)
+	for _, r := range []PartitionRole{RoleESP, RoleEphemeral, RoleConfigDrive, RoleRoot} {
+		assert.Equal(t, PartitionPath(dev, laid.Partitions[r].Number), laid.Paths[r], r)
+	}
+	got := make([]byte, len(iso))
+	f, err := os.Open(laid.Paths[RoleConfigDrive])
+	require.NoError(t, err)
+	_, err = f.ReadAt(got, 0)
+	f.Close()
+	require.NoError(t, err)
+	assert.True(t, bytes.Equal(iso, got), "the config drive is in its partition")
+	assert.Equal(t, "ext4", strings.TrimSpace(run(t, "blkid", "-o", "value", "-s", "TYPE", laid.Paths[RoleEphemeral])))
+	assert.Equal(t, "ephemeral0", strings.TrimSpace(run(t, "blkid", "-o", "value", "-s", "LABEL", laid.Paths[RoleEphemeral])))
+
+	uuid, err := BlockUUID(laid.Paths[RoleRoot], laid.Partitions[RoleRoot])
+	require.NoError(t, err)
+	assert.Equal(t, strings.ToLower(laid.Partitions[RoleRoot].UUID), uuid, "no filesystem yet: the PARTUUID")
+	assert.NotEmpty(t, uuid)
+	uuid, err = BlockUUID(laid.Paths[RoleESP], laid.Partitions[RoleESP])
+	require.NoError(t, err)
+	assert.Equal(t, strings.TrimSpace(run(t, "blkid", "-o", "value", "-s", "UUID", laid.Paths[RoleESP])), uuid, "the filesystem's UUID")
+}
