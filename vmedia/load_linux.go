@@ -3,6 +3,7 @@ package vmedia
 import (
 	"context"
 	"log/slog"
+	"time"
 )
 
 // Options say where Load looks; the zero value is the ramdisk's own.
@@ -10,7 +11,10 @@ type Options struct {
 	SysRoot string // default /sys
 	DevRoot string // default /dev
 	EtcRoot string // default /etc
-	Log     *slog.Logger
+	// Wait bounds how long to look for the ISO while the kernel is still
+	// probing drives (no udev settle here); 0 looks once.
+	Wait time.Duration
+	Log  *slog.Logger
 }
 
 // Result is what the kernel parameters gain from virtual media.
@@ -61,7 +65,12 @@ func Load(ctx context.Context, cmdline map[string]string, o Options) *Result {
 				res.Params = p
 			}
 		}
-		if d, ok := f.Find(ISOLabels); ok {
+		d, ok := f.Find(ISOLabels)
+		for deadline := time.Now().Add(o.Wait); !ok && time.Now().Before(deadline) && ctx.Err() == nil; {
+			time.Sleep(200 * time.Millisecond)
+			d, ok = f.Find(ISOLabels)
+		}
+		if ok {
 			res.Device = d.Path
 			c, err := CopyConfig(ctx, d, o.EtcRoot, log.Info)
 			if c != nil {
