@@ -179,10 +179,8 @@ func (nd *NetworkData) Plan(nics map[string]string, keep map[string]bool) (*Plan
 	for mac, n := range nics {
 		macToNIC[normMAC(mac)] = n
 	}
-	byID := map[string]NDLink{}
-	for _, l := range nd.Links {
-		byID[l.ID] = l
-	}
+	planned := map[string]bool{} // interface names the plan already uses
+	enslaved := map[string]bool{}
 	parseMAC := func(where, s string) (net.HardwareAddr, bool) {
 		if s == "" {
 			return nil, true
@@ -213,9 +211,18 @@ func (nd *NetworkData) Plan(nics map[string]string, keep map[string]bool) (*Plan
 			fail(where, fmt.Errorf("%s is configured by the kernel's ip= parameter, which wins", n))
 			continue
 		}
+		if planned[n] || names[l.ID] != "" {
+			fail(where, fmt.Errorf("%s (or the link id) is already used by another link", n))
+			continue
+		}
+		planned[n] = true
 		names[l.ID] = n
 		p.Taken[n] = true
 		p.Links = append(p.Links, PlannedLink{ID: l.ID, Name: n, Kind: "phy", MTU: int(l.MTU)})
+	}
+	physNames := map[string]bool{}
+	for _, n := range names {
+		physNames[n] = true
 	}
 	usedNames := map[string]bool{}
 	for _, n := range nics {
@@ -233,12 +240,21 @@ func (nd *NetworkData) Plan(nics map[string]string, keep map[string]bool) (*Plan
 		}
 		for _, m := range l.BondLinks {
 			n, found := names[m]
-			if !found {
+			if !found || !physNames[n] {
 				fail(where, fmt.Errorf("bond member %q is not a NIC link that was set up", m))
 				ok = false
 				continue
 			}
+			if enslaved[n] {
+				fail(where, fmt.Errorf("bond member %s is already in a bond", n))
+				ok = false
+				continue
+			}
 			members = append(members, n)
+		}
+		if _, dup := names[l.ID]; dup {
+			fail(where, errors.New("the link id is already used by another link"))
+			ok = false
 		}
 		mac, macOK := parseMAC(where, l.EthernetMACAddress)
 		if !ok || !macOK {
@@ -255,10 +271,17 @@ func (nd *NetworkData) Plan(nics map[string]string, keep map[string]bool) (*Plan
 			}
 		}
 		name := l.ID
-		if !validIfName(name) || usedNames[name] {
+		if !validIfName(name) || usedNames[name] || planned[name] {
 			name = fmt.Sprintf("bond%d", i)
 		}
-		usedNames[name] = true
+		if usedNames[name] || planned[name] {
+			fail(where, fmt.Errorf("no free interface name for the bond (%s is taken)", name))
+			continue
+		}
+		for _, m := range members {
+			enslaved[m] = true
+		}
+		planned[name] = true
 		names[l.ID] = name
 		p.Links = append(p.Links, PlannedLink{ID: l.ID, Name: name, Kind: "bond", MTU: int(l.MTU), MAC: mac, Members: members,
 			BondMode: l.BondMode, XmitHashPolicy: l.BondXmitHashPolicy, LACPRate: l.BondLACPRate, Miimon: int(l.BondMiimon)})
@@ -287,10 +310,23 @@ func (nd *NetworkData) Plan(nics map[string]string, keep map[string]bool) (*Plan
 		if !macOK {
 			continue
 		}
+		if enslaved[parent] {
+			fail(where, fmt.Errorf("vlan_link %s is a bond member", parent))
+			continue
+		}
+		if _, dup := names[l.ID]; dup {
+			fail(where, errors.New("the link id is already used by another link"))
+			continue
+		}
 		name := fmt.Sprintf("%s.%d", parent, l.VLANID)
 		if len(name) > 15 {
 			name = fmt.Sprintf("vlan%d", l.VLANID)
 		}
+		if planned[name] || usedNames[name] {
+			fail(where, fmt.Errorf("VLAN %d on %s is already set up", l.VLANID, parent))
+			continue
+		}
+		planned[name] = true
 		names[l.ID] = name
 		p.Taken[parent] = true
 		p.Links = append(p.Links, PlannedLink{ID: l.ID, Name: name, Kind: "vlan", MTU: int(l.MTU), MAC: mac, Parent: parent, VLANID: int(l.VLANID)})
