@@ -153,3 +153,20 @@ func Flags(ovs []Override) []string {
 	}
 	return out
 }
+
+// Parameters lists every kernel parameter a configuration file can set.
+func Parameters() []string {
+	seen := map[string]bool{}
+	for _, p := range ipaOptions {
+		seen[p] = true
+	}
+	for _, p := range sslOptions {
+		seen[p] = true
+	}
+	out := make([]string, 0, len(seen))
+	for p := range seen {
+		out = append(out, p)
+	}
+	sort.Strings(out)
+	return out
+}
