@@ -39,7 +39,7 @@ func TestVirtualMediaBootWithoutDHCP(t *testing.T) {
 
 	tree := t.TempDir()
 	files := map[string]string{
-		"etc/ironic-python-agent/ironic.crt":         "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+		"etc/ironic-python-agent/ironic.crt":         selfSignedCA(t),
 		"etc/ironic-python-agent.d/ironic-tls.conf":  "[DEFAULT]\ncafile = /etc/ironic-python-agent/ironic.crt\n",
 		"etc/ironic-python-agent.d/zz-operator.conf": "[DEFAULT]\nlisten_port = 9998\nmd5_enabled = false\n",
 		"openstack/latest/network_data.json": `{

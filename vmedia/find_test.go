@@ -85,7 +85,7 @@ func buildTree(t *testing.T, devs []fakeDev) Finder {
 			require.NoError(t, os.WriteFile(filepath.Join(dev, d.name), d.content, 0o644))
 		}
 	}
-	return Finder{SysRoot: sys, DevRoot: dev, Log: t.Logf}
+	return Finder{SysRoot: sys, DevRoot: dev, Log: slogf(t)}
 }
 
 const gib = 1 << 30 / 512 // sectors
@@ -202,4 +202,9 @@ func FuzzReadLabel(f *testing.F) {
 			t.Fatalf("label %q without a filesystem", l)
 		}
 	})
+}
+
+// slogf logs slog-style (message, key, value, ...) lines through t.
+func slogf(t *testing.T) func(string, ...any) {
+	return func(msg string, args ...any) { t.Log(append([]any{msg}, args...)...) }
 }

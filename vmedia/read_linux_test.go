@@ -79,7 +79,7 @@ func TestCopyConfigFromLoopISO(t *testing.T) {
 			require.Equal(t, FSISO9660, fstype)
 
 			etc := t.TempDir()
-			res, err := CopyConfig(context.Background(), Device{Name: filepath.Base(dev), Path: dev, Label: label, FSType: fstype}, etc, t.Logf)
+			res, err := CopyConfig(context.Background(), Device{Name: filepath.Base(dev), Path: dev, Label: label, FSType: fstype}, etc, slogf(t))
 			require.NoError(t, err)
 			assert.ElementsMatch(t, []string{
 				filepath.Join(etc, "ironic-python-agent", "ironic.crt"),
