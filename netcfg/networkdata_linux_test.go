@@ -212,3 +212,33 @@ func TestNetworkDataNetlinkObjects(t *testing.T) {
 		assert.Equal(t, want, obj.(*netlink.Bond).Mode, "mode %q", mode)
 	}
 }
+
+// Kernel ip= and network_data.json both given: ip= wins for the
+// interface it names, network_data.json configures the rest.
+func TestNetworkDataWithKernelIP(t *testing.T) {
+	l := newLab(t, 2)
+	for i, mac := range []string{"52:54:00:89:00:01", "52:54:00:89:00:02"} {
+		sh(t, "ip", "-n", l.client, "link", "set", fmt.Sprintf("c%d", i), "address", mac)
+	}
+	nd, err := ParseNetworkData([]byte(`{
+  "links": [
+    {"id": "a", "type": "phy", "ethernet_mac_address": "52:54:00:89:00:01", "mtu": 1300},
+    {"id": "b", "type": "phy", "ethernet_mac_address": "52:54:00:89:00:02"}
+  ],
+  "networks": [
+    {"id": "na", "type": "ipv4", "link": "a", "ip_address": "10.89.0.99", "netmask": "255.255.255.0"},
+    {"id": "nb", "type": "ipv4", "link": "b", "ip_address": "10.89.1.5", "netmask": "255.255.255.0"}
+  ]
+}`))
+	require.NoError(t, err)
+	cfg := Config{Links: []string{"c0", "c1"}, NetworkData: nd, KernelIP: "10.89.0.7::10.89.0.1:255.255.255.0::c0:off",
+		CarrierWait: 3 * time.Second, DHCPTimeout: 5 * time.Second, ResolvConf: filepath.Join(l.dir, "resolv.conf")}
+	b, err := json.Marshal(cfg)
+	require.NoError(t, err)
+	out := l.runND(string(b), "")
+	require.Empty(t, out.Err)
+	assert.Equal(t, netip.MustParsePrefix("10.89.0.7/24"), ndIface(out, "c0").Address, "ip= wins for c0")
+	assert.Equal(t, 1500, out.MTU["c0"], "network_data.json's MTU for c0 is not applied either")
+	assert.Equal(t, netip.MustParsePrefix("10.89.1.5/24"), ndIface(out, "c1").Address, "network_data.json configures the rest")
+	assert.Contains(t, out.Routes, "default via 10.89.0.1 dev c0")
+}
