@@ -36,7 +36,21 @@ var ServerModules = []string{
 	"ipmi_si", "ipmi_ssif", "ipmi_devintf", // IPMIModules and the BMC on SMBus
 	"md_mod", "raid0", "raid1", // MDModules
 	"ext4", // FSModules
+	// VMediaModules: Ironic's boot ISO and floppy on a BMC's virtual CD
+	// or USB stick, and bonds and VLANs from network_data.json.
+	"sr_mod", "cdrom", "isofs", "vfat", "nls_cp437", "nls_ascii",
+	"usb_storage", "uas", "xhci_pci", "ehci_pci", "bonding",
 }
+
+// VMediaModules read what Ironic hands a virtual-media boot (the CD or
+// USB stick, ISO 9660 or the FAT floppy with the codepage and charset
+// Debian's FAT defaults ask for) and build what its network_data.json
+// can ask for (bonds; VLANs need 8021q, already in every set). The
+// filesystems, charsets and bonding are asked for by no modalias, so
+// init loads them by name. QEMU's sets leave out
+// USB, which Debian's cloud kernel lacks, and add ata_piix for QEMU's
+// IDE CD drive.
+var VMediaModules = []string{"sr_mod", "cdrom", "isofs", "vfat", "nls_cp437", "nls_ascii", "usb_storage", "uas", "xhci_pci", "ehci_pci", "bonding", "8021q"}
 
 // IPMIModules reach the BMC: its system interface (KCS, BT or SMIC found
 // by ACPI or SMBIOS) and /dev/ipmi0, which the inventory asks for the
@@ -44,7 +58,8 @@ var ServerModules = []string{
 var IPMIModules = []string{"ipmi_si", "ipmi_devintf"}
 
 // VirtioModules are enough for a QEMU guest.
-var VirtioModules = []string{"virtio_pci", "virtio_blk", "virtio_net", "virtio_scsi", "virtio_rng", "sd_mod", "nvme", "8021q", "efivarfs", "md_mod", "raid0", "raid1", "ext4"}
+var VirtioModules = []string{"virtio_pci", "virtio_blk", "virtio_net", "virtio_scsi", "virtio_rng", "sd_mod", "nvme", "8021q", "efivarfs", "md_mod", "raid0", "raid1", "ext4",
+	"ata_piix", "sr_mod", "cdrom", "isofs", "vfat", "nls_cp437", "nls_ascii", "bonding"}
 
 // MDModules are the software RAID driver and the levels goipa builds
 // (mdraid); no device asks for them, so init loads them by name.
@@ -67,6 +82,8 @@ var ARM64ServerModules = []string{
 	"ipmi_si", "ipmi_ssif", "ipmi_devintf",
 	"md_mod", "raid0", "raid1",
 	"ext4",
+	"sr_mod", "cdrom", "isofs", "vfat", "nls_cp437", "nls_ascii",
+	"usb_storage", "uas", "xhci_pci", "ehci_pci", "bonding",
 }
 
 // ServerModulesFor is the server driver set of a ramdisk architecture.

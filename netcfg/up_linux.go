@@ -30,6 +30,10 @@ type Config struct {
 	CarrierWait time.Duration // how long to wait for links to get carrier (default 10 s)
 	DHCPTimeout time.Duration // per DHCP attempt (default 10 s)
 	ResolvConf  string        // where DNS servers go (default /etc/resolv.conf)
+	// NetworkData, when set, is applied before any DHCP: the NICs it
+	// uses get only what it asks for, the others DHCP as usual, and the
+	// interface kernel ip= configures is left to ip=.
+	NetworkData *NetworkData
 	// Links, when set, are the only links used, physical or not (tests
 	// and hosts name theirs); otherwise every physical link.
 	Links []string
@@ -67,6 +71,17 @@ func (s *State) Interfaces() []Interface {
 	}
 	sort.Slice(out, func(a, b int) bool { return out[a].Name < out[b].Name })
 	return out
+}
+
+func (s *State) names() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	names := make([]string, 0, len(s.interfaces))
+	for n := range s.interfaces {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
 }
 
 // HasAddress reports whether any link has an address.
@@ -194,21 +209,29 @@ func Up(ctx context.Context, cfg Config) (*State, error) {
 	if err := createVLANs(cfg, links, st); err != nil {
 		cfg.Log.Error("VLAN interfaces", "error", err)
 	}
-	names := make([]string, 0, len(st.interfaces))
-	for n := range st.interfaces {
-		names = append(names, n)
+	names := st.names()
+	ipTarget := "" // the interface ip= configures statically
+	if static != nil && static.Mode == "static" {
+		ipTarget = static.Device
+		if ipTarget == "" && len(names) > 0 {
+			ipTarget = names[0]
+		}
 	}
-	sort.Strings(names)
 	first := make(chan struct{})
 	var once sync.Once
 	done := func() { once.Do(func() { close(first) }) }
+	nd := applyNetworkData(ctx, cfg, links, ipTarget, st)
+	if nd.addressed {
+		done()
+	}
+	names = st.names()
 	var wg sync.WaitGroup
-	for i, n := range names {
+	for _, n := range names {
 		n := n
 		if static != nil && static.Mode == "off" {
 			continue
 		}
-		if static != nil && static.Mode == "static" && (static.Device == n || static.Device == "" && i == 0) {
+		if n == ipTarget {
 			if err := applyStatic(st, n, *static, cfg); err != nil {
 				cfg.Log.Error("static configuration failed", "link", n, "error", err)
 			} else {
@@ -216,8 +239,16 @@ func Up(ctx context.Context, cfg Config) (*State, error) {
 			}
 			continue
 		}
-		if static != nil && static.Device != "" && static.Device != n {
+		if static != nil && static.Device != "" && static.Device != n && !nd.owned[n] {
 			continue // ip= names one device: the others are left alone
+		}
+		v4, v6 := true, true
+		if nd.owned[n] {
+			// network_data.json configures it: DHCP only where it says so.
+			v4, v6 = nd.dhcp4[n], nd.dhcp6[n]
+			if !v4 && !v6 {
+				continue
+			}
 		}
 		// Each link starts DHCP as soon as it has carrier: one without a
 		// cable delays nobody.
@@ -230,12 +261,16 @@ func Up(ctx context.Context, cfg Config) (*State, error) {
 			st.mu.Unlock()
 			cfg.Log.Info("link", "name", n, "carrier", carrier)
 			if carrier {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					runDHCPv6(ctx, st, n, cfg, done)
-				}()
-				runDHCP(ctx, st, n, cfg, done)
+				if v6 {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						runDHCPv6(ctx, st, n, cfg, done)
+					}()
+				}
+				if v4 {
+					runDHCP(ctx, st, n, cfg, done)
+				}
 			}
 		}()
 	}

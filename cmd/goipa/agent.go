@@ -139,18 +139,39 @@ func runInit(ctx context.Context, args []string) error {
 	if err := boot.MountKernelFilesystems(); err != nil {
 		fmt.Fprintln(os.Stderr, "goipa init: mounts:", err)
 	}
-	cfg, err := loadConfig(args)
+	path, rest, err := splitCmdlineFile(args)
 	if err != nil {
 		boot.RescueShell(ctx, fmt.Errorf("configuration: %w", err))
 		return err
 	}
-	log, buf := newLogger(cfg, os.Stderr)
+	rawCmdline, err := os.ReadFile(path)
+	if err != nil {
+		boot.RescueShell(ctx, fmt.Errorf("configuration: reading the kernel command line: %w", err))
+		return err
+	}
+	// The drivers come before the configuration: with boot_method=vmedia
+	// part of it is on the virtual CD.
+	log, buf, level := newInitLogger(string(rawCmdline), os.Stderr)
 	slog.SetDefault(log)
 	start := time.Now()
 	loaded, err := boot.Coldplug(ctx, log)
 	if err != nil {
 		log.Error("module coldplug", "error", err)
 	}
+	media := readBootMedia(ctx, log, string(rawCmdline))
+	cfg, err := agent.ParseConfig(media.cmdline, append(media.flags, rest...))
+	if err != nil {
+		boot.RescueShell(ctx, fmt.Errorf("configuration: %w", err))
+		return err
+	}
+	if cfg.Debug {
+		level.Set(slog.LevelDebug)
+	}
+	if cfg.GlobalRequestID != "" {
+		log = log.With("request_id", cfg.GlobalRequestID)
+		slog.SetDefault(log)
+	}
+	networkDataModules(log, media.networkData)
 	if cfg.EnableVLANInterfaces != "" {
 		// No udev or modprobe here to load it when the first VLAN link is made.
 		if err := boot.LoadModules("8021q"); err != nil {
@@ -179,7 +200,7 @@ func runInit(ctx context.Context, args []string) error {
 	}
 	log.Info("hardware ready", "modules", len(loaded), "disks", disks, "nics", nics, "duration", time.Since(start).Round(time.Millisecond))
 	start = time.Now()
-	st, err := netcfg.Up(ctx, netcfg.Config{BootIF: cfg.BootIF, KernelIP: cfg.KernelIP, VLANs: cfg.EnableVLANInterfaces, LLDPTimeout: cfg.LLDPTimeout, Log: log})
+	st, err := netcfg.Up(ctx, netcfg.Config{BootIF: cfg.BootIF, KernelIP: cfg.KernelIP, VLANs: cfg.EnableVLANInterfaces, LLDPTimeout: cfg.LLDPTimeout, NetworkData: media.networkData, Log: log})
 	if err != nil {
 		// Not fatal: DHCP goes on in the background, lookup retries.
 		log.Error("network not ready", "error", err)
