@@ -73,6 +73,8 @@ type Agent struct {
 	startedAt time.Time
 
 	callbackRetry callbackRetry // the inspection callback's retries (IPA's, tests shorten them)
+	findService   serviceFinder // mDNS; nil: discovery.Find
+	logLevel      *slog.LevelVar
 
 	force chan struct{} // a forced heartbeat is wanted
 	reset chan struct{} // Ironic ended the operation, or a simulated reboot
@@ -269,6 +271,9 @@ func (a *Agent) Run(ctx context.Context) error {
 		return a.serve(ctx, nil)
 	}
 
+	if err := a.resolveMDNS(ctx); err != nil {
+		return nil // ctx ended
+	}
 	nodeUUID := ""
 	if a.cfg.InspectionCallbackURL != "" {
 		a.setPhase("inspecting")
