@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/netip"
@@ -71,24 +72,29 @@ type Agent struct {
 	ironic    *ironicClient
 	startedAt time.Time
 
+	callbackRetry callbackRetry // the inspection callback's retries (IPA's, tests shorten them)
+	findService   serviceFinder // mDNS; nil: discovery.Find
+	logLevel      *slog.LevelVar
+
 	force chan struct{} // a forced heartbeat is wanted
 	reset chan struct{} // Ironic ended the operation, or a simulated reboot
 
-	mu              sync.Mutex
-	phase           string
-	apiBase         string
-	apiVersion      microversion
-	node            map[string]any
-	lookupConfig    map[string]any
-	token           string
-	getLatched      bool // a GET once carried a token: GETs need one from now on
-	hbTimeout       time.Duration
-	callbackURL     string
-	verifyCA        string // PEM of the auto-TLS certificate, sent as agent_verify_ca
-	serverStop      context.CancelFunc
-	resetAfterAsync bool
-	lockedDown      bool
-	onRescued       func(passwordHash string) // the ramdisk's rescue login (WithRescue)
+	mu               sync.Mutex
+	phase            string
+	apiBase          string
+	apiVersion       microversion
+	node             map[string]any
+	lookupConfig     map[string]any
+	token            string
+	getLatched       bool // a GET once carried a token: GETs need one from now on
+	hbTimeout        time.Duration
+	callbackURL      string
+	verifyCA         string // PEM of the auto-TLS certificate, sent as agent_verify_ca
+	serverStop       context.CancelFunc
+	resetAfterAsync  bool
+	lockedDown       bool
+	onRescued        func(passwordHash string) // the ramdisk's rescue login (WithRescue)
+	loggedConfigKeys map[string]bool           // lookup config keys already logged as ignored
 }
 
 // New builds an agent and registers the standard extensions. Packages
@@ -105,6 +111,8 @@ func New(cfg *Config, opts ...Option) (*Agent, error) {
 		phase:     "starting",
 		token:     cfg.AgentToken,
 		hbTimeout: 300 * time.Second,
+
+		callbackRetry: ipaCallbackRetry,
 	}
 	for _, o := range opts {
 		o(a)
@@ -117,6 +125,14 @@ func New(cfg *Config, opts ...Option) (*Agent, error) {
 		return nil, err
 	}
 	a.ironic = ic
+	if m, ok := a.hw.(*machine); ok {
+		// IPA skips BMC detection when lookup says so (Ironic sends it
+		// for redfish management, where the BMC address is known).
+		m.skipBMC = func() bool {
+			skip, _ := a.LookupConfig()["agent_skip_bmc_detect"].(bool)
+			return skip
+		}
+	}
 	a.cmds = NewManager(a.log, a.metrics, a.asyncDone)
 	for _, k := range []StepKind{Clean, Deploy, Service} {
 		a.cmds.Register(&stepExtension{kind: k, steps: a.steps, cacheNode: a.cacheNode})
@@ -262,6 +278,9 @@ func (a *Agent) Run(ctx context.Context) error {
 		return a.serve(ctx, nil)
 	}
 
+	if err := a.resolveMDNS(ctx); err != nil {
+		return nil // ctx ended
+	}
 	nodeUUID := ""
 	if a.cfg.InspectionCallbackURL != "" {
 		a.setPhase("inspecting")
@@ -369,6 +388,7 @@ func (a *Agent) discover(ctx context.Context) error {
 func (a *Agent) lookupLoop(ctx context.Context, nodeUUID string) error {
 	bo := newBackoff(a.cfg.LookupInterval, 60*time.Second)
 	start := time.Now()
+	conflicts := 0
 	for attempt := 1; ; attempt++ {
 		macs, err := a.hw.MACs(ctx)
 		if err == nil && len(macs) == 0 && nodeUUID == "" {
@@ -405,11 +425,17 @@ func (a *Agent) lookupLoop(ctx context.Context, nodeUUID string) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		wait := bo.next()
+		var wait time.Duration
 		var ie *IronicError
-		if errors.As(err, &ie) && ie.Status == http.StatusConflict {
-			// The node is locked while Ironic hands out the token.
-			wait += []time.Duration{5 * time.Second, 10 * time.Second, 30 * time.Second}[min(attempt-1, 2)]
+		if errors.As(err, &ie) && ie.Status == http.StatusConflict && conflicts < lockedRetries {
+			// Ironic still holds the node's lock (right after inspection it
+			// is finishing the inspection): the lock goes within a second
+			// or two, so ask again soon rather than back off as for an
+			// Ironic that is down. IPA's own first waits are ~1 s too.
+			conflicts++
+			wait = lockedRetryWait()
+		} else {
+			wait = bo.next()
 		}
 		level := slog.LevelInfo
 		if time.Since(start) > a.cfg.LookupTimeout {
@@ -426,12 +452,24 @@ func (a *Agent) lookupLoop(ctx context.Context, nodeUUID string) error {
 // week; Ironic's default is 300 s).
 const maxHeartbeatTimeout = 7 * 24 * time.Hour
 
+// lockedRetries is how many lookups answered 409 (node locked) are
+// retried after lockedRetryWait before the usual backoff takes over: a
+// lock held longer than that is not the short one after inspection.
+const lockedRetries = 10
+
+// lockedRetryWait is about a second, jittered so a rack of agents
+// inspected together does not ask in step.
+var lockedRetryWait = func() time.Duration {
+	return 750*time.Millisecond + time.Duration(rand.Int64N(int64(500*time.Millisecond)))
+}
+
 // applyLookup adopts what Ironic said (spec 2.3).
 func (a *Agent) applyLookup(res *LookupResult) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.node = res.Node
 	a.lookupConfig = res.Config
+	a.applyLookupConfig(res.Config)
 	if t, ok := res.Config["heartbeat_timeout"].(float64); ok && t > 0 {
 		// Out of range, the interval would overflow to a negative one
 		// or round to nothing: either is a heartbeat storm.

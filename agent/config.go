@@ -27,8 +27,12 @@ type Config struct {
 	Insecure         bool          // ipa-insecure: do not verify Ironic's certificate
 	AgentToken       string        // ipa-agent-token (virtual media pre-generates it)
 	TokenRequired    bool          // ipa-agent-token-required
-	UseMDNS          bool          // ipa-use-mdns
-	Standalone       bool          // ipa-standalone: no lookup, no heartbeat
+	UseMDNS          bool          // ipa-use-mdns: without ipa-api-url, find Ironic by mDNS
+	APIFromMDNS      bool          // ipa-api-url=mdns: find Ironic by mDNS (required)
+	// ipa-mdns-allowed-overrides: the settings (IPA's names without
+	// "ipa_") an mDNS TXT record may change: IPA's [mdns] allowed_overrides.
+	MDNSAllowedOverrides []string
+	Standalone           bool // ipa-standalone: no lookup, no heartbeat
 
 	// The agent's own API.
 	ListenHost        string        // ipa-listen-host
@@ -60,6 +64,7 @@ type Config struct {
 
 	// Inspection.
 	InspectionCallbackURL       string        // ipa-inspection-callback-url
+	InspectionFromMDNS          bool          // ipa-inspection-callback-url=mdns: find the inspector by mDNS
 	InspectionCollectors        []string      // ipa-inspection-collectors
 	InspectionDHCPWaitTimeout   time.Duration // ipa-inspection-dhcp-wait-timeout
 	InspectionDHCPAllInterfaces bool          // ipa-inspection-dhcp-all-interfaces
@@ -221,11 +226,16 @@ func checkURL(v string) error {
 // params lists every parameter goipa knows. Defaults are IPA's (2023.1
 // where the releases differ and the older value is the safer one).
 var params = []param{
-	{"ipa-api-url", "", "Ironic API URL(s), comma separated", func(c *Config, v string) error {
+	{"ipa-api-url", "", "Ironic API URL(s), comma separated, or mdns to find Ironic by multicast DNS", func(c *Config, v string) error {
+		if strings.TrimSpace(v) == "mdns" {
+			// As IPA: the literal "mdns" is the operator's explicit opt-in.
+			c.APIFromMDNS, c.APIURLs = true, nil
+			return nil
+		}
 		urls := splitList(v)
 		for _, u := range urls {
 			if u == "mdns" {
-				return errors.New("mDNS discovery of Ironic is not supported; give the URL")
+				return errors.New(`"mdns" stands alone, not in a list of URLs`)
 			}
 			if err := checkURL(u); err != nil {
 				return err
@@ -269,16 +279,8 @@ var params = []param{
 	{"ipa-insecure", "0", "do not verify Ironic's TLS certificate", boolP(func(c *Config) *bool { return &c.Insecure })},
 	{"ipa-agent-token", "", "agent token handed over by Ironic", strP(func(c *Config) *string { return &c.AgentToken })},
 	{"ipa-agent-token-required", "0", "require the agent token", boolP(func(c *Config) *bool { return &c.TokenRequired })},
-	{"ipa-use-mdns", "0", "discover Ironic by mDNS", func(c *Config, v string) error {
-		b, err := parseBool(v)
-		if err != nil {
-			return err
-		}
-		if b {
-			return errors.New("mDNS discovery of Ironic is not supported; give ipa-api-url")
-		}
-		return nil
-	}},
+	{"ipa-use-mdns", "0", "without ipa-api-url, find Ironic by multicast DNS (unauthenticated: trusted networks only)", boolP(func(c *Config) *bool { return &c.UseMDNS })},
+	{"ipa-mdns-allowed-overrides", "inspection_callback_url,ntp_server", "settings (IPA names without ipa_) that mDNS TXT records may override, as IPA's [mdns] allowed_overrides", listP(func(c *Config) *[]string { return &c.MDNSAllowedOverrides })},
 	{"ipa-standalone", "0", "no lookup and no heartbeat: serve the API at once", boolP(func(c *Config) *bool { return &c.Standalone })},
 	{"ipa-enable-auto-tls", "1", "generate a certificate when Ironic supports it", boolP(func(c *Config) *bool { return &c.EnableAutoTLS })},
 	{"ipa-listen-tls", "0", "serve HTTPS with ipa-certfile/ipa-keyfile", boolP(func(c *Config) *bool { return &c.ListenTLS })},
@@ -308,10 +310,12 @@ var params = []param{
 	{"ipa-collect-lldp", "0", "collect LLDP for the inventory", boolP(func(c *Config) *bool { return &c.CollectLLDP })},
 	{"ipa-lldp-timeout", "30", "seconds to listen for LLDP", secondsP(func(c *Config) *time.Duration { return &c.LLDPTimeout })},
 	{"ipa-inspection-callback-url", "", "inspection callback URL", func(c *Config, v string) error {
+		c.InspectionFromMDNS = v == "mdns"
+		if v == "mdns" {
+			c.InspectionCallbackURL = ""
+			return nil
+		}
 		if v != "" {
-			if v == "mdns" {
-				return errors.New("mDNS discovery of the inspector is not supported; give the URL")
-			}
 			if err := checkURL(v); err != nil {
 				return err
 			}
@@ -442,10 +446,25 @@ func ParseConfig(cmdline string, args []string) (*Config, error) {
 	if c.ListenTLS && (c.CertFile == "" || c.KeyFile == "") {
 		return nil, &ConfigError{Param: "ipa-listen-tls", Value: values["ipa-listen-tls"], Err: errors.New("needs ipa-certfile and ipa-keyfile")}
 	}
-	if !c.Standalone && len(c.APIURLs) == 0 && c.InspectionCallbackURL == "" {
+	if !c.Standalone && len(c.APIURLs) == 0 && !c.APIFromMDNS && !c.UseMDNS && c.InspectionCallbackURL == "" && !c.InspectionFromMDNS {
 		return nil, &ConfigError{Param: "ipa-api-url", Err: errors.New("no Ironic API URL given (or set ipa-standalone=1)")}
 	}
 	return c, nil
+}
+
+// Override sets the parameter name (IPA's kernel name, e.g. ipa-debug)
+// to value after parsing, as mDNS TXT records do. Settings read once at
+// start keep their first value; the caller says which take effect.
+func (c *Config) Override(name, value string) error {
+	for _, p := range params {
+		if p.name == name {
+			if err := p.set(c, value); err != nil {
+				return &ConfigError{Param: name, Value: value, Err: err}
+			}
+			return nil
+		}
+	}
+	return &ConfigError{Param: name, Value: value, Err: errors.New("unknown parameter")}
 }
 
 // LoadConfig reads the kernel command line from path (usually

@@ -77,7 +77,7 @@ func TestConfigErrorsNameTheParameter(t *testing.T) {
 		{"ipa-api-url=http://a goipa-power=maybe", "goipa-power"},
 		{"ipa-api-url=http://a ipa-inject-files-priority=100", "ipa-inject-files-priority"},
 		{"ipa-api-url=http://a ipa-ironic-api-version=one", "ipa-ironic-api-version"},
-		{"ipa-api-url=mdns", "ipa-api-url"},
+		{"ipa-api-url=mdns,http://a", "ipa-api-url"},
 		{"ipa-api-url=http://a ipa-inspection-callback-url=nohost", "ipa-inspection-callback-url"},
 		{"ipa-listen-port=1", "ipa-api-url"}, // nothing to talk to
 	} {
@@ -123,4 +123,44 @@ func FuzzParseConfig(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestConfigMDNS(t *testing.T) {
+	for _, tc := range []struct {
+		line                   string
+		apiMDNS, inspMDNS, use bool
+		apiURLs                []string
+		callback               string
+		allowed                []string
+	}{
+		{line: "ipa-api-url=mdns", apiMDNS: true, allowed: []string{"inspection_callback_url", "ntp_server"}},
+		{line: "ipa-inspection-callback-url=mdns", inspMDNS: true, allowed: []string{"inspection_callback_url", "ntp_server"}},
+		{line: "ipa-api-url=mdns ipa-inspection-callback-url=mdns ipa-mdns-allowed-overrides=debug,ntp_server", apiMDNS: true, inspMDNS: true, allowed: []string{"debug", "ntp_server"}},
+		{line: "ipa-use-mdns=1", use: true, allowed: []string{"inspection_callback_url", "ntp_server"}},
+		{line: "ipa-api-url=http://a:6385 ipa-inspection-callback-url=http://a:5050/v1/continue", apiURLs: []string{"http://a:6385"}, callback: "http://a:5050/v1/continue", allowed: []string{"inspection_callback_url", "ntp_server"}},
+		{line: "ipa-api-url=mdns ipa-mdns-allowed-overrides=", apiMDNS: true},
+	} {
+		t.Run(tc.line, func(t *testing.T) {
+			c, err := ParseConfig(tc.line, nil)
+			require.NoError(t, err)
+			assert.Equal(t, tc.apiMDNS, c.APIFromMDNS)
+			assert.Equal(t, tc.inspMDNS, c.InspectionFromMDNS)
+			assert.Equal(t, tc.use, c.UseMDNS)
+			assert.Equal(t, tc.apiURLs, c.APIURLs)
+			assert.Equal(t, tc.callback, c.InspectionCallbackURL)
+			assert.Equal(t, tc.allowed, c.MDNSAllowedOverrides)
+		})
+	}
+}
+
+func TestConfigOverride(t *testing.T) {
+	c, err := ParseConfig("ipa-api-url=http://a", nil)
+	require.NoError(t, err)
+	require.NoError(t, c.Override("ipa-ntp-server", "10.1.1.1"))
+	assert.Equal(t, "10.1.1.1", c.NTPServer)
+	require.NoError(t, c.Override("ipa-debug", "True"))
+	assert.True(t, c.Debug)
+	var ce *ConfigError
+	assert.ErrorAs(t, c.Override("ipa-debug", "very"), &ce)
+	assert.ErrorAs(t, c.Override("ipa-no-such", "1"), &ce)
 }

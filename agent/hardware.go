@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strings"
 	"sync"
+	"time"
 
 	"github.com/goipa/goipa/inventory"
 	"github.com/goipa/goipa/netcfg"
@@ -18,14 +20,18 @@ type machine struct {
 	// skipBMC returns lookup's agent_skip_bmc_detect.
 	skipBMC func() bool
 
-	lldpMu sync.Mutex
-	lldp   map[string][]inventory.LLDPTLV
+	lldpMu   sync.Mutex
+	lldp     map[string][]inventory.LLDPTLV
+	lldpDone chan struct{} // closed when CollectLLDP is over; nil when not collecting
 }
 
-// CollectLLDP listens for LLDP on every NIC in the background for
-// ipa-lldp-timeout; the inventory reports what was heard.
+// CollectLLDP listens for LLDP on every NIC in the background until
+// every NIC with carrier has heard it or ipa-lldp-timeout passed; the
+// inventory reports what was heard, and WaitForInspection waits for it.
 func (m *machine) CollectLLDP(ctx context.Context) {
+	m.lldpDone = make(chan struct{})
 	go func() {
+		defer close(m.lldpDone)
 		ifs, err := inventory.Interfaces(ctx, m.opts()...)
 		if err != nil {
 			m.log.Warn("lldp: listing interfaces", "error", err)
@@ -35,7 +41,8 @@ func (m *machine) CollectLLDP(ctx context.Context) {
 		for _, i := range ifs {
 			names = append(names, i.Name)
 		}
-		got, err := netcfg.CollectLLDP(ctx, names, m.cfg.LLDPTimeout)
+		start := time.Now()
+		got, err := netcfg.CollectLLDP(ctx, names, m.cfg.LLDPTimeout, netcfg.WithCarrierOnly(), netcfg.WithWaitLogger(m.log))
 		if err != nil {
 			m.log.Warn("lldp", "error", err)
 		}
@@ -47,10 +54,69 @@ func (m *machine) CollectLLDP(ctx context.Context) {
 				res[name] = append(res[name], inventory.LLDPTLV{Type: t.Type, Value: t.Value})
 			}
 		}
+		m.log.Info("lldp collection done", "heard", len(got), "interfaces", len(names), "took", time.Since(start).Round(time.Millisecond))
 		m.lldpMu.Lock()
 		m.lldp = res
 		m.lldpMu.Unlock()
 	}()
+}
+
+// WaitForInspection waits, bounded, for what inspection data should
+// hold: LLDP (ipa-collect-lldp, bounded by ipa-lldp-timeout) and the
+// NICs' addresses (IPA's wait_for_dhcp: every NIC with carrier under
+// ipa-inspection-dhcp-all-interfaces, else the boot NIC; bounded by
+// ipa-inspection-dhcp-wait-timeout, 0 = no wait).
+func (m *machine) WaitForInspection(ctx context.Context) {
+	if m.lldpDone != nil {
+		select {
+		case <-m.lldpDone:
+		case <-ctx.Done():
+			return
+		}
+	}
+	links := m.dhcpWaitLinks(ctx)
+	if len(links) == 0 || m.cfg.InspectionDHCPWaitTimeout <= 0 {
+		return
+	}
+	start := time.Now()
+	missing := netcfg.WaitForAddresses(ctx, links, m.cfg.InspectionDHCPWaitTimeout)
+	if len(missing) > 0 {
+		m.log.Warn("not every network interface got an IPv4 address before inspection", "timeout", m.cfg.InspectionDHCPWaitTimeout, "missing", missing)
+		return
+	}
+	m.log.Info("network interfaces have their addresses", "interfaces", links, "took", time.Since(start).Round(time.Millisecond))
+}
+
+// dhcpWaitLinks are the NICs whose address inspection waits for.
+func (m *machine) dhcpWaitLinks(ctx context.Context) []string {
+	ifs, err := inventory.Interfaces(ctx, m.opts()...)
+	if err != nil {
+		m.log.Warn("listing interfaces for the DHCP wait", "error", err)
+		return nil
+	}
+	return dhcpWaitLinks(ifs, m.cfg.InspectionDHCPAllInterfaces, m.cfg.BootIF)
+}
+
+// dhcpWaitLinks picks IPA's wait_for_dhcp interfaces: all of them, or
+// the one BOOTIF names (none when BOOTIF is unknown).
+func dhcpWaitLinks(ifs []inventory.Interface, all bool, bootif string) []string {
+	boot := normalizeBootIF(bootif)
+	var out []string
+	for _, i := range ifs {
+		if all || (boot != "" && strings.EqualFold(i.MACAddress, boot)) {
+			out = append(out, i.Name)
+		}
+	}
+	return out
+}
+
+// normalizeBootIF turns PXE's "01-aa-bb-cc-dd-ee-ff" into a MAC.
+func normalizeBootIF(s string) string {
+	s = strings.ToLower(strings.TrimSpace(s))
+	if strings.Count(s, "-") == 6 {
+		_, s, _ = strings.Cut(s, "-")
+	}
+	return strings.ReplaceAll(s, "-", ":")
 }
 
 // NewMachine returns the inventory-backed hardware for cfg.
@@ -64,6 +130,7 @@ func (m *machine) opts() []inventory.Option {
 		inventory.WithBootIF(m.cfg.BootIF),
 		inventory.WithLogger(m.log),
 		inventory.WithSkipBMC(m.skipBMC()),
+		inventory.WithBenchmarks(m.cfg.InspectionBenchmarks),
 		inventory.WithLLDP(func(name string) []inventory.LLDPTLV {
 			if !m.cfg.CollectLLDP {
 				return nil

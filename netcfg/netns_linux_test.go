@@ -78,6 +78,10 @@ func TestMain(m *testing.M) {
 	case "lldp-send":
 		sendLLDP(os.Getenv(childEnv+"_IFACES"), 8*time.Second)
 		os.Exit(0)
+	default:
+		if waitChild(os.Getenv(childEnv)) {
+			os.Exit(0)
+		}
 	}
 	os.Exit(m.Run())
 }
@@ -138,13 +142,13 @@ func newLab(t *testing.T, pairs int) *lab {
 }
 
 // dnsmasq serves DHCP on iface (in the server namespace) until the test ends.
-func (l *lab) dnsmasq(iface, prefix string) {
+func (l *lab) dnsmasq(iface, prefix string, extra ...string) {
 	t := l.t
 	sh(t, "ip", "-n", l.server, "addr", "add", prefix+".1/24", "dev", iface)
-	cmd := exec.Command("ip", "netns", "exec", l.server, "dnsmasq", "--no-daemon", "--conf-file=/dev/null", "--port=0",
-		"--interface="+iface, "--bind-interfaces", "--no-ping", "--pid-file=", "--dhcp-leasefile="+filepath.Join(l.dir, iface+".leases"),
+	cmd := exec.Command("ip", append([]string{"netns", "exec", l.server, "dnsmasq", "--no-daemon", "--conf-file=/dev/null", "--port=0",
+		"--interface=" + iface, "--bind-interfaces", "--no-ping", "--pid-file=", "--dhcp-leasefile=" + filepath.Join(l.dir, iface+".leases"),
 		fmt.Sprintf("--dhcp-range=%s.50,%s.60,255.255.255.0,1h", prefix, prefix),
-		"--dhcp-option=option:router,"+prefix+".1", "--dhcp-option=option:dns-server,"+prefix+".53")
+		"--dhcp-option=option:router," + prefix + ".1", "--dhcp-option=option:dns-server," + prefix + ".53"}, extra...)...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	log, _ := os.Create(filepath.Join(l.dir, iface+".dnsmasq.log"))
 	cmd.Stdout, cmd.Stderr = log, log
@@ -165,8 +169,7 @@ func (l *lab) run(mode string, env ...string) childResult {
 	if mode == "lldp-send" {
 		ns = l.server
 	}
-	cmd := exec.Command("ip", "netns", "exec", ns, os.Args[0], "-test.run=^$")
-	cmd.Env = append(append(os.Environ(), childEnv+"="+mode), env...)
+	cmd := execInNS(ns, mode, env...)
 	if mode == "lldp-send" {
 		require.NoError(t, cmd.Start())
 		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
@@ -177,6 +180,13 @@ func (l *lab) run(mode string, env ...string) childResult {
 	var res childResult
 	require.NoError(t, json.Unmarshal(out, &res), "%s", out)
 	return res
+}
+
+// execInNS runs this test binary in namespace ns as the child mode.
+func execInNS(ns, mode string, env ...string) *exec.Cmd {
+	cmd := exec.Command("ip", "netns", "exec", ns, os.Args[0], "-test.run=^$")
+	cmd.Env = append(append(os.Environ(), childEnv+"="+mode), env...)
+	return cmd
 }
 
 func (l *lab) up(cfg Config) childResult {

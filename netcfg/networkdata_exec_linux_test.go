@@ -2,6 +2,6 @@ package netcfg
 
 import "os/exec"
 
-func execInNS(ns string, args ...string) *exec.Cmd {
+func commandInNS(ns string, args ...string) *exec.Cmd {
 	return exec.Command("ip", append([]string{"netns", "exec", ns}, args...)...)
 }

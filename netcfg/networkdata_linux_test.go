@@ -141,7 +141,7 @@ func TestNetworkDataAppliedInNamespace(t *testing.T) {
 
 func (l *lab) runND(cfgJSON, waitDHCP string) ndChildResult {
 	t := l.t
-	cmd := execInNS(l.client, os.Args[0], "-test.run=^$")
+	cmd := commandInNS(l.client, os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), childEnv+"="+ndChildMode, childEnv+"_CONFIG="+cfgJSON, childEnv+"_WAIT_DHCP="+waitDHCP)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr

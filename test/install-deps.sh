@@ -11,6 +11,7 @@ packages=(
   mdadm  # reads the md superblocks goipa writes (the host kernel has no md; nothing is assembled)
   qemu-system-arm qemu-efi-aarch64
   openssl
+  python3-zeroconf  # Ironic's and the inspector's mDNS publishing ([conductor] enable_mdns), for the mDNS test
   "$@"
 )
 

@@ -73,15 +73,18 @@ func loadConfig(args []string) (*agent.Config, error) {
 	return agent.LoadConfig(path, rest)
 }
 
+// logLevel is the process's log level: ipa-debug, or later an mDNS
+// ipa_debug record the operator allowed.
+var logLevel = new(slog.LevelVar)
+
 // newLogger logs text for a person on the console, one line per event,
 // and keeps the newest lines for log.collect_system_logs.
 func newLogger(cfg *agent.Config, console io.Writer) (*slog.Logger, *agent.LogBuffer) {
 	buf := agent.NewLogBuffer(4 << 20)
-	level := slog.LevelInfo
 	if cfg.Debug {
-		level = slog.LevelDebug
+		logLevel.Set(slog.LevelDebug)
 	}
-	h := slog.NewTextHandler(io.MultiWriter(console, buf), &slog.HandlerOptions{Level: level})
+	h := slog.NewTextHandler(io.MultiWriter(console, buf), &slog.HandlerOptions{Level: logLevel})
 	l := slog.New(h)
 	if cfg.GlobalRequestID != "" {
 		l = l.With("request_id", cfg.GlobalRequestID)
@@ -120,6 +123,7 @@ func runAgentWith(ctx context.Context, cfg *agent.Config, realPower bool, log *s
 		agent.WithLogBuffer(buf),
 		agent.WithHardware(hw),
 		agent.WithRealPower(realPower),
+		agent.WithLogLevel(logLevel),
 		rescueOption(ctx, log, realPower),
 		agent.WithDeploy(hw, agent.NewImageEngine(cfg, log, lookupConfig), agent.NewConfigDriveWriter(log)),
 	)

@@ -87,6 +87,7 @@ type options struct {
 	automatedClean   bool
 	fastTrack        bool
 	callbackTimeout  int
+	mdns             bool
 	netns, host      string
 }
 
@@ -113,6 +114,11 @@ func WithFastTrack() Option { return func(o *options) { o.fastTrack = true } }
 
 // WithAutomatedClean turns on [conductor]automated_clean.
 func WithAutomatedClean() Option { return func(o *options) { o.automatedClean = true } }
+
+// WithMDNS makes Ironic ([conductor] enable_mdns) and the inspector
+// ([DEFAULT] enable_mdns) publish themselves by multicast DNS. Only with
+// WithNetNS: no multicast from the host's own namespaces.
+func WithMDNS() Option { return func(o *options) { o.mdns = true } }
 
 // WithCallbackTimeout sets how long Ironic waits in *wait states.
 func WithCallbackTimeout(s int) Option { return func(o *options) { o.callbackTimeout = s } }
@@ -167,6 +173,7 @@ restrict_lookup = true
 connection = sqlite:///{{.State}}/ironic.sqlite
 
 [conductor]
+enable_mdns = {{.MDNS}}
 automated_clean = {{.AutomatedClean}}
 deploy_callback_timeout = {{.CallbackTimeout}}
 clean_callback_timeout = {{.CallbackTimeout}}
@@ -243,6 +250,11 @@ debug = true
 log_file = {{.InspectorLog}}
 use_stderr = false
 standalone = true
+enable_mdns = {{.MDNS}}
+
+[service_catalog]
+auth_type = none
+endpoint_override = http://{{.Host}}:{{.InspectorPort}}
 
 [database]
 connection = sqlite:///{{.State}}/inspector.sqlite
@@ -277,6 +289,9 @@ func Start(t testing.TB, opts ...Option) *Ironic {
 	if o.host == "127.0.0.1" {
 		callbackHost = "127.1" // Ironic refuses a loopback literal there (notes, pitfall 4)
 	}
+	if o.mdns && o.netns == "" {
+		t.Fatal("realironic: WithMDNS needs WithNetNS (no multicast from the host's namespaces)")
+	}
 	for _, bin := range []string{"ironic", "ironic-dbsync"} {
 		if _, err := exec.LookPath(bin); err != nil {
 			t.Fatalf("%s is not installed (make test installs it with test/install-deps.sh): %v", bin, err)
@@ -309,7 +324,7 @@ func Start(t testing.TB, opts ...Option) *Ironic {
 	vals := map[string]any{
 		"State": state, "Log": ir.LogPath, "InspectorLog": ir.InspectorLog, "APIPort": apiPort, "InspectorPort": inspPort,
 		"HeartbeatTimeout": o.heartbeatTimeout, "AutomatedClean": o.automatedClean, "FastTrack": o.fastTrack, "CallbackTimeout": o.callbackTimeout,
-		"ImageBase": ir.ImageBase, "Inspector": o.inspector, "Host": o.host, "CallbackHost": callbackHost,
+		"ImageBase": ir.ImageBase, "Inspector": o.inspector, "Host": o.host, "CallbackHost": callbackHost, "MDNS": o.mdns,
 	}
 	conf := filepath.Join(state, "ironic.conf")
 	writeTemplate(t, conf, ironicConf, vals)
