@@ -187,27 +187,29 @@ func TestMetal3InspectionInQEMU(t *testing.T) {
 	})
 	step("VM with two NICs started: " + cmdline)
 	inspectStart := time.Now()
-	n, err := ir.WaitState(ctx, uuid, "manageable", 180*time.Second, nil)
+	n, err := waitInspected(ctx, ir, uuid, 180*time.Second)
 	if err != nil {
-		t.Fatalf("inspection: %v", err)
-	}
-	step(fmt.Sprintf("inspected in %.1f s: manageable, cpus=%v memory_mb=%v local_gb=%v", time.Since(inspectStart).Seconds(),
-		n.Properties["cpus"], n.Properties["memory_mb"], n.Properties["local_gb"]))
-
-	data, err := ir.InspectionData(ctx, uuid)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			b, _ := json.MarshalIndent(data, "", " ")
-			t.Logf("stored introspection data:\n%s", tail(string(b), 400))
+		t.Errorf("inspection: %v", err)
+	} else {
+		step(fmt.Sprintf("inspected in %.1f s: manageable, cpus=%v memory_mb=%v local_gb=%v", time.Since(inspectStart).Seconds(),
+			n.Properties["cpus"], n.Properties["memory_mb"], n.Properties["local_gb"]))
+		data, err := ir.InspectionData(ctx, uuid)
+		if err != nil {
+			t.Fatal(err)
 		}
-	})
-	checkMetal3InspectionData(t, data, links)
+		t.Cleanup(func() {
+			if t.Failed() {
+				b, _ := json.MarshalIndent(data, "", " ")
+				t.Logf("stored introspection data:\n%s", tail(string(b), 400))
+			}
+		})
+		checkMetal3InspectionData(t, data, links)
+	}
 
 	// The frames were on both wires: every link carried the switch's
-	// frames out to the VM's NIC.
+	// frames out to the VM's NIC (checked whatever the inspection's
+	// outcome: it tells a switch that never spoke from an agent that did
+	// not listen).
 	stopCapture()
 	for i, l := range links {
 		frames := <-captured[i]
@@ -230,6 +232,30 @@ func TestMetal3InspectionInQEMU(t *testing.T) {
 		}
 		step(fmt.Sprintf("%s carried %d LLDP frames of %s", l.tap, out, l.port.SystemName))
 	}
+}
+
+// waitInspected waits for the node to leave inspection as manageable,
+// and stops early when ironic-inspector logs that it refused the data:
+// ironic-inspector 11.1 cannot move a node in "waiting" to "error" (its
+// state machine has no such transition), so a ramdisk error leaves the
+// node in inspect wait until Ironic's inspect_wait_timeout.
+func waitInspected(ctx context.Context, ir *realironic.Ironic, uuid string, timeout time.Duration) (*realironic.Node, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var refused string
+	n, err := ir.WaitState(ctx, uuid, "manageable", timeout, func(*realironic.Node) {
+		b, _ := os.ReadFile(ir.InspectorLog)
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.Contains(l, " ERROR ironic_inspector") && refused == "" {
+				refused = l
+				cancel()
+			}
+		}
+	})
+	if refused != "" {
+		return n, fmt.Errorf("ironic-inspector refused the data: %s", refused)
+	}
+	return n, err
 }
 
 // checkMetal3InspectionData asserts what Metal3 reads from the stored
