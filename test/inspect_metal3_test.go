@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"syscall"
 	"testing"
@@ -285,6 +286,8 @@ func checkMetal3InspectionData(t *testing.T, data map[string]any, links []switch
 			t.Errorf("NIC %s (%s) reported with IP %s, want its DHCP lease %s", iface["name"], l.guestMAC, ip, l.guestIP)
 		}
 		lldp, _ := iface["lldp_processed"].(map[string]any)
+		t.Logf("NIC %s %s ip=%v: switch %v port %v VLAN %v", iface["name"], l.guestMAC, iface["ip"],
+			lldp["switch_system_name"], lldp["switch_port_id"], lldp["switch_port_untagged_vlan_id"])
 		want := map[string]string{
 			"switch_system_name":           l.port.SystemName,
 			"switch_port_id":               l.port.PortID,
@@ -306,9 +309,12 @@ func checkMetal3InspectionData(t *testing.T, data map[string]any, links []switch
 	// extra: the extra_hardware hook's extra[category][name][key].
 	extra, _ := data["extra"].(map[string]any)
 	for _, section := range []string{"cpu", "memory", "disk", "network", "system", "firmware"} {
-		if s, _ := extra[section].(map[string]any); len(s) == 0 {
+		s, _ := extra[section].(map[string]any)
+		if len(s) == 0 {
 			t.Errorf("extra has no %s section (sections: %v)", section, keys(extra))
+			continue
 		}
+		t.Logf("extra %s: %v", section, keys(s))
 	}
 	at := func(path ...string) any {
 		var v any = extra
@@ -353,5 +359,6 @@ func keys(m map[string]any) []string {
 	for k := range m {
 		out = append(out, k)
 	}
+	sort.Strings(out)
 	return out
 }

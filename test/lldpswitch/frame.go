@@ -28,6 +28,7 @@ const (
 	dot1PortVLANID     = 1
 	dot1VLANName       = 3
 	maxTLVValueLen     = 511
+	maxVLANNameLen     = 32 // 802.1Q annex D.2.3
 	defaultTTL         = 120
 	ethernetHeaderSize = 14
 )
@@ -56,6 +57,9 @@ func (p Port) PDU() ([]byte, error) {
 	}
 	if p.VLAN < 0 || p.VLAN > 4094 {
 		return nil, fmt.Errorf("lldpswitch: VLAN %d out of range", p.VLAN)
+	}
+	if len(p.VLANName) > maxVLANNameLen {
+		return nil, fmt.Errorf("lldpswitch: VLAN name %q is longer than %d bytes", p.VLANName, maxVLANNameLen)
 	}
 	ttl := p.TTL
 	if ttl == 0 {

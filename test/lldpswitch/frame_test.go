@@ -78,6 +78,7 @@ func TestPDURefusesWhatNoSwitchSends(t *testing.T) {
 		{"no chassis", Port{PortID: "x"}, "chassis MAC"},
 		{"no port", Port{ChassisMAC: chassis}, "port ID"},
 		{"VLAN too big", Port{ChassisMAC: chassis, PortID: "x", VLAN: 4095}, "VLAN 4095"},
+		{"VLAN name too long", Port{ChassisMAC: chassis, PortID: "x", VLAN: 5, VLANName: strings.Repeat("v", 33)}, "longer than 32"},
 		{"name too long", Port{ChassisMAC: chassis, PortID: "x", SystemName: strings.Repeat("s", 512)}, "at most 511"},
 	}
 	for _, tc := range tests {
@@ -102,4 +103,54 @@ func TestFrameHeader(t *testing.T) {
 	if _, err := (Port{ChassisMAC: chassis, PortID: "x"}).Frame(nil); err == nil {
 		t.Error("a frame without a source address was built")
 	}
+}
+
+// FuzzPortPDU: whatever a test asks a port to advertise, the PDU is
+// refused or reads back through the agent's parser with the same chassis,
+// port, name and VLAN, ending with the End TLV.
+func FuzzPortPDU(f *testing.F) {
+	f.Add([]byte(chassis), "Ethernet1/7", "rack3", "tor-a", 101, "provisioning", uint16(120))
+	f.Add([]byte{1, 2, 3}, "", "", "", 0, "", uint16(0))
+	f.Add([]byte(chassis), "swp1", "", strings.Repeat("n", 511), 4094, strings.Repeat("v", 32), uint16(65535))
+	f.Fuzz(func(t *testing.T, mac []byte, portID, desc, name string, vlan int, vlanName string, ttl uint16) {
+		p := Port{ChassisMAC: mac, PortID: portID, PortDescription: desc, SystemName: name, VLAN: vlan, VLANName: vlanName, TTL: ttl}
+		pdu, err := p.PDU()
+		if err != nil {
+			return
+		}
+		tlvs, err := netcfg.ParseLLDP(pdu)
+		if err != nil {
+			t.Fatalf("the PDU of %+v does not parse: %v", p, err)
+		}
+		if len(pdu) < 2 || !bytes.Equal(pdu[len(pdu)-2:], []byte{0, 0}) {
+			t.Fatalf("no End TLV: % x", pdu)
+		}
+		if len(tlvs) < 3 || tlvs[0].Type != tlvChassisID || tlvs[1].Type != tlvPortID || tlvs[2].Type != tlvTTL {
+			t.Fatalf("chassis, port and TTL must lead: %v", tlvs)
+		}
+		if !bytes.Equal(tlvs[0].Value[1:], mac) || string(tlvs[1].Value[1:]) != portID {
+			t.Fatalf("chassis/port read back as % x / %q", tlvs[0].Value, tlvs[1].Value)
+		}
+		var gotName, gotVLANName string
+		var gotVLAN int
+		for _, tlv := range tlvs {
+			switch {
+			case tlv.Type == tlvSystemName:
+				gotName = string(tlv.Value)
+			case tlv.Type == tlvOrgSpecific && len(tlv.Value) == 6 && tlv.Value[3] == dot1PortVLANID:
+				gotVLAN = int(binary.BigEndian.Uint16(tlv.Value[4:]))
+			case tlv.Type == tlvOrgSpecific && len(tlv.Value) >= 7 && tlv.Value[3] == dot1VLANName:
+				if int(tlv.Value[6]) != len(tlv.Value)-7 {
+					t.Fatalf("VLAN name length byte %d, %d bytes follow", tlv.Value[6], len(tlv.Value)-7)
+				}
+				gotVLANName = string(tlv.Value[7:])
+			}
+		}
+		if vlan == 0 {
+			vlanName = "" // no VLAN, no VLAN name
+		}
+		if gotName != name || gotVLAN != vlan || gotVLANName != vlanName {
+			t.Fatalf("name %q VLAN %d read back as %q %d", name, vlan, gotName, gotVLAN)
+		}
+	})
 }
