@@ -175,8 +175,11 @@ func TestMetal3InspectionInQEMU(t *testing.T) {
 	ext := links[1]
 	vm, err := initramfs.StartVM(ctx, initramfs.VMOptions{Kernel: kernel, Initrd: initrd, Cmdline: cmdline,
 		VirtioDisks: []string{virtioDisk}, MAC: prov.guestMAC, Tap: prov.tap, NetNS: ns,
+		// The second NIC sits in a late PCI slot, so the provisioning
+		// NIC (QEMU places it after these arguments) is found first and
+		// is eth0, as the boot NIC usually is.
 		Args: []string{"-netdev", "tap,id=n1,ifname=" + ext.tap + ",script=no,downscript=no",
-			"-device", "virtio-net-pci,netdev=n1,romfile=,mac=" + ext.guestMAC}})
+			"-device", "virtio-net-pci,netdev=n1,addr=0x10,romfile=,mac=" + ext.guestMAC}})
 	if err != nil {
 		t.Fatal(err)
 	}
