@@ -84,6 +84,7 @@ func (ir *Ironic) HTTP() *http.Client { return ir.http }
 type options struct {
 	heartbeatTimeout int
 	inspector        bool
+	metal3Inspector  bool
 	automatedClean   bool
 	fastTrack        bool
 	callbackTimeout  int
@@ -107,6 +108,15 @@ func WithHeartbeatTimeout(s int) Option { return func(o *options) { o.heartbeatT
 // WithInspector also runs ironic-inspector and enables the inspector
 // inspect interface.
 func WithInspector() Option { return func(o *options) { o.inspector = true } }
+
+// WithMetal3Inspector runs ironic-inspector (as WithInspector) with the
+// [processing] options metal3-io/ironic-image's inspector configuration
+// sets: the extra_hardware and lldp_basic hooks after the default ones,
+// introspection data stored in the database (InspectionData reads it),
+// ports kept as present, ramdisk logs always stored, no power-off.
+func WithMetal3Inspector() Option {
+	return func(o *options) { o.inspector, o.metal3Inspector = true, true }
+}
 
 // WithFastTrack turns on [deploy]fast_track: Ironic keeps a running
 // agent between operations instead of rebooting it.
@@ -268,10 +278,19 @@ driver = noop
 
 [processing]
 add_ports = all
+ramdisk_logs_dir = {{.State}}/ramdisk-logs
+{{- if .Metal3Inspector}}
+keep_ports = present
+store_data = database
+always_store_ramdisk_logs = true
+permit_active_introspection = true
+power_off = false
+processing_hooks = $default_processing_hooks,extra_hardware,lldp_basic
+{{- else}}
 keep_ports = all
 store_data = none
-ramdisk_logs_dir = {{.State}}/ramdisk-logs
 always_store_ramdisk_logs = false
+{{- end}}
 
 [oslo_concurrency]
 lock_path = {{.State}}/locks
@@ -324,7 +343,7 @@ func Start(t testing.TB, opts ...Option) *Ironic {
 	vals := map[string]any{
 		"State": state, "Log": ir.LogPath, "InspectorLog": ir.InspectorLog, "APIPort": apiPort, "InspectorPort": inspPort,
 		"HeartbeatTimeout": o.heartbeatTimeout, "AutomatedClean": o.automatedClean, "FastTrack": o.fastTrack, "CallbackTimeout": o.callbackTimeout,
-		"ImageBase": ir.ImageBase, "Inspector": o.inspector, "Host": o.host, "CallbackHost": callbackHost, "MDNS": o.mdns,
+		"ImageBase": ir.ImageBase, "Inspector": o.inspector, "Metal3Inspector": o.metal3Inspector, "Host": o.host, "CallbackHost": callbackHost, "MDNS": o.mdns,
 	}
 	conf := filepath.Join(state, "ironic.conf")
 	writeTemplate(t, conf, ironicConf, vals)
@@ -585,6 +604,30 @@ func (ir *Ironic) Do(ctx context.Context, method, path string, body, out any) er
 		return json.Unmarshal(data, out)
 	}
 	return nil
+}
+
+// InspectionData reads the introspection data ironic-inspector stored for
+// a node (GET /v1/introspection/<uuid>/data; needs WithMetal3Inspector,
+// which stores it).
+func (ir *Ironic) InspectionData(ctx context.Context, uuid string) (map[string]any, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, ir.InspectorURL+"/v1/introspection/"+uuid+"/data", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := ir.http.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET introspection data of %s: HTTP %d: %s", uuid, resp.StatusCode, body)
+	}
+	var data map[string]any
+	return data, json.Unmarshal(body, &data)
 }
 
 // Node is the part of a node tests look at.
