@@ -89,6 +89,13 @@ type Config struct {
 	ImageRetryInterval     time.Duration // ipa-image-download-connection-retry-interval
 	ImageMaxDuration       time.Duration // ipa-image-download-max-duration (0 = none)
 
+	// Debug login on the ramdisk (DIB's dynamic-login parameters; Metal3
+	// passes IRONIC_RAMDISK_SSH_KEY as sshkey): only `goipa init` acts on
+	// them (cmd/goipa), checked there so a bad value costs the login,
+	// never the boot.
+	SSHKey  string // sshkey: root's authorized key(s)
+	RootPwd string // rootpwd: root's crypt hash
+
 	// Process behaviour.
 	Debug bool   // ipa-debug
 	Power string // goipa-power: "simulated" or "system"
@@ -347,6 +354,8 @@ var params = []param{
 	{"ipa-image-download-connection-retries", "9", "image download retries", intP(func(c *Config) *int { return &c.ImageConnectionRetries }, 0)},
 	{"ipa-image-download-connection-retry-interval", "10", "seconds between image download retries", secondsP(func(c *Config) *time.Duration { return &c.ImageRetryInterval })},
 	{"ipa-image-download-max-duration", "0", "longest image download in seconds (0 = no limit)", secondsP(func(c *Config) *time.Duration { return &c.ImageMaxDuration })},
+	{"sshkey", "", "SSH public key(s) that log in as root on port 22 (ramdisk only; quote it on the kernel command line)", strP(func(c *Config) *string { return &c.SSHKey })},
+	{"rootpwd", "", "crypt hash ($5$ or $6$) of a password that logs in as root on port 22 (ramdisk only)", strP(func(c *Config) *string { return &c.RootPwd })},
 	{"ipa-debug", "0", "debug logging", boolP(func(c *Config) *bool { return &c.Debug })},
 	{"goipa-devices", "", "the only block devices goipa may see, comma separated", func(c *Config, v string) error {
 		devs := splitList(v)

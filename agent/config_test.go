@@ -164,3 +164,19 @@ func TestConfigOverride(t *testing.T) {
 	assert.ErrorAs(t, c.Override("ipa-debug", "very"), &ce)
 	assert.ErrorAs(t, c.Override("ipa-no-such", "1"), &ce)
 }
+
+// TestConfigDebugLogin: sshkey and rootpwd as DIB's dynamic-login and
+// Metal3 (IRONIC_RAMDISK_SSH_KEY) put them on the kernel command line,
+// the key quoted because it has spaces. Checking them is cmd/goipa's job.
+func TestConfigDebugLogin(t *testing.T) {
+	line := `ipa-api-url=http://127.0.0.1:6385 sshkey="ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGoipa op@metal3" rootpwd="$6$salt$abc/def" console=ttyS0`
+	c, err := ParseConfig(line, nil)
+	require.NoError(t, err)
+	assert.Equal(t, "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGoipa op@metal3", c.SSHKey)
+	assert.Equal(t, "$6$salt$abc/def", c.RootPwd)
+
+	c, err = ParseConfig("ipa-api-url=http://127.0.0.1:6385", nil)
+	require.NoError(t, err)
+	assert.Empty(t, c.SSHKey)
+	assert.Empty(t, c.RootPwd)
+}

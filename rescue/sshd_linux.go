@@ -1,6 +1,7 @@
 package rescue
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -36,13 +37,19 @@ const (
 	loginGraceTime = 30 * time.Second
 )
 
-// Server is an SSH server that lets User in with the rescue password and
-// runs the shell for it: an interactive one (with a PTY when the client
-// asks for one) or `shell -c command` for exec requests. The shell runs
-// as root, as the rescue user of IPA's ramdisks effectively does (it has
-// passwordless sudo): the ramdisk has no other account.
+// Server is the ramdisk's one SSH server: it lets in the users of its
+// accounts (root with the operator's `sshkey=`/`rootpwd=`, User with the
+// rescue password) and runs the shell for them: an interactive one (with
+// a PTY when the client asks for one) or `shell -c command` for exec
+// requests. The shell runs as root for every account, as the rescue user
+// of IPA's ramdisks effectively does (it has passwordless sudo): the
+// ramdisk has no other Unix account.
 type Server struct {
-	hash   *Hash
+	mu       sync.RWMutex
+	accounts map[string]Account
+	// decoy is hashed for a user with no password, so that a wrong user
+	// name costs the same as a wrong password.
+	decoy  *Hash
 	shell  string
 	log    *slog.Logger
 	config *ssh.ServerConfig
@@ -62,21 +69,30 @@ func WithShell(path string) Option { return func(s *Server) { s.shell = path } }
 // logged in (default 30 s, sshd's LoginGraceTime is 120 s).
 func WithLoginGraceTime(d time.Duration) Option { return func(s *Server) { s.loginGrace = d } }
 
+// WithAccount lets user in as a says (SetAccount at start).
+func WithAccount(user string, a Account) Option {
+	return func(s *Server) { s.accounts[user] = a }
+}
+
 // WithLogger sets where logins and sessions are logged.
 func WithLogger(l *slog.Logger) Option { return func(s *Server) { s.log = l } }
 
-// NewServer checks the hash and makes a fresh ed25519 host key: the
+// NewServer makes a server for the accounts given with WithAccount (more
+// may come later with SetAccount) and a fresh ed25519 host key: the
 // ramdisk has no state to keep one in, as IPA's ramdisks generate theirs
 // at boot.
-func NewServer(passwordHash string, opts ...Option) (*Server, error) {
-	h, err := ParseHash(passwordHash)
-	if err != nil {
-		return nil, err
-	}
-	s := &Server{hash: h, shell: "/bin/sh", log: slog.Default(),
+func NewServer(opts ...Option) (*Server, error) {
+	s := &Server{accounts: map[string]Account{}, shell: "/bin/sh", log: slog.Default(),
 		preauth: make(chan struct{}, maxStartups), loginGrace: loginGraceTime}
 	for _, o := range opts {
 		o(s)
+	}
+	decoy, err := HashSHA512(rand.Text())
+	if err != nil {
+		return nil, err
+	}
+	if s.decoy, err = ParseHash(decoy); err != nil {
+		return nil, err
 	}
 	_, key, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
@@ -86,9 +102,10 @@ func NewServer(passwordHash string, opts ...Option) (*Server, error) {
 		return nil, fmt.Errorf("host key: %w", err)
 	}
 	s.config = &ssh.ServerConfig{
-		ServerVersion:    "SSH-2.0-goipa-rescue",
-		PasswordCallback: s.checkPassword,
-		MaxAuthTries:     maxAuthTries,
+		ServerVersion:     "SSH-2.0-goipa",
+		PasswordCallback:  s.checkPassword,
+		PublicKeyCallback: s.checkKey,
+		MaxAuthTries:      maxAuthTries,
 	}
 	s.config.AddHostKey(s.signer)
 	return s, nil
@@ -97,17 +114,59 @@ func NewServer(passwordHash string, opts ...Option) (*Server, error) {
 // HostKey is the server's public host key.
 func (s *Server) HostKey() ssh.PublicKey { return s.signer.PublicKey() }
 
+// SetAccount lets user in as a from the next login on, on the listener
+// already served: the rescue account joins the operator's root login
+// after finalize_rescue. An account with no key and no password removes
+// user.
+func (s *Server) SetAccount(user string, a Account) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if a.empty() {
+		delete(s.accounts, user)
+		return
+	}
+	s.accounts[user] = a
+}
+
+func (s *Server) account(user string) (Account, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	a, ok := s.accounts[user]
+	return a, ok
+}
+
 func (s *Server) checkPassword(meta ssh.ConnMetadata, password []byte) (*ssh.Permissions, error) {
+	a, _ := s.account(meta.User())
+	h := a.Password
+	if h == nil {
+		h = s.decoy
+	}
 	// Always hash, so a wrong user name costs the same as a wrong password
 	// (Verify does not hash a password over MaxPasswordLen).
-	ok := s.hash.Verify(string(password))
-	if meta.User() != User || !ok {
-		s.log.Warn("rescue SSH: login refused", "user", meta.User(), "remote", meta.RemoteAddr().String())
+	ok := h.Verify(string(password))
+	if a.Password == nil || !ok {
+		s.log.Warn("SSH: login refused", "user", meta.User(), "method", "password", "remote", meta.RemoteAddr().String())
 		time.Sleep(failedLoginDelay)
 		return nil, errors.New("permission denied")
 	}
-	s.log.Info("rescue SSH: login", "user", meta.User(), "remote", meta.RemoteAddr().String())
+	s.log.Info("SSH: login", "user", meta.User(), "method", "password", "remote", meta.RemoteAddr().String())
 	return &ssh.Permissions{}, nil
+}
+
+// checkKey accepts a key of the user's account. x/crypto/ssh asks before
+// it checks the client's signature, and lets the client in only once the
+// signature proves it holds the private key.
+func (s *Server) checkKey(meta ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permissions, error) {
+	a, _ := s.account(meta.User())
+	blob := key.Marshal()
+	for _, k := range a.AuthorizedKeys {
+		if bytes.Equal(k.Marshal(), blob) {
+			s.log.Info("SSH: public key accepted", "user", meta.User(), "key", ssh.FingerprintSHA256(key), "remote", meta.RemoteAddr().String())
+			return &ssh.Permissions{}, nil
+		}
+	}
+	s.log.Warn("SSH: public key refused", "user", meta.User(), "key", ssh.FingerprintSHA256(key), "remote", meta.RemoteAddr().String())
+	return nil, errors.New("permission denied")
 }
 
 // Serve accepts connections on ln until ctx ends, then closes ln and
@@ -131,13 +190,13 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			if errors.As(err, &ne) && ne.Timeout() {
 				continue
 			}
-			return fmt.Errorf("rescue SSH: accept: %w", err)
+			return fmt.Errorf("SSH: accept: %w", err)
 		}
 		select {
 		case s.preauth <- struct{}{}:
 		default:
 			// As sshd past MaxStartups: drop it before any work.
-			s.log.Warn("rescue SSH: too many connections not logged in, dropping one", "remote", nc.RemoteAddr().String(), "limit", cap(s.preauth))
+			s.log.Warn("SSH: too many connections not logged in, dropping one", "remote", nc.RemoteAddr().String(), "limit", cap(s.preauth))
 			nc.Close()
 			continue
 		}
@@ -159,7 +218,7 @@ func (s *Server) handleConn(ctx context.Context, nc net.Conn) {
 	<-s.preauth
 	if err != nil {
 		nc.Close()
-		s.log.Debug("rescue SSH: handshake", "remote", nc.RemoteAddr().String(), "error", err)
+		s.log.Debug("SSH: handshake", "remote", nc.RemoteAddr().String(), "error", err)
 		return
 	}
 	nc.SetDeadline(time.Time{})
@@ -180,7 +239,7 @@ func (s *Server) handleConn(ctx context.Context, nc net.Conn) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			s.session(ctx, ch, creqs)
+			s.session(ctx, sc.User(), ch, creqs)
 		}()
 	}
 	wg.Wait()
@@ -201,7 +260,7 @@ type (
 
 // session serves one session channel: env and pty-req before one shell
 // or exec request, window-change after it.
-func (s *Server) session(ctx context.Context, ch ssh.Channel, reqs <-chan *ssh.Request) {
+func (s *Server) session(ctx context.Context, user string, ch ssh.Channel, reqs <-chan *ssh.Request) {
 	defer ch.Close()
 	// The shell ends with its session: a client that goes away leaves
 	// nothing running.
@@ -262,9 +321,9 @@ func (s *Server) session(ctx context.Context, ch ssh.Channel, reqs <-chan *ssh.R
 					req.Reply(false, nil)
 					continue
 				}
-				f, err := s.start(ctx, ch, command, env, ptyReq, done)
+				f, err := s.start(ctx, user, ch, command, env, ptyReq, done)
 				if err != nil {
-					s.log.Error("rescue SSH: starting the shell", "error", err)
+					s.log.Error("SSH: starting the shell", "error", err)
 					req.Reply(false, nil)
 					continue
 				}
@@ -282,7 +341,7 @@ func (s *Server) session(ctx context.Context, ch ssh.Channel, reqs <-chan *ssh.R
 // start runs the shell (interactive when command is empty) wired to ch,
 // and sends its exit code to done once it and its output have ended. With
 // a PTY it returns the PTY's master, for window changes.
-func (s *Server) start(ctx context.Context, ch ssh.Channel, command string, env []string, p *ptyRequest, done chan<- uint32) (*os.File, error) {
+func (s *Server) start(ctx context.Context, user string, ch ssh.Channel, command string, env []string, p *ptyRequest, done chan<- uint32) (*os.File, error) {
 	args := []string{}
 	if command != "" {
 		args = append(args, "-c", command)
@@ -293,7 +352,7 @@ func (s *Server) start(ctx context.Context, ch ssh.Channel, command string, env 
 	if path == "" {
 		path = "/bbin:/bin:/usr/bin:/sbin:/usr/sbin"
 	}
-	cmd.Env = []string{"PATH=" + path, "HOME=/", "USER=" + User, "LOGNAME=" + User, "SHELL=" + s.shell}
+	cmd.Env = []string{"PATH=" + path, "HOME=/", "USER=" + user, "LOGNAME=" + user, "SHELL=" + s.shell}
 	cmd.Env = append(cmd.Env, env...)
 	if p != nil {
 		cmd.Env = append(cmd.Env, "TERM="+p.Term)

@@ -84,7 +84,7 @@ func sparseFile(t testing.TB, size int64) string {
 func TestRamdiskBootsInQEMU(t *testing.T) {
 	testenv.NeedRoot(t)
 	kernel, initrd := buildRamdisk(t)
-	port := realironic.FreePort(t)
+	port, sshPort := realironic.FreePort(t), realironic.FreePort(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	const mac = "52:54:00:6a:00:01"
@@ -95,7 +95,7 @@ func TestRamdiskBootsInQEMU(t *testing.T) {
 	scsi := sparseFile(t, 64<<20)
 	plantPattern(t, scsi, []int64{0, 32 << 20, 64<<20 - 4096})
 	vm := startGuest(t, ctx, initramfs.VMOptions{Kernel: kernel, Initrd: initrd, Cmdline: "ipa-standalone=1 ipa-enable-vlan-interfaces=eth0.42",
-		VirtioDisks: []string{sparseFile(t, 64<<20)}, NVMeDisks: []string{nvme}, MAC: mac, HostForward: port,
+		VirtioDisks: []string{sparseFile(t, 64<<20)}, NVMeDisks: []string{nvme}, MAC: mac, HostForward: port, MoreForwards: [][2]int{{sshPort, 22}},
 		Args: []string{"-device", "virtio-scsi-pci,id=scsi0", "-drive", "file=" + scsi + ",if=none,id=scsidisk0,format=raw", "-device", "scsi-hd,drive=scsidisk0,bus=scsi0.0"}})
 	toInit, err := vm.WaitFor(ctx, "Run /init as init process", 90*time.Second)
 	if err != nil {
@@ -106,6 +106,7 @@ func TestRamdiskBootsInQEMU(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("QEMU start to init %.2f s, to API %.2f s (accel %s)", toInit.Seconds(), toAPI.Seconds(), initramfs.Accel())
+	assertNoSSHServer(t, sshPort) // no sshkey, rootpwd or rescue
 
 	client := &http.Client{Timeout: 20 * time.Second}
 	resp, err := client.Post(fmt.Sprintf("http://127.0.0.1:%d/v1/commands/?wait=true", port), "application/json",

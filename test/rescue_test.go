@@ -3,6 +3,8 @@ package test
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"fmt"
 	"net"
 	"net/http"
@@ -149,9 +151,10 @@ func TestRescueWithRealIronic(t *testing.T) {
 	}
 }
 
-// TestRescueInQEMU boots the ramdisk, sends finalize_rescue with an
-// openssl-made SHA-512 crypt hash, and logs in as rescue over SSH and on
-// the serial console.
+// TestRescueInQEMU boots the ramdisk with an operator's `sshkey=` (as
+// Metal3 passes IRONIC_RAMDISK_SSH_KEY), logs in as root with that key,
+// sends finalize_rescue with an openssl-made SHA-512 crypt hash, and logs
+// in as rescue on the same SSH server and on the serial console.
 func TestRescueInQEMU(t *testing.T) {
 	testenv.NeedRoot(t)
 	testenv.NeedCommands(t, "openssl")
@@ -162,14 +165,63 @@ func TestRescueInQEMU(t *testing.T) {
 		t.Fatalf("openssl passwd: %v", err)
 	}
 	hash := strings.TrimSpace(string(out))
+	operatorKey, wrongKey := ed25519Signer(t), ed25519Signer(t)
+	sshkey := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(operatorKey.PublicKey()))) + " operator@metal3"
 	port, sshPort := realironic.FreePort(t), realironic.FreePort(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 9*time.Minute)
 	defer cancel()
-	vm := startGuest(t, ctx, initramfs.VMOptions{Kernel: kernel, Initrd: initrd, Cmdline: "ipa-standalone=1",
+	vm := startGuest(t, ctx, initramfs.VMOptions{Kernel: kernel, Initrd: initrd, Cmdline: `ipa-standalone=1 sshkey="` + sshkey + `"`,
 		VirtioDisks: []string{sparseFile(t, 64<<20)}, HostForward: port, MoreForwards: [][2]int{{sshPort, 22}}})
 	toAPI, err := vm.WaitFor(ctx, "API listening", 120*time.Second)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if _, err := vm.WaitFor(ctx, "SSH server listening", 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`host_key=(SHA256:\S+)`).FindStringSubmatch(vm.Console())
+	if m == nil {
+		t.Fatal("no host key fingerprint on the console")
+	}
+	// SSH: the fingerprint on the console is the key the server shows.
+	dialAs := func(user string, auth ssh.AuthMethod) (*ssh.Client, error) {
+		return ssh.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", sshPort), &ssh.ClientConfig{
+			User: user, Auth: []ssh.AuthMethod{auth}, Timeout: 30 * time.Second,
+			HostKeyCallback: func(_ string, _ net.Addr, key ssh.PublicKey) error {
+				if fp := ssh.FingerprintSHA256(key); fp != m[1] {
+					return fmt.Errorf("host key %s, the console said %s", fp, m[1])
+				}
+				return nil
+			},
+		})
+	}
+	refused := func(what string, c *ssh.Client, err error) {
+		t.Helper()
+		if err == nil {
+			c.Close()
+			t.Fatalf("SSH let %s in", what)
+		} else if !strings.Contains(err.Error(), "unable to authenticate") {
+			t.Fatalf("SSH with %s: %v", what, err)
+		}
+	}
+
+	// The operator's debug login, before any rescue: root with the key.
+	c, err := dialAs("root", ssh.PublicKeys(wrongKey))
+	refused("root with a wrong key", c, err)
+	c, err = dialAs("rescue", ssh.Password(password))
+	refused("rescue before finalize_rescue", c, err)
+	c, err = dialAs("root", ssh.PublicKeys(operatorKey))
+	if err != nil {
+		t.Fatalf("SSH login as root with sshkey's key: %v", err)
+	}
+	sess, err := c.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rootOut, err := sess.Output(`echo "$USER $((6*7))"; cat /proc/cmdline`)
+	c.Close()
+	if err != nil || !strings.HasPrefix(string(rootOut), "root 42\n") || !strings.Contains(string(rootOut), "operator@metal3") {
+		t.Fatalf("SSH exec as root: %v, output %q", err, rootOut)
 	}
 
 	// Bad input first: IPA's error, nothing stored, the API still serves.
@@ -188,39 +240,28 @@ func TestRescueInQEMU(t *testing.T) {
 		t.Fatalf("finalize_rescue: %v", res)
 	}
 	waitAPIDown(t, port, 15*time.Second)
-	toSSH, err := vm.WaitFor(ctx, "rescue: SSH server listening", 30*time.Second)
+	// The rescue account joins the server that serves root: one listener,
+	// one host key (dialAs checks the console's fingerprint).
+	toSSH, err := vm.WaitFor(ctx, `SSH: account added" user=rescue`, 30*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := regexp.MustCompile(`host_key=(SHA256:\S+)`).FindStringSubmatch(vm.Console())
-	if m == nil {
-		t.Fatal("no host key fingerprint on the console")
+	if n := countLines(vm.Console(), "SSH server listening"); n != 1 {
+		t.Errorf("%d SSH servers started, want one", n)
 	}
-
-	// SSH: the fingerprint on the console is the key the server shows.
-	dial := func(pw string) (*ssh.Client, error) {
-		return ssh.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", sshPort), &ssh.ClientConfig{
-			User: "rescue", Auth: []ssh.AuthMethod{ssh.Password(pw)}, Timeout: 30 * time.Second,
-			HostKeyCallback: func(_ string, _ net.Addr, key ssh.PublicKey) error {
-				if fp := ssh.FingerprintSHA256(key); fp != m[1] {
-					return fmt.Errorf("host key %s, the console said %s", fp, m[1])
-				}
-				return nil
-			},
-		})
-	}
-	if c, err := dial("wrong password"); err == nil {
-		c.Close()
-		t.Fatal("SSH let rescue in with a wrong password")
-	} else if !strings.Contains(err.Error(), "unable to authenticate") {
-		t.Fatalf("SSH with a wrong password: %v", err)
-	}
-	c, err := dial(password)
+	c, err = dialAs("rescue", ssh.Password("wrong password"))
+	refused("rescue with a wrong password", c, err)
+	c, err = dialAs("rescue", ssh.Password(password))
 	if err != nil {
 		t.Fatalf("SSH login as rescue: %v", err)
 	}
 	defer c.Close()
-	sess, err := c.NewSession()
+	if rc, err := dialAs("root", ssh.PublicKeys(operatorKey)); err != nil {
+		t.Errorf("root's key no longer logs in after the rescue: %v", err)
+	} else {
+		rc.Close()
+	}
+	sess, err = c.NewSession()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -282,6 +323,37 @@ func TestRescueInQEMU(t *testing.T) {
 	if strings.Contains(console, password) || strings.Contains(console, "not it") {
 		t.Error("a password was echoed on the console")
 	}
+}
+
+// assertNoSSHServer checks that nothing serves SSH behind the forwarded
+// hostPort: QEMU's user network accepts the connection and closes it
+// when the guest refuses, where an SSH server would greet at once.
+func assertNoSSHServer(t *testing.T, hostPort int) {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", hostPort), 10*time.Second)
+	if err != nil {
+		return
+	}
+	defer c.Close()
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	buf := make([]byte, 64)
+	n, _ := c.Read(buf)
+	if strings.HasPrefix(string(buf[:n]), "SSH-") {
+		t.Errorf("an SSH server runs without sshkey, rootpwd or a rescue: %q", buf[:n])
+	}
+}
+
+func ed25519Signer(t *testing.T) ssh.Signer {
+	t.Helper()
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := ssh.NewSignerFromKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
 
 // lockedBuffer collects a session's output while the test reads it.

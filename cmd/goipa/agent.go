@@ -124,7 +124,7 @@ func runAgentWith(ctx context.Context, cfg *agent.Config, realPower bool, log *s
 		agent.WithHardware(hw),
 		agent.WithRealPower(realPower),
 		agent.WithLogLevel(logLevel),
-		rescueOption(ctx, log, realPower),
+		rescueOption(ctx, log, cfg, realPower),
 		agent.WithDeploy(hw, agent.NewImageEngine(cfg, log, lookupConfig), agent.NewConfigDriveWriter(log)),
 	)
 	if err != nil {
