@@ -231,33 +231,3 @@ func grubBinary(root string) string {
 	}
 	return "grub"
 }
-
-// efiBootReport is the logs' efibootmgr member: BootOrder and the
-// entries, in efibootmgr -v's words, read from efivarfs.
-func (a *Agent) efiBootReport() ([]byte, error) {
-	vars, real := a.efiVars()
-	if !real {
-		if _, err := os.Stat(efi.DefaultVarsDir); err != nil {
-			return []byte("not booted in UEFI mode\n"), nil
-		}
-		vars = efi.Vars{Dir: efi.DefaultVarsDir} // reading changes nothing, even on a host
-	}
-	var b strings.Builder
-	order, err := vars.BootOrder()
-	if err != nil {
-		return nil, err
-	}
-	nums := make([]string, len(order))
-	for i, n := range order {
-		nums[i] = fmt.Sprintf("%04X", n)
-	}
-	fmt.Fprintf(&b, "BootOrder: %s\n", strings.Join(nums, ","))
-	ents, err := vars.BootEntries()
-	if err != nil {
-		return nil, err
-	}
-	for _, e := range ents {
-		fmt.Fprintln(&b, e.String())
-	}
-	return []byte(b.String()), nil
-}
