@@ -90,9 +90,27 @@ func parseMountInfo(data []byte) map[string]string {
 	return out
 }
 
-// blockTree reads every block device of /sys/block with its partitions
-// and, under each, the md and dm devices it holds.
+// blockTree is readBlockTree once per Collect: four members show the
+// same devices, and each read probes every device's signatures.
 func (c *Collector) blockTree() ([]*blockDev, map[string]*blockDev, error) {
+	c.blockMu.Lock()
+	defer c.blockMu.Unlock()
+	if c.block == nil {
+		order, all, err := c.readBlockTree()
+		c.block = &blockSnapshot{order, all, err}
+	}
+	return c.block.order, c.block.all, c.block.err
+}
+
+type blockSnapshot struct {
+	order []*blockDev
+	all   map[string]*blockDev
+	err   error
+}
+
+// readBlockTree reads every block device of /sys/block with its
+// partitions and, under each, the md and dm devices it holds.
+func (c *Collector) readBlockTree() ([]*blockDev, map[string]*blockDev, error) {
 	disks := names(filepath.Join(c.sys, "block"))
 	if disks == nil {
 		if _, err := os.Stat(filepath.Join(c.sys, "block")); err != nil {

@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
 	"time"
 )
 
@@ -33,6 +34,9 @@ type Collector struct {
 	extra               []Member
 	timeout             time.Duration
 	now                 func() time.Time
+
+	blockMu sync.Mutex
+	block   *blockSnapshot // this Collect's block devices
 }
 
 // Option configures a Collector.
@@ -116,6 +120,9 @@ func (c *Collector) procFile(name string) func(context.Context) ([]byte, error) 
 // instead, so one missing part never loses the rest; the udev/<kname>
 // members follow the others, one per block device, as IPA's.
 func (c *Collector) Collect(ctx context.Context) ([]byte, error) {
+	c.blockMu.Lock()
+	c.block = nil
+	c.blockMu.Unlock()
 	var buf bytes.Buffer
 	gz := gzip.NewWriter(&buf)
 	tw := tar.NewWriter(gz)
