@@ -15,6 +15,7 @@ import (
 
 	"github.com/goipa/goipa/initramfs"
 	"github.com/goipa/goipa/internal/testenv"
+	"github.com/goipa/goipa/test/realironic"
 )
 
 // maxServerRamdisk is the compressed size the server ramdisk, drivers
@@ -26,7 +27,8 @@ const maxServerRamdisk = 40 << 20
 // declare, as goipa-build does, and checks it stays under 40 MiB
 // compressed, carries the new drivers with their dependencies, and the
 // blobs the NICs need to come up (bnx2x, qed, ice's DDP package reached
-// through its symlink, cxgb4, tg3, rtl_nic) as regular files. Without
+// through its symlink, cxgb4, tg3, rtl_nic) as regular files; then boots
+// it in QEMU with server-class devices (bootServerRamdisk). Without
 // firmware dirs (goipa-build --firmware=none) no firmware goes in.
 func TestServerRamdiskDriversAndFirmware(t *testing.T) {
 	testenv.NeedCommands(t, "apt-get", "apt-cache", "dpkg-deb", "go")
@@ -88,6 +90,7 @@ func TestServerRamdiskDriversAndFirmware(t *testing.T) {
 			t.Errorf("firmware no module of the set declares: %s", name)
 		}
 	}
+	bootServerRamdisk(t, k.Vmlinuz, out)
 
 	// --firmware=none: the same modules, no firmware. The binary and the
 	// compression do not matter here, so the check stays cheap.
@@ -100,6 +103,65 @@ func TestServerRamdiskDriversAndFirmware(t *testing.T) {
 			t.Errorf("a ramdisk built without firmware has %s", name)
 		}
 	}
+}
+
+// bootServerRamdisk boots the server ramdisk in QEMU with server-class
+// devices QEMU emulates and the set drives (an e1000e NIC beside the
+// virtio one the test reaches the agent through; megasas-gen2, ahci and
+// nvme controllers with a disk each): the inventory lists every NIC and
+// disk, and the log bundle shows the drivers bound (lspci) and loaded
+// (lsmod) in a real ramdisk.
+func bootServerRamdisk(t *testing.T, kernel, initrd string) {
+	testenv.NeedRoot(t)
+	testenv.NeedCommands(t, "qemu-system-x86_64")
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
+	defer cancel()
+	port := realironic.FreePort(t)
+	const e1000eMAC = "52:54:00:6a:00:22"
+	sas, sata := sparseFile(t, 64<<20), sparseFile(t, 96<<20)
+	vm := startGuest(t, ctx, initramfs.VMOptions{Kernel: kernel, Initrd: initrd, Cmdline: "ipa-standalone=1",
+		NVMeDisks: []string{sparseFile(t, 128<<20)}, MAC: "52:54:00:6a:00:21", HostForward: port, MemoryMiB: 1024,
+		Args: []string{
+			"-netdev", "user,id=n1,restrict=on", "-device", "e1000e,netdev=n1,mac=" + e1000eMAC,
+			"-device", "megasas-gen2,id=sas0", "-drive", "file=" + sas + ",if=none,id=sasdisk,format=raw", "-device", "scsi-hd,drive=sasdisk,bus=sas0.0",
+			"-device", "ahci,id=ahci0", "-drive", "file=" + sata + ",if=none,id=satadisk,format=raw", "-device", "ide-hd,drive=satadisk,bus=ahci0.0",
+		}})
+	toAPI, err := vm.WaitFor(ctx, "API listening", 240*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("server ramdisk: QEMU start to API %.1f s (accel %s)", toAPI.Seconds(), initramfs.Accel())
+	inv := command(t, port, "poll.get_hardware_info", map[string]any{})["command_result"].(map[string]any)
+	macs := map[string]bool{}
+	for _, i := range inv["interfaces"].([]any) {
+		macs[i.(map[string]any)["mac_address"].(string)] = true
+	}
+	if !macs[e1000eMAC] || !macs["52:54:00:6a:00:21"] {
+		t.Errorf("interfaces: want the virtio and the e1000e NIC, got %v", macs)
+	}
+	sizes := map[int64]bool{}
+	for _, d := range inv["disks"].([]any) {
+		sizes[int64(d.(map[string]any)["size"].(float64))] = true
+	}
+	for what, size := range map[string]int64{"nvme": 128 << 20, "megasas-gen2": 64 << 20, "ahci": 96 << 20} {
+		if !sizes[size] {
+			t.Errorf("no %s disk (%d bytes) in the inventory: %v", what, size, inv["disks"])
+		}
+	}
+	logs := command(t, port, "log.collect_system_logs", map[string]any{})["command_result"].(map[string]any)["system_logs"].(string)
+	lspci, lsmod := tarMember(t, logs, "lspci"), tarMember(t, logs, "lsmod")
+	for _, drv := range []string{"megaraid_sas", "ahci", "nvme", "e1000e"} {
+		if !strings.Contains(lspci, "Kernel driver in use: "+drv+"\n") {
+			t.Errorf("lspci in the bundle: no device bound to %s:\n%s", drv, lspci)
+		}
+		if !strings.Contains(lsmod, "\n"+drv+" ") {
+			t.Errorf("lsmod in the bundle lacks %s:\n%s", drv, lsmod)
+		}
+	}
+	if lsblk := tarMember(t, logs, "lsblk"); !strings.Contains(lsblk, "sata") || !strings.Contains(lsblk, "nvme0n1") {
+		t.Errorf("lsblk in the bundle:\n%s", lsblk)
+	}
+	vm.Kill()
 }
 
 // readRamdisk lists a (gzip or uncompressed) newc initramfs by name.
