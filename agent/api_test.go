@@ -447,10 +447,10 @@ func TestCollectSystemLogs(t *testing.T) {
 		b, _ := io.ReadAll(tr)
 		files[h.Name] = string(b)
 	}
-	for _, name := range []string{"goipa.log", "dmesg", "cmdline", "mount", "ip_addr", "inventory.json", "status.json", "efibootmgr"} {
+	for _, name := range []string{"journal", "dmesg", "cmdline", "mount", "ip_addr", "lsblk", "mdstat", "inventory.json", "status.json", "efibootmgr"} {
 		assert.Contains(t, files, name)
 	}
-	assert.Contains(t, files["goipa.log"], "msg=hello")
+	assert.Contains(t, files["journal"], "msg=hello")
 	assert.Contains(t, files["inventory.json"], "52:54:00:12:34:56")
 	assert.Contains(t, files["ip_addr"], "lo")
 }

@@ -125,15 +125,3 @@ func (d *deployer) setupUEFI(ctx context.Context, c *Call, device, efiUUID strin
 	}
 	return done, err
 }
-
-// efiBootReport is the logs' efibootmgr member.
-func (a *Agent) efiBootReport() ([]byte, error) {
-	vars, real := a.efiVars()
-	if !real {
-		if _, err := os.Stat(efi.DefaultVarsDir); err != nil {
-			return []byte("not booted in UEFI mode\n"), nil
-		}
-		vars = efi.Vars{Dir: efi.DefaultVarsDir} // reading changes nothing, even on a host
-	}
-	return bootloader.BootReport(vars)
-}

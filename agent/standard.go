@@ -1,17 +1,13 @@
 package agent
 
 import (
-	"archive/tar"
-	"bytes"
-	"compress/gzip"
 	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"net"
-	"os"
-	"strings"
 	"time"
+
+	"github.com/goipa/goipa/logbundle"
 )
 
 // registerStandard adds the commands that need no disk or image.
@@ -119,8 +115,8 @@ func (a *Agent) cmdSetNodeInfo(ctx context.Context, c *Call) (any, error) {
 	return nil, nil
 }
 
-// cmdCollectLogs returns a gzipped tarball, base64-encoded, of what an
-// operator needs to see why a ramdisk failed (list in the README).
+// cmdCollectLogs is IPA's log.collect_system_logs: the bundle,
+// base64-encoded.
 func (a *Agent) cmdCollectLogs(ctx context.Context, c *Call) (any, error) {
 	b, err := a.systemLogs(ctx)
 	if err != nil {
@@ -129,77 +125,29 @@ func (a *Agent) cmdCollectLogs(ctx context.Context, c *Call) (any, error) {
 	return map[string]any{"system_logs": base64.StdEncoding.EncodeToString(b)}, nil
 }
 
+// systemLogs is logbundle's bundle with the agent's own log as IPA's
+// "journal" (where operators read the agent's lines) and goipa's
+// inventory and status beside it; the inspection's "logs" collector
+// sends it too.
 func (a *Agent) systemLogs(ctx context.Context) ([]byte, error) {
-	var buf bytes.Buffer
-	gz := gzip.NewWriter(&buf)
-	tw := tar.NewWriter(gz)
-	now := time.Now()
-	add := func(name string, data []byte) error {
-		hdr := &tar.Header{Name: name, Mode: 0o644, Size: int64(len(data)), ModTime: now, Typeflag: tar.TypeReg}
-		if err := tw.WriteHeader(hdr); err != nil {
-			return err
-		}
-		_, err := tw.Write(data)
-		return err
-	}
-	errText := func(err error) []byte { return []byte("error: " + err.Error() + "\n") }
-
-	members := []struct {
-		name string
-		get  func() ([]byte, error)
-	}{
-		{"goipa.log", func() ([]byte, error) {
+	opts := []logbundle.Option{
+		logbundle.WithMember("journal", func(context.Context) ([]byte, error) {
 			if a.logs == nil {
 				return []byte("(the agent's log is not kept in memory in this mode)\n"), nil
 			}
 			return a.logs.Bytes(), nil
-		}},
-		{"dmesg", readKernelLog},
-		{"cmdline", func() ([]byte, error) { return os.ReadFile("/proc/cmdline") }},
-		{"mount", func() ([]byte, error) { return os.ReadFile("/proc/self/mounts") }},
-		{"mdstat", func() ([]byte, error) { return os.ReadFile("/proc/mdstat") }}, // IPA's logs carry it (software RAID)
-		{"ip_addr", func() ([]byte, error) { return interfaceReport() }},
-		{"inventory.json", func() ([]byte, error) {
+		}),
+		logbundle.WithMember("inventory.json", func(ctx context.Context) ([]byte, error) {
 			inv, err := a.hw.Inventory(ctx)
 			if err != nil {
 				return nil, err
 			}
 			return json.MarshalIndent(inv, "", "  ")
-		}},
-		{"status.json", func() ([]byte, error) { return json.MarshalIndent(a.status(), "", "  ") }},
-		{"efibootmgr", a.efiBootReport},
+		}),
+		logbundle.WithMember("status.json", func(context.Context) ([]byte, error) { return json.MarshalIndent(a.status(), "", "  ") }),
 	}
-	for _, m := range members {
-		data, err := m.get()
-		if err != nil {
-			data = errText(err) // one missing part must not lose the rest
-		}
-		if err := add(m.name, data); err != nil {
-			return nil, err
-		}
+	if vars, real := a.efiVars(); real {
+		opts = append(opts, logbundle.WithEFIVars(vars.Dir))
 	}
-	if err := tw.Close(); err != nil {
-		return nil, err
-	}
-	if err := gz.Close(); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
-}
-
-// interfaceReport renders the links and their addresses like `ip addr`.
-func interfaceReport() ([]byte, error) {
-	ifs, err := net.Interfaces()
-	if err != nil {
-		return nil, err
-	}
-	var sb strings.Builder
-	for _, ifc := range ifs {
-		fmt.Fprintf(&sb, "%d: %s: <%s> mtu %d\n    link/ether %s\n", ifc.Index, ifc.Name, ifc.Flags, ifc.MTU, ifc.HardwareAddr)
-		addrs, _ := ifc.Addrs()
-		for _, ad := range addrs {
-			fmt.Fprintf(&sb, "    inet %s\n", ad)
-		}
-	}
-	return []byte(sb.String()), nil
+	return logbundle.New(opts...).Collect(ctx)
 }

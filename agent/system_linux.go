@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"fmt"
 	"log/slog"
 
 	"github.com/vishvananda/netlink"
@@ -19,20 +18,6 @@ func systemPower(act powerAction) error {
 		cmd = unix.LINUX_REBOOT_CMD_RESTART
 	}
 	return unix.Reboot(cmd)
-}
-
-// readKernelLog returns the kernel ring buffer, as dmesg prints it.
-func readKernelLog() ([]byte, error) {
-	n, err := unix.Klogctl(unix.SYSLOG_ACTION_SIZE_BUFFER, nil)
-	if err != nil {
-		return nil, fmt.Errorf("kernel log size: %w", err)
-	}
-	buf := make([]byte, n)
-	m, err := unix.Klogctl(unix.SYSLOG_ACTION_READ_ALL, buf)
-	if err != nil {
-		return nil, fmt.Errorf("kernel log: %w", err)
-	}
-	return buf[:m], nil
 }
 
 // linksDown takes every non-loopback link down after a lockdown in the

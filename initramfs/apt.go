@@ -13,7 +13,10 @@ import (
 // FetchOption changes how a Debian package is found and fetched.
 type FetchOption func(*fetchConfig)
 
-type fetchConfig struct{ arch string }
+type fetchConfig struct {
+	arch            string
+	nonFreeFirmware bool
+}
 
 // ForArch fetches the package built for arch (a Debian architecture:
 // amd64, arm64). A foreign architecture is read from an apt state of its

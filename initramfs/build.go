@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -20,16 +21,20 @@ import (
 
 // Options says what goes into the ramdisk.
 type Options struct {
-	SourceDir   string   // the goipa module root (builds ./cmd/goipa)
-	Binary      string   // a goipa binary to use instead of building one
-	Arch        string   // GOARCH of the ramdisk (default amd64)
-	Kernel      *Kernel  // modules come from here (nil: no modules)
-	Modules     []string // module names, with their dependencies
-	AllModules  bool     // every module of the kernel
-	Firmware    []string // firmware files: "src:lib/firmware/name"
-	Compression string   // "gzip" (default: what PXE and virtual media boot), "zstd" or "none"
-	Output      string
-	Version     string // goipa version stamped into the binary
+	SourceDir  string   // the goipa module root (builds ./cmd/goipa)
+	Binary     string   // a goipa binary to use instead of building one
+	Arch       string   // GOARCH of the ramdisk (default amd64)
+	Kernel     *Kernel  // modules come from here (nil: no modules)
+	Modules    []string // module names, with their dependencies
+	AllModules bool     // every module of the kernel
+	Firmware   []string // firmware files: "src:lib/firmware/name"
+	// FirmwareDirs are firmware trees (FetchFirmware's) to take the
+	// files the chosen modules declare from (SelectFirmware); none: no
+	// module firmware.
+	FirmwareDirs []string
+	Compression  string // "gzip" (default: what PXE and virtual media boot), "zstd" or "none"
+	Output       string
+	Version      string // goipa version stamped into the binary
 	// DebugCommands are u-root command packages for the console (a
 	// shell and tools); none by default, DebugCommands for the usual set.
 	DebugCommands []string
@@ -41,6 +46,12 @@ type Result struct {
 	Size    int64
 	SHA256  string
 	Modules int
+	// Firmware are the module firmware files included (lib/firmware
+	// names); MissingFirmware the declared ones no firmware tree has
+	// ("module: file"), which the build reports and goes on without.
+	Firmware        []string
+	FirmwareBytes   int64
+	MissingFirmware []string
 }
 
 // Build writes the initramfs. The same inputs give the same bytes: fixed
@@ -97,13 +108,29 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 		recs = append(recs, dbg...)
 	}
 	nmods := 0
+	var fwFiles []FirmwareFile
+	var fwMissing []string
 	if o.Kernel != nil {
-		mrecs, n, err := moduleRecords(o)
+		mrecs, chosen, err := moduleRecords(o)
 		if err != nil {
 			return nil, err
 		}
 		recs = append(recs, mrecs...)
-		nmods = n
+		nmods = len(chosen)
+		if len(o.FirmwareDirs) > 0 {
+			fwFiles, fwMissing = SelectFirmware(chosen, o.FirmwareDirs)
+		}
+	}
+	var fwNames []string
+	var fwBytes int64
+	for _, f := range fwFiles {
+		b, err := os.ReadFile(f.Src)
+		if err != nil {
+			return nil, fmt.Errorf("firmware %s: %w", f.Name, err)
+		}
+		recs = append(recs, cpio.StaticRecord(b, cpio.Info{Name: path.Join("lib/firmware", f.Name), Mode: cpio.S_IFREG | 0o644}))
+		fwNames = append(fwNames, f.Name)
+		fwBytes += int64(len(b))
 	}
 	for _, fw := range o.Firmware {
 		src, dst, ok := strings.Cut(fw, ":")
@@ -141,7 +168,8 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 		return nil, err
 	}
 	sum := sha256.Sum256(out)
-	return &Result{Path: o.Output, Size: int64(len(out)), SHA256: hex.EncodeToString(sum[:]), Modules: nmods}, nil
+	return &Result{Path: o.Output, Size: int64(len(out)), SHA256: hex.EncodeToString(sum[:]), Modules: nmods,
+		Firmware: fwNames, FirmwareBytes: fwBytes, MissingFirmware: fwMissing}, nil
 }
 
 func buildGoipa(ctx context.Context, o Options, out string) error {
@@ -166,11 +194,11 @@ func buildGoipa(ctx context.Context, o Options, out string) error {
 // moduleRecords lays out lib/modules/<ver>/ with the chosen modules, a
 // modules.dep listing each one's full dependency list, modules.alias
 // for coldplug, and modules.builtin.
-func moduleRecords(o Options) ([]cpio.Record, int, error) {
+func moduleRecords(o Options) ([]cpio.Record, []*Module, error) {
 	k := o.Kernel
 	mods, builtin, err := ScanModules(k.ModulesDir)
 	if err != nil {
-		return nil, 0, err
+		return nil, nil, err
 	}
 	names := o.Modules
 	if o.AllModules {
@@ -182,7 +210,7 @@ func moduleRecords(o Options) ([]cpio.Record, int, error) {
 	}
 	chosen, missing := Closure(mods, builtin, names)
 	if len(missing) > 0 {
-		return nil, 0, &MissingModulesError{Kernel: k.Version, Missing: missing}
+		return nil, nil, &MissingModulesError{Kernel: k.Version, Missing: missing}
 	}
 	base := filepath.Join("lib/modules", k.Version)
 	var recs []cpio.Record
@@ -190,7 +218,7 @@ func moduleRecords(o Options) ([]cpio.Record, int, error) {
 	for _, m := range chosen {
 		b, err := os.ReadFile(filepath.Join(k.ModulesDir, m.Rel))
 		if err != nil {
-			return nil, 0, err
+			return nil, nil, err
 		}
 		recs = append(recs, cpio.StaticRecord(b, cpio.Info{Name: filepath.Join(base, m.Rel), Mode: cpio.S_IFREG | 0o644}))
 		all, _ := Closure(mods, builtin, m.Deps)
@@ -209,7 +237,7 @@ func moduleRecords(o Options) ([]cpio.Record, int, error) {
 	if b, err := os.ReadFile(filepath.Join(k.ModulesDir, "modules.builtin")); err == nil {
 		recs = append(recs, cpio.StaticRecord(b, cpio.Info{Name: filepath.Join(base, "modules.builtin"), Mode: cpio.S_IFREG | 0o644}))
 	}
-	return recs, len(chosen), nil
+	return recs, chosen, nil
 }
 
 func compress(raw []byte, kind string) ([]byte, error) {

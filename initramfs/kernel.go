@@ -27,11 +27,19 @@ type Kernel struct {
 	Arch       string // ELF machine of the modules: amd64 or arm64
 }
 
-// ServerModules are the storage and NIC drivers real servers need.
+// ServerModules are the storage and NIC drivers real servers need:
+// Broadcom/LSI (megaraid_sas, mpt3sas, mpi3mr), Microchip/Adaptec
+// (smartpqi, aacraid), HPE (hpsa), Fibre Channel HBAs (qla2xxx, lpfc);
+// Intel (e1000, e1000e, igb, igc, ixgbe, ixgbevf, i40e, iavf, ice),
+// Mellanox (mlx4_en, mlx5_core), Broadcom (tg3, bnx2x, bnxt_en), QLogic
+// FastLinQ (qede, qed), Emulex (be2net), Chelsio (cxgb4), Netronome
+// (nfp), Solarflare (sfc), Realtek (r8169). Their firmware comes from
+// FirmwarePackages.
 var ServerModules = []string{
 	"virtio_pci", "virtio_blk", "virtio_net", "virtio_scsi", "virtio_rng", "sd_mod", "nvme", "ahci",
-	"megaraid_sas", "mpt3sas", "smartpqi", "hpsa",
-	"ixgbe", "i40e", "ice", "mlx5_core", "bnxt_en", "tg3", "igb", "e1000e", "sfc", "e1000",
+	"megaraid_sas", "mpt3sas", "mpi3mr", "smartpqi", "hpsa", "aacraid", "qla2xxx", "lpfc",
+	"ixgbe", "ixgbevf", "i40e", "iavf", "ice", "mlx4_en", "mlx5_core", "bnxt_en", "bnx2x", "tg3", "igb", "igc", "e1000e", "sfc", "e1000",
+	"qede", "qed", "be2net", "cxgb4", "nfp", "r8169",
 	"8021q", "efivarfs",
 	"ipmi_si", "ipmi_ssif", "ipmi_devintf", // IPMIModules and the BMC on SMBus
 	"md_mod", "raid0", "raid1", // MDModules
@@ -51,6 +59,29 @@ var ServerModules = []string{
 // USB, which Debian's cloud kernel lacks, and add ata_piix for QEMU's
 // IDE CD drive.
 var VMediaModules = []string{"sr_mod", "cdrom", "isofs", "vfat", "nls_cp437", "nls_ascii", "usb_storage", "uas", "xhci_pci", "ehci_pci", "bonding", "8021q"}
+
+// DeclaresFirmware reports whether the modules named (with their
+// dependencies), or all of the kernel's, declare any firmware: only then
+// is it worth fetching FirmwarePackages.
+func DeclaresFirmware(k *Kernel, names []string, all bool) (bool, error) {
+	mods, builtin, err := ScanModules(k.ModulesDir)
+	if err != nil {
+		return false, err
+	}
+	if all {
+		names = nil
+		for n := range mods {
+			names = append(names, n)
+		}
+	}
+	chosen, _ := Closure(mods, builtin, names)
+	for _, m := range chosen {
+		if len(m.Firmware) > 0 {
+			return true, nil
+		}
+	}
+	return false, nil
+}
 
 // IPMIModules reach the BMC: its system interface (KCS, BT or SMIC found
 // by ACPI or SMBIOS) and /dev/ipmi0, which the inventory asks for the
@@ -166,7 +197,7 @@ func FetchDebianKernel(ctx context.Context, cacheDir, pkg string, opts ...FetchO
 	cacheDir = archCacheDir(cacheDir, c.arch)
 	k, err := KernelFromDir(filepath.Join(cacheDir, pkg))
 	if err != nil {
-		dir, uerr := unpackDebianPackage(ctx, cacheDir, pkg, c.arch)
+		dir, uerr := unpackDebianPackage(ctx, cacheDir, pkg, c)
 		if uerr != nil {
 			return nil, uerr
 		}
@@ -189,7 +220,7 @@ func FetchDebianPackage(ctx context.Context, cacheDir, pkg string, opts ...Fetch
 	if _, err := os.Stat(filepath.Join(dir, ".goipa-unpacked")); err == nil {
 		return dir, nil
 	}
-	dir, err := unpackDebianPackage(ctx, cacheDir, pkg, c.arch)
+	dir, err := unpackDebianPackage(ctx, cacheDir, pkg, c)
 	if err != nil {
 		return "", err
 	}
@@ -205,12 +236,19 @@ func archCacheDir(cacheDir, arch string) string {
 	return cacheDir
 }
 
-func unpackDebianPackage(ctx context.Context, cacheDir, pkg, arch string) (string, error) {
+func unpackDebianPackage(ctx context.Context, cacheDir, pkg string, c fetchConfig) (string, error) {
+	arch := c.arch
 	dest := filepath.Join(cacheDir, pkg)
 	if err := os.MkdirAll(cacheDir, 0o755); err != nil {
 		return "", err
 	}
-	aptOpts, err := AptOptions(ctx, arch, false)
+	var aptOpts []string
+	var err error
+	if c.nonFreeFirmware {
+		aptOpts, err = firmwareAptOptions(ctx, false)
+	} else {
+		aptOpts, err = AptOptions(ctx, arch, false)
+	}
 	if err != nil {
 		return "", err
 	}
@@ -292,10 +330,11 @@ func moduleArch(dir string) string {
 
 // Module is one kernel module file.
 type Module struct {
-	Name    string // e.g. virtio_rng
-	Rel     string // path under lib/modules/<ver>
-	Deps    []string
-	Aliases []string
+	Name     string // e.g. virtio_rng
+	Rel      string // path under lib/modules/<ver>
+	Deps     []string
+	Aliases  []string
+	Firmware []string // files it may ask the firmware loader for, under lib/firmware
 }
 
 func modName(p string) string {
@@ -368,6 +407,8 @@ func readModinfo(path string, m *Module) error {
 			}
 		case "alias":
 			m.Aliases = append(m.Aliases, v)
+		case "firmware":
+			m.Firmware = append(m.Firmware, v)
 		}
 	}
 	return nil

@@ -81,6 +81,7 @@ func run(ctx context.Context, args []string, mode string) error {
 	port := fs.Int("port", 9999, "host port forwarded to the agent (qemu)")
 	to := fs.String("to", "", "push: registry/repo:tag")
 	debug := fs.Bool("debug-commands", true, "add u-root's shell and tools for the console")
+	firmware := fs.String("firmware", "modules", "modules: the firmware files the chosen modules declare, from Debian's non-free-firmware; none: no firmware")
 	insecure := fs.Bool("insecure", false, "push: plain HTTP registry")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -121,10 +122,31 @@ func run(ctx context.Context, args []string, mode string) error {
 	default:
 		o.Modules = strings.Split(*mods, ",")
 	}
+	switch *firmware {
+	case "none":
+	case "modules":
+		need, err := initramfs.DeclaresFirmware(k, o.Modules, o.AllModules)
+		if err != nil {
+			return err
+		}
+		if need {
+			if o.FirmwareDirs, err = initramfs.FetchFirmware(ctx, filepath.Join(initramfs.CacheDir(), "firmware")); err != nil {
+				return err
+			}
+		}
+	default:
+		return fmt.Errorf("--firmware %s: modules or none", *firmware)
+	}
 	start := time.Now()
 	res, err := initramfs.Build(ctx, o)
 	if err != nil {
 		return err
+	}
+	if len(res.Firmware) > 0 || len(res.MissingFirmware) > 0 {
+		fmt.Printf("firmware: %d files (%.1f MiB uncompressed) the modules declare\n", len(res.Firmware), float64(res.FirmwareBytes)/(1<<20))
+		for _, m := range res.MissingFirmware {
+			fmt.Printf("firmware not in Debian's non-free-firmware, left out: %s\n", m)
+		}
 	}
 	if err := copyFile(k.Vmlinuz, *kernelOut); err != nil {
 		return err
