@@ -130,7 +130,7 @@ func (c NVMeFirmwareCaps) FirstWritableSlot() int {
 
 // ErrNVMeUnsupported says the controller does not take firmware
 // updates in the way asked; nothing was sent to it.
-var ErrNVMeUnsupported = errors.New("NVMe controller does not support it")
+var ErrNVMeUnsupported = errors.New("the NVMe controller cannot take this firmware update")
 
 // CheckUpdate decides whether the controller takes an image into slot
 // with the action, before anything is sent.

@@ -85,7 +85,9 @@ type TargetError struct {
 	Err    error
 }
 
-func (e *TargetError) Error() string { return fmt.Sprintf("firmware update of %s: %v", e.Target, e.Err) }
+func (e *TargetError) Error() string {
+	return fmt.Sprintf("firmware update of %s: %v", e.Target, e.Err)
+}
 func (e *TargetError) Unwrap() error { return e.Err }
 
 // Updater updates firmware.
