@@ -137,13 +137,13 @@ func decodeFlashStatus(payload []byte) (FlashStatus, bool, error) {
 	if cmd != devlinkCmdFlashUpdateStatus && cmd != devlinkCmdFlashUpdateEnd {
 		return FlashStatus{}, false, nil
 	}
-	attrs, err := nl.ParseRouteAttr(payload[genlHeaderLen:])
+	attrs, err := parseAttrs(payload[genlHeaderLen:])
 	if err != nil {
 		return FlashStatus{}, false, fmt.Errorf("devlink flash status: %w", err)
 	}
 	s := FlashStatus{End: cmd == devlinkCmdFlashUpdateEnd}
 	for _, a := range attrs {
-		switch a.Attr.Type {
+		switch a.Type {
 		case devlinkAttrBusName:
 			s.Bus = attrString(a.Value)
 		case devlinkAttrDevName:
@@ -168,14 +168,14 @@ func decodeInfo(payload []byte) (DevlinkInfo, error) {
 	if len(payload) < genlHeaderLen {
 		return DevlinkInfo{}, fmt.Errorf("devlink info of %d bytes", len(payload))
 	}
-	attrs, err := nl.ParseRouteAttr(payload[genlHeaderLen:])
+	attrs, err := parseAttrs(payload[genlHeaderLen:])
 	if err != nil {
 		return DevlinkInfo{}, fmt.Errorf("devlink info: %w", err)
 	}
 	info := DevlinkInfo{Fixed: map[string]string{}, Running: map[string]string{}, Stored: map[string]string{}}
 	for _, a := range attrs {
 		var into map[string]string
-		switch a.Attr.Type {
+		switch a.Type {
 		case devlinkAttrInfoDriverName:
 			info.Driver = attrString(a.Value)
 		case devlinkAttrInfoSerialNumber:
@@ -190,13 +190,13 @@ func decodeInfo(payload []byte) (DevlinkInfo, error) {
 		if into == nil {
 			continue
 		}
-		nested, err := nl.ParseRouteAttr(a.Value)
+		nested, err := parseAttrs(a.Value)
 		if err != nil {
 			return DevlinkInfo{}, fmt.Errorf("devlink info version: %w", err)
 		}
 		var name, value string
 		for _, n := range nested {
-			switch n.Attr.Type {
+			switch n.Type {
 			case devlinkAttrInfoVersionName:
 				name = attrString(n.Value)
 			case devlinkAttrInfoVersionValue:
@@ -330,3 +330,31 @@ func (e *FlashError) Error() string {
 }
 
 func (e *FlashError) Unwrap() error { return e.Errno }
+
+// attr is one netlink attribute (struct nlattr and its payload).
+type attr struct {
+	Type  uint16
+	Value []byte
+}
+
+// parseAttrs splits a run of netlink attributes. It is goipa's own
+// because vishvananda/netlink's nl.ParseRouteAttr panics on an
+// attribute whose length runs past the buffer (the fuzz corpus keeps
+// those inputs); the NLA_F_NESTED and byte-order flags are masked off
+// the type as the kernel's nla_type does.
+func parseAttrs(b []byte) ([]attr, error) {
+	var out []attr
+	for len(b) >= 4 {
+		l := int(binary.NativeEndian.Uint16(b[0:2]))
+		if l < 4 || l > len(b) {
+			return nil, fmt.Errorf("netlink attribute of length %d in %d bytes", l, len(b))
+		}
+		out = append(out, attr{Type: binary.NativeEndian.Uint16(b[2:4]) & 0x3fff, Value: b[4:l]})
+		l = (l + 3) &^ 3
+		if l > len(b) {
+			l = len(b)
+		}
+		b = b[l:]
+	}
+	return out, nil
+}
