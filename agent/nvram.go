@@ -20,6 +20,7 @@ func (a *Agent) registerFirmwareSteps() {
 	a.steps.Register(Clean, nvram)
 	a.steps.Register(Deploy, nvram)
 	a.steps.Register(Clean, Step{Name: "erase_pstore", Interface: "deploy", Priority: 0, Abortable: true, Run: a.erasePstore})
+	a.registerFirmwareUpdateSteps()
 }
 
 // cleanUEFINVRAM deletes the boot entries whose device path matches a
