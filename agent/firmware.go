@@ -30,7 +30,8 @@ var newFirmwareUpdater = func(a *Agent, sc *StepCall, opts ...firmware.Option) (
 		firmware.WithMD5(md5), firmware.WithStageDir(firmwareStageDir)}, opts...)...), nil
 }
 
-// prepareFirmwareDir is firmware.UseFirmwareDir on the ramdisk; tests
+// prepareFirmwareDir is firmware.UseFirmwareDir on the ramdisk, run once
+// every target is checked; tests
 // replace it.
 var prepareFirmwareDir = firmware.UseFirmwareDir
 
@@ -61,11 +62,8 @@ func (a *Agent) updateFirmware(ctx context.Context, sc *StepCall) (any, error) {
 	}
 	firmwareBusy.Lock()
 	defer firmwareBusy.Unlock()
-	if err := prepareFirmwareDir(firmwareStageDir); err != nil {
-		return nil, fmt.Errorf("preparing the firmware directory: %w", err)
-	}
 	var progress []firmware.Progress
-	u, err := newFirmwareUpdater(a, sc, firmware.WithProgress(func(p firmware.Progress) {
+	u, err := newFirmwareUpdater(a, sc, firmware.WithStagePreparation(prepareFirmwareDir), firmware.WithProgress(func(p firmware.Progress) {
 		progress = append(progress, p)
 		sc.SetProgress(p)
 	}))

@@ -100,6 +100,7 @@ type Updater struct {
 	progress   func(Progress)
 	log        *slog.Logger
 	openNVMe   func(root, name string) (NVMeDevice, error)
+	prepare    func(dir string) error
 	devlink    Devlink
 	now        func() time.Time
 }
@@ -120,6 +121,15 @@ func WithRetry(r image.Retry) Option { return func(u *Updater) { u.retry = r } }
 // WithStageDir keeps downloaded images in dir, which the kernel's
 // firmware loader must search (see UseFirmwareDir) for NIC updates.
 func WithStageDir(dir string) Option { return func(u *Updater) { u.stageDir = dir } }
+
+// WithStagePreparation runs prepare on the stage directory once every
+// target has been checked and before the first image is downloaded,
+// when a devlink device is among the targets (the
+// ramdisk passes UseFirmwareDir: the directory becomes a tmpfs and the
+// kernel's firmware search path).
+func WithStagePreparation(prepare func(dir string) error) Option {
+	return func(u *Updater) { u.prepare = prepare }
+}
 
 // WithMD5 accepts MD5 checksums.
 func WithMD5(allowed bool) Option { return func(u *Updater) { u.md5Allowed = allowed } }
@@ -235,6 +245,11 @@ func (u *Updater) Update(ctx context.Context, images []Image) ([]Report, error) 
 		seen[key] = true
 		if err := u.preflight(ctx, p); err != nil {
 			return nil, &TargetError{img.Target, err}
+		}
+	}
+	if u.prepare != nil && slices.ContainsFunc(plans, func(p *plan) bool { return p.dev.Kind == KindDevlink }) {
+		if err := u.prepare(u.stageDir); err != nil {
+			return nil, fmt.Errorf("preparing %s for the images: %w", u.stageDir, err)
 		}
 	}
 	for _, p := range plans {
