@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 
 	"github.com/goipa/goipa/firmware"
 	"github.com/goipa/goipa/image"
@@ -46,11 +45,6 @@ func (a *Agent) registerFirmwareUpdateSteps() {
 	a.steps.Register(Service, verify)
 }
 
-// firmwareBusy keeps two firmware steps from staging into the same
-// directory at once (the agent runs one command at a time; this only
-// guards a service step racing a cancelled one).
-var firmwareBusy sync.Mutex
-
 func (a *Agent) updateFirmware(ctx context.Context, sc *StepCall) (any, error) {
 	images, err := firmwareImages(sc.Args["images"])
 	if err != nil {
@@ -60,8 +54,6 @@ func (a *Agent) updateFirmware(ctx context.Context, sc *StepCall) (any, error) {
 		// NICs are never among goipa-devices: a host agent flashes nothing.
 		return nil, ErrInvalidParams("update_firmware is refused on a host agent (goipa agent): it would flash the host's own devices")
 	}
-	firmwareBusy.Lock()
-	defer firmwareBusy.Unlock()
 	var progress []firmware.Progress
 	u, err := newFirmwareUpdater(a, sc, firmware.WithStagePreparation(prepareFirmwareDir), firmware.WithProgress(func(p firmware.Progress) {
 		progress = append(progress, p)

@@ -16,6 +16,7 @@ import (
 // vishvananda/netlink/nl names the older ones, the flash ones are added
 // here.
 const (
+	devlinkCmdReload            = 37
 	devlinkCmdInfoGet           = nl.DEVLINK_CMD_INFO_GET // 51
 	devlinkCmdFlashUpdate       = 58
 	devlinkCmdFlashUpdateEnd    = 59
@@ -37,6 +38,8 @@ const (
 	devlinkAttrFlashStatusTotal    = 126
 	devlinkAttrFlashStatusTimeout  = 151
 	devlinkAttrFlashOverwriteMask  = 152
+	devlinkAttrReloadAction        = 153
+	devlinkReloadActionFwActivate  = 2
 	devlinkGenlVersion             = nl.GENL_DEVLINK_VERSION
 	devlinkFamilyName              = nl.GENL_DEVLINK_NAME
 	devlinkMulticastConfigGroup    = "config"
@@ -80,11 +83,20 @@ type DevlinkInfo struct {
 	Fixed, Running, Stored map[string]string
 }
 
+// genlHeader is struct genlmsghdr: command, version, two reserved
+// bytes. nl.Genlmsg is not used: its Serialize reads four bytes from
+// its two-byte struct, so the reserved bytes carry whatever memory
+// follows it.
+type genlHeader struct{ cmd, version uint8 }
+
+func (h genlHeader) Len() int          { return genlHeaderLen }
+func (h genlHeader) Serialize() []byte { return []byte{h.cmd, h.version, 0, 0} }
+
 // encodeFlash builds the request's generic netlink payload (genl header
 // and attributes) for family.
 func encodeFlash(family uint16, r FlashRequest) *nl.NetlinkRequest {
 	req := nl.NewNetlinkRequest(int(family), unix.NLM_F_ACK)
-	req.AddData(&nl.Genlmsg{Command: devlinkCmdFlashUpdate, Version: devlinkGenlVersion})
+	req.AddData(genlHeader{devlinkCmdFlashUpdate, devlinkGenlVersion})
 	req.AddData(nl.NewRtAttr(devlinkAttrBusName, nl.ZeroTerminated(r.Bus)))
 	req.AddData(nl.NewRtAttr(devlinkAttrDevName, nl.ZeroTerminated(r.Dev)))
 	req.AddData(nl.NewRtAttr(devlinkAttrFlashFileName, nl.ZeroTerminated(r.FileName)))
@@ -102,10 +114,22 @@ func encodeFlash(family uint16, r FlashRequest) *nl.NetlinkRequest {
 	return req
 }
 
+// encodeReload asks for `devlink dev reload <dev> action fw_activate`:
+// the driver activates the stored firmware (with the least disruption
+// it can: a firmware reset where the device has one).
+func encodeReload(family uint16, bus, dev string) *nl.NetlinkRequest {
+	req := nl.NewNetlinkRequest(int(family), unix.NLM_F_ACK)
+	req.AddData(genlHeader{devlinkCmdReload, devlinkGenlVersion})
+	req.AddData(nl.NewRtAttr(devlinkAttrBusName, nl.ZeroTerminated(bus)))
+	req.AddData(nl.NewRtAttr(devlinkAttrDevName, nl.ZeroTerminated(dev)))
+	req.AddData(nl.NewRtAttr(devlinkAttrReloadAction, []byte{devlinkReloadActionFwActivate}))
+	return req
+}
+
 // encodeInfoGet asks for one device's info.
 func encodeInfoGet(family uint16, bus, dev string) *nl.NetlinkRequest {
 	req := nl.NewNetlinkRequest(int(family), 0)
-	req.AddData(&nl.Genlmsg{Command: devlinkCmdInfoGet, Version: devlinkGenlVersion})
+	req.AddData(genlHeader{devlinkCmdInfoGet, devlinkGenlVersion})
 	req.AddData(nl.NewRtAttr(devlinkAttrBusName, nl.ZeroTerminated(bus)))
 	req.AddData(nl.NewRtAttr(devlinkAttrDevName, nl.ZeroTerminated(dev)))
 	return req
@@ -234,6 +258,19 @@ func (netlinkDevlink) Info(ctx context.Context, bus, dev string) (DevlinkInfo, e
 		return DevlinkInfo{}, fmt.Errorf("devlink dev info %s/%s: no answer", bus, dev)
 	}
 	return decodeInfo(msgs[0])
+}
+
+// ActivateFirmware reloads the device with action fw_activate; a driver
+// without it answers EOPNOTSUPP.
+func (netlinkDevlink) ActivateFirmware(ctx context.Context, bus, dev string) error {
+	fam, err := devlinkFamily()
+	if err != nil {
+		return err
+	}
+	if _, err := encodeReload(fam.ID, bus, dev).Execute(unix.NETLINK_GENERIC, 0); err != nil {
+		return fmt.Errorf("devlink dev reload %s/%s action fw_activate: %w", bus, dev, err)
+	}
+	return nil
 }
 
 // Flash sends the flash request and passes the device's status

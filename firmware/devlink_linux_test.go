@@ -48,6 +48,18 @@ func TestEncodeFlash(t *testing.T) {
 	assert.Contains(t, string(b), "\x0a\x00\x7a\x00a.bin\x00")
 }
 
+func TestEncodeReload(t *testing.T) {
+	req := encodeReload(0x15, "netdevsim", "netdevsim1")
+	req.Seq = 3
+	// DEVLINK_ATTR_RELOAD_ACTION (153) is a u8: DEVLINK_RELOAD_ACTION_FW_ACTIVATE.
+	assert.Equal(t, hex.EncodeToString(unhex(t, `
+3c000000 1500 0500 03000000 00000000
+25010000
+0e000100 6e657464657673696d00 0000
+0f000200 6e657464657673696d31 00 00
+05009900 02 000000`)), hex.EncodeToString(req.Serialize()))
+}
+
 func TestEncodeInfoGet(t *testing.T) {
 	req := encodeInfoGet(0x15, "pci", "0000:3b:00.0")
 	req.Seq = 7

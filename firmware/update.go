@@ -34,6 +34,8 @@ type NVMeDevice interface {
 type Devlink interface {
 	Info(ctx context.Context, bus, dev string) (DevlinkInfo, error)
 	Flash(ctx context.Context, r FlashRequest, progress func(FlashStatus)) error
+	// ActivateFirmware is `devlink dev reload ... action fw_activate`.
+	ActivateFirmware(ctx context.Context, bus, dev string) error
 }
 
 // Image is one firmware image to put on one device.
@@ -311,9 +313,6 @@ func (u *Updater) preflight(ctx context.Context, p *plan) error {
 		if p.img.Slot != 0 {
 			return fmt.Errorf("%w: slot %d: slots are for NVMe controllers", ErrInvalidImage, p.img.Slot)
 		}
-		if p.img.Activate == "now" {
-			return fmt.Errorf("%w: activate \"now\" for a devlink device (a devlink reload with fw_activate) is not done by goipa; use \"reset\"", ErrInvalidImage)
-		}
 		info, err := u.devlink.Info(ctx, p.dev.Bus, p.dev.Dev)
 		if err != nil {
 			return fmt.Errorf("%s has no devlink device to flash: %w", p.dev, err)
@@ -374,6 +373,9 @@ func (u *Updater) fetch(ctx context.Context, p *plan) error {
 		return fmt.Errorf("fetching %s: %w", p.img.URL, err)
 	}
 	defer rc.Close()
+	if err := os.MkdirAll(u.stageDir, 0o700); err != nil {
+		return fmt.Errorf("staging %s: %w", p.img.URL, err)
+	}
 	var rnd [8]byte
 	rand.Read(rnd[:])
 	name := filepath.Join(u.stageDir, "goipa-fw-"+hex.EncodeToString(rnd[:])+".bin")
@@ -452,6 +454,12 @@ func (u *Updater) applyDevlink(ctx context.Context, p *plan, r *Report) error {
 	})
 	if err != nil {
 		return err
+	}
+	if p.img.Activate == "now" {
+		u.report(Progress{Target: p.img.Target, Stage: "activate", Message: "devlink dev reload action fw_activate"})
+		if err := u.devlink.ActivateFirmware(ctx, p.dev.Bus, p.dev.Dev); err != nil {
+			return fmt.Errorf("%s: flashed, but activating it failed (it runs after the next reset): %w", p.dev, err)
+		}
 	}
 	info, err := u.devlink.Info(ctx, p.dev.Bus, p.dev.Dev)
 	if err != nil {

@@ -52,6 +52,16 @@ type fakeDevlink struct {
 	info, after DevlinkInfo
 	flashes     []FlashRequest
 	infoErr     error
+	activated   []string
+	activateErr error
+}
+
+func (d *fakeDevlink) ActivateFirmware(_ context.Context, bus, dev string) error {
+	d.activated = append(d.activated, bus+"/"+dev)
+	if d.activateErr == nil {
+		d.after.Running = d.after.Stored
+	}
+	return d.activateErr
 }
 
 func (d *fakeDevlink) Info(_ context.Context, bus, dev string) (DevlinkInfo, error) {
@@ -136,7 +146,7 @@ func newFixture(t *testing.T) *fixture {
 		fw[i] = byte(i * 7)
 	}
 	h := sha256.Sum256(fw)
-	f := &fixture{root: fakeSys(t), fw: fw, sum: "sha256:" + hex.EncodeToString(h[:]), stage: t.TempDir(),
+	f := &fixture{root: fakeSys(t), fw: fw, sum: "sha256:" + hex.EncodeToString(h[:]), stage: filepath.Join(t.TempDir(), "stage"),
 		nvme: &fakeNVMe{id: identify(0x0004, 0x1|3<<1|1<<4, 5, 0), log: slotLog(1, 0, "1.0"), logAfter: slotLog(2, 0, "1.0", "2.0")},
 		dl: &fakeDevlink{info: DevlinkInfo{Running: map[string]string{"fw": "1.0"}, Stored: map[string]string{"fw": "1.0"}},
 			after: DevlinkInfo{Running: map[string]string{"fw": "1.0"}, Stored: map[string]string{"fw": "2.0"}}}}
@@ -196,6 +206,19 @@ func TestUpdateNVMe(t *testing.T) {
 	}
 }
 
+func TestUpdateDevlinkActivateNow(t *testing.T) {
+	f := newFixture(t)
+	reps, err := f.updater().Update(context.Background(), []Image{{URL: f.srv.URL + "/fw.bin", Checksum: f.sum, Target: "eth2", Activate: "now"}})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"pci/0000:3b:00.0"}, f.dl.activated)
+	assert.Equal(t, "2.0", reps[0].VersionAfter)
+
+	f = newFixture(t)
+	f.dl.activateErr = errors.New("operation not supported")
+	_, err = f.updater().Update(context.Background(), []Image{{URL: f.srv.URL + "/fw.bin", Checksum: f.sum, Target: "eth2", Activate: "now"}})
+	assert.ErrorContains(t, err, "flashed, but activating it failed (it runs after the next reset): operation not supported")
+}
+
 func TestUpdateDevlink(t *testing.T) {
 	f := newFixture(t)
 	reps, err := f.updater().Update(context.Background(), []Image{{URL: f.srv.URL + "/fw.bin", Checksum: f.sum[7:], Target: "52:54:00:12:34:56", Component: "fw.mgmt"}})
@@ -210,6 +233,7 @@ func TestUpdateDevlink(t *testing.T) {
 	assert.Equal(t, "1.0", reps[0].VersionBefore)
 	assert.Equal(t, PendingReset, reps[0].VersionAfter)
 	assert.Equal(t, "2.0", reps[0].After["stored.fw"])
+	assert.Empty(t, f.dl.activated, "activate reset: no reload")
 	assert.Contains(t, f.prog, Progress{Target: "52:54:00:12:34:56", Stage: "flash", Message: "fw.mgmt Flashing", Done: 50, Total: 100})
 }
 
