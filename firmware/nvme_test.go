@@ -233,3 +233,15 @@ func FuzzParseNVMeSlotLog(f *testing.F) {
 		_ = l.Running()
 	})
 }
+
+func TestNVMeInventoryOf(t *testing.T) {
+	inv, err := NVMeInventoryOf("nvme0", identify(0x0004, 0x1|3<<1, 5, 0), slotLog(2, 3, "1.0", "2.0", "3.0"))
+	require.NoError(t, err)
+	assert.Equal(t, NVMeInventory{Controller: "nvme0", Running: "2.0", ActiveSlot: 2, NextResetSlot: 3,
+		Slots: map[string]string{"1": "1.0", "2": "2.0", "3": "3.0"}, SlotCount: 3, Slot1ReadOnly: true, UpdateSupported: true}, inv)
+	// A slot log without an active slot: the revision Identify gives.
+	inv, err = NVMeInventoryOf("nvme1", identify(0, 0x3, 0, 0), slotLog(0, 0))
+	require.NoError(t, err)
+	assert.Equal(t, "1.0", inv.Running)
+	assert.False(t, inv.UpdateSupported)
+}

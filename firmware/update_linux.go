@@ -36,3 +36,5 @@ func UseFirmwareDir(dir string) error {
 	}
 	return nil
 }
+
+var openNVMeDevice = openNVMe

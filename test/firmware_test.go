@@ -87,4 +87,43 @@ func checkFirmwareInVM(t *testing.T, port int) {
 		t.Errorf("verify_firmware for the version the slot log reports (%s): %s %q", m[1], status, details)
 	}
 	t.Logf("NVMe firmware slot log: running %s; verify_firmware result %v", m[1], res["clean_result"])
+
+	// The inventory reports the slots (goipa_firmware) on the NVMe disk.
+	resp, err := client.Post(fmt.Sprintf("http://127.0.0.1:%d/v1/commands/?wait=true", port), "application/json",
+		bytes.NewReader([]byte(`{"name": "poll.get_hardware_info", "params": {}}`)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var hw struct {
+		Result struct {
+			Disks []struct {
+				Name     string `json:"name"`
+				Firmware *struct {
+					Controller      string            `json:"controller"`
+					Running         string            `json:"running"`
+					ActiveSlot      int               `json:"active_slot"`
+					Slots           map[string]string `json:"slots"`
+					UpdateSupported bool              `json:"update_supported"`
+				} `json:"goipa_firmware"`
+			} `json:"disks"`
+		} `json:"command_result"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&hw); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range hw.Result.Disks {
+		if d.Name != "/dev/nvme0n1" {
+			if d.Firmware != nil {
+				t.Errorf("%s reports NVMe firmware slots", d.Name)
+			}
+			continue
+		}
+		f := d.Firmware
+		if f == nil || f.Controller != "nvme0" || f.Running != m[1] || f.ActiveSlot < 1 || f.Slots[fmt.Sprint(f.ActiveSlot)] != m[1] || f.UpdateSupported {
+			t.Errorf("the inventory's goipa_firmware for /dev/nvme0n1: %+v, want nvme0 running %s from its active slot, no update support", f, m[1])
+		}
+		return
+	}
+	t.Error("no /dev/nvme0n1 in the inventory")
 }
