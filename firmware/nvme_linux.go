@@ -29,7 +29,16 @@ type nvmeController struct {
 }
 
 func openNVMe(root, name string) (NVMeDevice, error) {
-	f, err := os.OpenFile(filepath.Join(root, "dev", name), os.O_RDWR|unix.O_CLOEXEC, 0)
+	return openNVMeMode(root, name, os.O_RDWR)
+}
+
+// openNVMeReadOnly is for reading the controller only (the inventory).
+func openNVMeReadOnly(root, name string) (NVMeDevice, error) {
+	return openNVMeMode(root, name, os.O_RDONLY)
+}
+
+func openNVMeMode(root, name string, mode int) (NVMeDevice, error) {
+	f, err := os.OpenFile(filepath.Join(root, "dev", name), mode|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("opening NVMe controller %s: %w", name, err)
 	}

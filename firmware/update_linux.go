@@ -37,4 +37,4 @@ func UseFirmwareDir(dir string) error {
 	return nil
 }
 
-var openNVMeDevice = openNVMe
+var openNVMeDevice = openNVMeReadOnly
