@@ -22,6 +22,7 @@ func (a *Agent) registerFirmwareSteps() {
 	a.steps.Register(Clean, nvram)
 	a.steps.Register(Deploy, nvram)
 	a.steps.Register(Clean, Step{Name: "erase_pstore", Interface: "deploy", Priority: 0, Abortable: true, Run: a.erasePstore})
+	a.registerFirmwareUpdateSteps()
 }
 
 // cleanUEFINVRAM is IPA's clean_uefi_nvram: the patterns checked here,

@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/goipa/goipa/firmware"
 )
 
 // Disk is one block device as IPA reports it.
@@ -31,6 +33,9 @@ type Disk struct {
 	FirmwareRevision *string `json:"goipa_firmware_revision,omitempty"`
 	ReadOnly         bool    `json:"-"`
 	Kname            string  `json:"-"`
+
+	// Firmware is an NVMe controller's firmware slots (goipa's addition).
+	Firmware *firmware.NVMeInventory `json:"goipa_firmware,omitempty"`
 }
 
 // BlockDevices lists the disks goipa may touch: with WithDevices exactly

@@ -173,6 +173,7 @@ func Collect(ctx context.Context, opts ...Option) (*Inventory, error) {
 	if inv.Disks == nil {
 		inv.Disks = []Disk{}
 	}
+	addNVMeFirmware(ctx, o, inv.Disks)
 	inv.CPU = collectCPU(o)
 	inv.Memory = collectMemory(o)
 	inv.SystemVendor = collectVendor(o)

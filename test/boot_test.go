@@ -159,6 +159,8 @@ func TestRamdiskBootsInQEMU(t *testing.T) {
 		t.Errorf("cpu architecture %q", res.Result.CPU.Arch)
 	}
 
+	checkFirmwareInVM(t, port)
+
 	// erase_devices on real (emulated) hardware: the NVMe disk gets
 	// Format NVM through the admin ioctl (QEMU 7.2's NVMe controller has
 	// no Sanitize: SANICAP is 0), the virtio disk a discard, which its
