@@ -16,7 +16,7 @@ const firmwareStageDir = "/run/goipa-firmware"
 // newFirmwareUpdater builds the updater a firmware step uses; tests
 // replace it to run over fake devices.
 var newFirmwareUpdater = func(a *Agent, sc *StepCall, opts ...firmware.Option) (*firmware.Updater, error) {
-	client, err := image.NewHTTPClient(image.HTTPOptions{Insecure: a.cfg.Insecure, CAFile: a.cfg.CAFile, Timeout: a.cfg.ImageConnectionTimeout})
+	client, err := a.downloadClient()
 	if err != nil {
 		return nil, err
 	}
