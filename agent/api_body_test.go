@@ -147,8 +147,7 @@ func (g *gatedBody) len() int64 { return int64(len(g.head) + len(g.tail)) }
 // body of the request tagged X-Probe with a given name.
 type readProbe struct {
 	next  http.Handler
-	mu    sync.Mutex
-	reads map[string]chan struct{}
+	reads map[string]chan struct{} // made before serving, only read after
 }
 
 func newReadProbe(next http.Handler, names ...string) *readProbe {

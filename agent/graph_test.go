@@ -5,8 +5,6 @@ import (
 	"errors"
 	"io"
 	"os/exec"
-	"path/filepath"
-	"runtime"
 	"slices"
 	"testing"
 )
@@ -19,7 +17,10 @@ func TestNoPackageImportsAgent(t *testing.T) {
 	const module = "github.com/goipa/goipa"
 	const self = module + "/agent"
 	allowed := map[string]bool{self: true, module + "/cmd/goipa": true}
-	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("the go command is needed to read the package graph: %v", err)
+	}
 	cmd := exec.Command(goBin, "list", "-deps", "-json", "./...")
 	cmd.Dir = ".."
 	out, err := cmd.StdoutPipe()
