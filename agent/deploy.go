@@ -112,6 +112,23 @@ func rootDeviceHints(node map[string]any) map[string]any {
 	return nil
 }
 
+// installDisk picks the install disk by the node's root device hints,
+// after the host-mode guard, and only when the one device check allows
+// it (prepare_image, install_bootloader, inject_files, bootc).
+func (d *deployer) installDisk(ctx context.Context) (string, error) {
+	if err := d.a.mayTouchDisks(); err != nil {
+		return "", err
+	}
+	device, err := d.disks.RootDisk(ctx, rootDeviceHints(d.a.Node()))
+	if err != nil {
+		return "", &Error{Type: "DeviceNotFound", Code: 404, Message: "Error finding the disk or partition device to deploy the image onto", Details: err.Error()}
+	}
+	if err := d.a.checkDevice(device); err != nil {
+		return "", err
+	}
+	return device, nil
+}
+
 // md5Allowed is the lookup's agent_md5_checksum_enable (default true).
 func (d *deployer) md5Allowed() bool {
 	if v, ok := d.a.LookupConfig()["agent_md5_checksum_enable"].(bool); ok {
@@ -128,12 +145,9 @@ func (d *deployer) prepareImage(ctx context.Context, c *Call, raw map[string]any
 	if configdrive == "" {
 		configdrive = ii.Configdrive
 	}
-	if !d.a.realPower && d.a.cfg.Power != "system" && len(d.a.cfg.Devices) == 0 {
-		return "", errors.New("goipa agent refuses to write images on this host without goipa-devices naming the devices it may use")
-	}
-	device, err := d.disks.RootDisk(ctx, rootDeviceHints(d.a.Node()))
+	device, err := d.installDisk(ctx)
 	if err != nil {
-		return "", &Error{Type: "DeviceNotFound", Code: 404, Message: "Error finding the disk or partition device to deploy the image onto", Details: err.Error()}
+		return "", err
 	}
 	var iso []byte
 	if configdrive != "" {

@@ -45,7 +45,8 @@ func (e *OutsideError) Error() string {
 
 // Check returns nil when dev may be written: it is, or is a partition
 // of, an allowed device, or a device-mapper/md device (or a partition of
-// one) whose members all are. Anything else is an *OutsideError (or
+// one) whose members all are, or is a path goipa-devices names as it
+// is. Anything else is an *OutsideError (or
 // ErrNoDevices); a path that is not a block device is refused too.
 func (s Scope) Check(dev string) error {
 	if s.all {
@@ -53,6 +54,11 @@ func (s Scope) Check(dev string) error {
 	}
 	if len(s.devices) == 0 {
 		return ErrNoDevices
+	}
+	for _, d := range s.devices {
+		if filepath.Clean(d) == filepath.Clean(dev) {
+			return nil // named by the operator, whatever it is (a disk image file too)
+		}
 	}
 	allowed := map[string]bool{}
 	for _, d := range s.devices {

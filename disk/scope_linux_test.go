@@ -59,9 +59,9 @@ func TestScopeOutside(t *testing.T) {
 		{"loop0", ""},
 		{"loop0p1", ""},
 		{"loop1p1", ""},
-		{"md1", ""},          // every member on allowed disks
-		{"md1p1", ""},        // a partition of such an array
-		{"dm-0", ""},         // dm on md1
+		{"md1", ""},   // every member on allowed disks
+		{"md1p1", ""}, // a partition of such an array
+		{"dm-0", ""},  // dm on md1
 		{"vda", "vda is not in goipa-devices"},
 		{"vda1", "partition of vda"},
 		{"md0", "md0 is built on vda1"}, // one member outside
@@ -81,7 +81,7 @@ func TestScopeOutside(t *testing.T) {
 
 // TestScopeCheck: the zero scope and a host scope without devices allow
 // nothing; the ramdisk's allows everything; a path that is not a block
-// device is refused by a host scope.
+// device is refused by a host scope unless goipa-devices names it.
 func TestScopeCheck(t *testing.T) {
 	if err := (Scope{}).Check("/dev/loop0"); !errors.Is(err, ErrNoDevices) {
 		t.Errorf("zero scope: %v, want ErrNoDevices", err)
@@ -94,8 +94,16 @@ func TestScopeCheck(t *testing.T) {
 	}
 	file := filepath.Join(t.TempDir(), "plain")
 	os.WriteFile(file, nil, 0o644)
+	if err := Only([]string{file}).Check(file); err != nil {
+		t.Errorf("a file goipa-devices names: %v", err)
+	}
 	var out *OutsideError
-	if err := Only([]string{file}).Check(file); !errors.As(err, &out) || !strings.Contains(err.Error(), "not a block device") {
-		t.Errorf("a plain file: %v, want *OutsideError saying it is not a block device", err)
+	if err := Only([]string{file}).Check(file + "2"); !errors.As(err, &out) {
+		t.Errorf("a file goipa-devices does not name: %v, want *OutsideError", err)
+	}
+	other := filepath.Join(t.TempDir(), "other")
+	os.WriteFile(other, nil, 0o644)
+	if err := Only([]string{file}).Check(other); !errors.As(err, &out) || !strings.Contains(err.Error(), "not a block device") {
+		t.Errorf("another plain file: %v, want *OutsideError saying it is not a block device", err)
 	}
 }

@@ -181,14 +181,16 @@ func expandURL(u string, node map[string]any, ports []any) (string, error) {
 }
 
 // Inject writes (or deletes) f on the install disk device. URL contents
-// are fetched with client after node and ports fill their fields.
-// Errors a caller branches on are *InvalidError and *NoPartitionError.
-func Inject(ctx context.Context, device string, f File, node map[string]any, ports []any, client *http.Client) error {
+// are fetched with client after node and ports fill their fields. The
+// partition written is mounted only when allow accepts it (the agent's
+// device check). Errors a caller branches on are *InvalidError and
+// *NoPartitionError (and whatever allow returns, unchanged).
+func Inject(ctx context.Context, device string, f File, node map[string]any, ports []any, client *http.Client, allow func(dev string) error) error {
 	rel, err := relPath(f.Path)
 	if err != nil {
 		return err
 	}
-	return withFilePartition(ctx, device, f.Partition, rel, func(root *os.Root, rel string) error {
+	return withFilePartition(ctx, device, f.Partition, rel, allow, func(root *os.Root, rel string) error {
 		if f.Deleted {
 			if err := root.Remove(rel); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return err
