@@ -202,8 +202,8 @@ func Inject(ctx context.Context, device string, f File, node map[string]any, por
 				if err := root.MkdirAll(dir, 0o755); err != nil {
 					return err
 				}
-				if f.DirMode != nil {
-					if err := root.Chmod(dir, fs.FileMode(*f.DirMode)); err != nil {
+				if f.DirMode != nil && *f.DirMode != 0 { // IPA: `if fl.get('dirmode')`
+					if err := root.Chmod(dir, UnixMode(*f.DirMode)); err != nil {
 						return err
 					}
 				}
@@ -254,11 +254,8 @@ func Inject(ctx context.Context, device string, f File, node map[string]any, por
 		if err := out.Close(); err != nil {
 			return err
 		}
-		if f.Mode != nil {
-			if err := root.Chmod(rel, fs.FileMode(*f.Mode)); err != nil {
-				return err
-			}
-		}
+		// The owner first: the kernel clears setuid and setgid on chown
+		// (for root too), so the mode asked for is set last and stays.
 		if f.Owner != nil || f.Group != nil {
 			uid, gid := -1, -1
 			if f.Owner != nil {
@@ -267,10 +264,35 @@ func Inject(ctx context.Context, device string, f File, node map[string]any, por
 			if f.Group != nil {
 				gid = *f.Group
 			}
-			return root.Chown(rel, uid, gid)
+			if err := root.Chown(rel, uid, gid); err != nil {
+				return err
+			}
+		}
+		if f.Mode != nil && *f.Mode != 0 { // IPA: `if fl.get('mode')`
+			if err := root.Chmod(rel, UnixMode(*f.Mode)); err != nil {
+				return err
+			}
 		}
 		return nil
 	})
+}
+
+// UnixMode is the fs.FileMode for a chmod(2) mode as IPA passes it to
+// os.chmod: the permission bits and setuid, setgid and sticky (04000,
+// 02000, 01000), which fs.FileMode keeps elsewhere; chmod(2) ignores
+// anything above 07777, and so does this.
+func UnixMode(m int) fs.FileMode {
+	mode := fs.FileMode(m) & fs.ModePerm
+	if m&0o4000 != 0 {
+		mode |= fs.ModeSetuid
+	}
+	if m&0o2000 != 0 {
+		mode |= fs.ModeSetgid
+	}
+	if m&0o1000 != 0 {
+		mode |= fs.ModeSticky
+	}
+	return mode
 }
 
 // partitionsOf lists dev's partitions with their device paths.
