@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"strings"
@@ -227,9 +226,17 @@ func (d *deployer) fetchConfigDrive(ctx context.Context, s string, ii *ImageInfo
 		if resp.StatusCode >= 400 {
 			return nil, fmt.Errorf("downloading the config drive: HTTP %d", resp.StatusCode)
 		}
-		if data, err = io.ReadAll(io.LimitReader(resp.Body, 4*disk.ConfigDriveSize)); err != nil {
+		// Streamed and bounded (disk.ReadConfigDrive): a server that
+		// sends too much, a gzip bomb or base64 of either costs at most
+		// the drive's own size in memory.
+		iso, err := disk.ReadConfigDrive(resp.Body)
+		var bad *disk.ConfigDriveError
+		if errors.As(err, &bad) {
+			return nil, ErrInvalidParams("%s", bad.Details)
+		} else if err != nil {
 			return nil, fmt.Errorf("downloading the config drive: %w", err)
 		}
+		return iso, nil
 	} else {
 		dec, err := base64.StdEncoding.DecodeString(strings.TrimSpace(s))
 		if err != nil {
