@@ -219,25 +219,9 @@ func Inject(ctx context.Context, device string, f File, node map[string]any, por
 				out.Close()
 				return err
 			}
-			req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-			if err != nil {
+			if err := fetch(ctx, client, u, out, MaxURLContent); err != nil {
 				out.Close()
-				return err
-			}
-			resp, err := client.Do(req)
-			if err != nil {
-				out.Close()
-				return err
-			}
-			if resp.StatusCode >= 400 {
-				resp.Body.Close()
-				out.Close()
-				return fmt.Errorf("GET %s: HTTP %d", u, resp.StatusCode)
-			}
-			_, err = io.Copy(out, resp.Body)
-			resp.Body.Close()
-			if err != nil {
-				out.Close()
+				root.Remove(rel) // no half-written file stays behind
 				return err
 			}
 		} else {
@@ -293,6 +277,51 @@ func UnixMode(m int) fs.FileMode {
 		mode |= fs.ModeSticky
 	}
 	return mode
+}
+
+// MaxURLContent is the most goipa writes of one file fetched from a
+// URL: far above a configuration file or a small binary; a server that
+// sends more (or an endless stream) fails the step instead of filling
+// the tenant's partition. IPA has no limit.
+const MaxURLContent = 1 << 30
+
+// TooLargeError: a URL's content passed the limit.
+type TooLargeError struct {
+	URL   string
+	Limit int64
+}
+
+func (e *TooLargeError) Error() string {
+	return fmt.Sprintf("GET %s: the content is larger than %d MiB", e.URL, e.Limit>>20)
+}
+
+// fetch copies the body at u to w, at most limit bytes: more is a
+// *TooLargeError. The client's timeouts bound a stalled server; the
+// body is streamed, so memory does not grow with it.
+func fetch(ctx context.Context, client *http.Client, u string, w io.Writer, limit int64) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 400 {
+		return fmt.Errorf("GET %s: HTTP %d", u, resp.StatusCode)
+	}
+	if resp.ContentLength > limit {
+		return &TooLargeError{URL: u, Limit: limit}
+	}
+	if _, err := io.Copy(w, io.LimitReader(resp.Body, limit)); err != nil {
+		return fmt.Errorf("GET %s: %w", u, err)
+	}
+	var one [1]byte
+	if n, _ := io.ReadFull(resp.Body, one[:]); n > 0 {
+		return &TooLargeError{URL: u, Limit: limit}
+	}
+	return nil
 }
 
 // partitionsOf lists dev's partitions with their device paths.
