@@ -98,16 +98,16 @@ func (d *deployer) bootcInstall(ctx context.Context, sc *StepCall) (any, error) 
 		return nil, bootcError(err)
 	}
 	c := sc.Call
-	if !d.a.realPower && d.a.cfg.Power != "system" && len(d.a.cfg.Devices) == 0 {
-		return nil, errors.New("goipa agent refuses to write images on this host without goipa-devices naming the devices it may use")
+	if err := d.a.mayTouchDisks(); err != nil {
+		return nil, err
 	}
 	if mode := d.a.bootMode(); mode != "uefi" {
 		return nil, &Error{Type: "InvalidImage", Code: 400, Message: "Invalid image",
 			Details: fmt.Sprintf("goipa installs bootc images for UEFI boot only, and this ramdisk booted in %s mode", mode)}
 	}
-	device, err := d.disks.RootDisk(ctx, rootDeviceHints(d.a.Node()))
+	device, err := d.installDisk(ctx)
 	if err != nil {
-		return nil, &Error{Type: "DeviceNotFound", Code: 404, Message: "Error finding the disk or partition device to deploy the image onto", Details: err.Error()}
+		return nil, err
 	}
 	var iso []byte
 	if args.configdrive != "" {

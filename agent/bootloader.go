@@ -35,9 +35,9 @@ func (d *deployer) installBootloader(ctx context.Context, c *Call) (any, error) 
 	if p.prepUUID != "" {
 		c.Log.Warn("install_bootloader: PReP partitions (ppc64) are not supported by goipa; ignoring prep_boot_part_uuid", "uuid", p.prepUUID)
 	}
-	device, err := d.disks.RootDisk(ctx, rootDeviceHints(d.a.Node()))
+	device, err := d.installDisk(ctx)
 	if err != nil {
-		return nil, &Error{Type: "DeviceNotFound", Code: 404, Message: "Error finding the disk or partition device to deploy the image onto", Details: err.Error()}
+		return nil, err
 	}
 	current := d.a.bootMode()
 	if p.target != "" && p.target != current {

@@ -49,6 +49,7 @@ func TestInstallBootloaderOutcomes(t *testing.T) {
 				fd.disk = md
 			}
 			a := newTestAgent(t, "ipa-standalone=1 goipa-devices=/dev/loop7 "+tt.cmdline, WithDeploy(fd, fd, fd))
+			a.cfg.Devices = []string{disk, md} // the fake disks are files: named as they are
 			c := newAPI(t, a)
 			code, res := c.post("image.install_bootloader", tt.params, "?wait=true")
 			require.Equal(t, 200, code, "%v", res)

@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"strings"
@@ -112,6 +111,23 @@ func rootDeviceHints(node map[string]any) map[string]any {
 	return nil
 }
 
+// installDisk picks the install disk by the node's root device hints,
+// after the host-mode guard, and only when the one device check allows
+// it (prepare_image, install_bootloader, inject_files, bootc).
+func (d *deployer) installDisk(ctx context.Context) (string, error) {
+	if err := d.a.mayTouchDisks(); err != nil {
+		return "", err
+	}
+	device, err := d.disks.RootDisk(ctx, rootDeviceHints(d.a.Node()))
+	if err != nil {
+		return "", &Error{Type: "DeviceNotFound", Code: 404, Message: "Error finding the disk or partition device to deploy the image onto", Details: err.Error()}
+	}
+	if err := d.a.checkDevice(device); err != nil {
+		return "", err
+	}
+	return device, nil
+}
+
 // md5Allowed is the lookup's agent_md5_checksum_enable (default true).
 func (d *deployer) md5Allowed() bool {
 	if v, ok := d.a.LookupConfig()["agent_md5_checksum_enable"].(bool); ok {
@@ -128,12 +144,9 @@ func (d *deployer) prepareImage(ctx context.Context, c *Call, raw map[string]any
 	if configdrive == "" {
 		configdrive = ii.Configdrive
 	}
-	if !d.a.realPower && d.a.cfg.Power != "system" && len(d.a.cfg.Devices) == 0 {
-		return "", errors.New("goipa agent refuses to write images on this host without goipa-devices naming the devices it may use")
-	}
-	device, err := d.disks.RootDisk(ctx, rootDeviceHints(d.a.Node()))
+	device, err := d.installDisk(ctx)
 	if err != nil {
-		return "", &Error{Type: "DeviceNotFound", Code: 404, Message: "Error finding the disk or partition device to deploy the image onto", Details: err.Error()}
+		return "", err
 	}
 	var iso []byte
 	if configdrive != "" {
@@ -213,9 +226,17 @@ func (d *deployer) fetchConfigDrive(ctx context.Context, s string, ii *ImageInfo
 		if resp.StatusCode >= 400 {
 			return nil, fmt.Errorf("downloading the config drive: HTTP %d", resp.StatusCode)
 		}
-		if data, err = io.ReadAll(io.LimitReader(resp.Body, 4*disk.ConfigDriveSize)); err != nil {
+		// Streamed and bounded (disk.ReadConfigDrive): a server that
+		// sends too much, a gzip bomb or base64 of either costs at most
+		// the drive's own size in memory.
+		iso, err := disk.ReadConfigDrive(resp.Body)
+		var bad *disk.ConfigDriveError
+		if errors.As(err, &bad) {
+			return nil, ErrInvalidParams("%s", bad.Details)
+		} else if err != nil {
 			return nil, fmt.Errorf("downloading the config drive: %w", err)
 		}
+		return iso, nil
 	} else {
 		dec, err := base64.StdEncoding.DecodeString(strings.TrimSpace(s))
 		if err != nil {

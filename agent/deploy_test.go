@@ -57,6 +57,7 @@ func TestWriteImageStep(t *testing.T) {
 	disk := filepath.Join(t.TempDir(), "disk")
 	fd := &fakeDeploy{disk: disk}
 	a := newTestAgent(t, "ipa-standalone=1 goipa-devices=/dev/loop7", WithDeploy(fd, fd, fd))
+	a.cfg.Devices = []string{disk} // the fake install disk is a file: named as it is
 	c := newAPI(t, a)
 
 	code, res := c.post("standby.get_partition_uuids", map[string]any{}, "?wait=true")
@@ -94,6 +95,7 @@ func TestWriteImageFailures(t *testing.T) {
 	disk := filepath.Join(t.TempDir(), "disk")
 	fd := &fakeDeploy{disk: disk, writeErr: errors.New("checksum mismatch: want aaa, got bbb")}
 	a := newTestAgent(t, "ipa-standalone=1 goipa-devices=/dev/loop7", WithDeploy(fd, fd, fd))
+	a.cfg.Devices = []string{disk} // the fake install disk is a file: named as it is
 	c := newAPI(t, a)
 	ii := map[string]any{"id": "img.raw", "urls": []any{"http://x/img.raw"}, "checksum": strings.Repeat("a", 64)}
 

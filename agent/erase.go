@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"maps"
 	"sort"
@@ -78,13 +77,36 @@ func deref(s *string) string {
 	return *s
 }
 
+// deviceScope is what goipa may write or erase: goipa-devices when set,
+// else every disk in the ramdisk (goipa owns the machine), else nothing
+// (a host agent without goipa-devices).
+func (a *Agent) deviceScope() disk.Scope {
+	switch {
+	case len(a.cfg.Devices) > 0:
+		return disk.Only(a.cfg.Devices)
+	case a.realPower || a.cfg.Power == "system":
+		return disk.WholeMachine()
+	}
+	return disk.Scope{}
+}
+
 // mayTouchDisks is the host-mode guard: a `goipa agent` without
 // goipa-devices never erases or writes anything.
 func (a *Agent) mayTouchDisks() error {
-	if a.realPower || a.cfg.Power == "system" || len(a.cfg.Devices) > 0 {
-		return nil
+	if len(a.cfg.Devices) == 0 && !a.realPower && a.cfg.Power != "system" {
+		return disk.ErrNoDevices
 	}
-	return errors.New("goipa agent refuses to erase or write disks on this host without goipa-devices naming the devices it may use")
+	return nil
+}
+
+// checkDevice is the one check every command that writes or erases
+// makes before it touches a device (disk.Scope.Check), with IPA's
+// DeviceNotFound class when it refuses.
+func (a *Agent) checkDevice(dev string) error {
+	if err := a.deviceScope().Check(dev); err != nil {
+		return &Error{Type: "DeviceNotFound", Code: 404, Message: "Error finding the disk or partition device to deploy the image onto", Details: err.Error()}
+	}
+	return nil
 }
 
 // eraseTargets lists the disks an erase step may touch: the inventory's
@@ -114,6 +136,9 @@ func (a *Agent) eraseTargets(ctx context.Context, node map[string]any) ([]invent
 	keepVolumes := raid.SkipVolumeNames(node)
 	var out []inventory.Disk
 	for _, d := range disks {
+		if err := a.checkDevice(d.Name); err != nil {
+			return nil, err
+		}
 		skip := d.ReadOnly
 		// IPA never erases a RAID member as a plain disk (the array is
 		// erased as a whole), and keeps arrays named on the skip list.

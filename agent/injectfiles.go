@@ -35,12 +35,24 @@ func (d *deployer) injectFiles(ctx context.Context, sc *StepCall) (any, error) {
 	if err != nil {
 		return nil, &Error{Type: "CommandExecutionError", Code: 500, Message: "Command execution failed", Details: err.Error()}
 	}
+	if err := d.a.mayTouchDisks(); err != nil {
+		return nil, err
+	}
 	device, err := d.disks.RootDisk(ctx, rootDeviceHints(sc.Node))
 	if err != nil {
 		return nil, &Error{Type: "DeviceNotFound", Code: 404, Message: "Error finding the disk or partition device to deploy the image onto", Details: err.Error()}
 	}
+	if err := d.a.checkDevice(device); err != nil {
+		return nil, err
+	}
 	for _, f := range files {
-		if err := injectfiles.Inject(ctx, device, f, sc.Node, sc.Ports, client); err != nil {
+		// Every partition a file goes to (a number, a /dev path or the
+		// one found by its directory) passes the device check first.
+		if err := injectfiles.Inject(ctx, device, f, sc.Node, sc.Ports, client, d.a.checkDevice); err != nil {
+			var refused *Error
+			if errors.As(err, &refused) {
+				return nil, err // the device check's own answer
+			}
 			if ae := injectError(err); ae != err {
 				return nil, ae
 			}

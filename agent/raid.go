@@ -118,6 +118,11 @@ func (a *Agent) raidCandidates(ctx context.Context) ([]inventory.Disk, error) {
 	if err != nil {
 		return nil, err
 	}
+	for _, d := range all {
+		if err := a.checkDevice(d.Name); err != nil {
+			return nil, err
+		}
+	}
 	return raid.Candidates(all), nil
 }
 

@@ -302,15 +302,20 @@ func makeExt4(dev string, size int64, label string) (string, error) {
 	return u.String(), nil
 }
 
-// withMount mounts dev with the kernel for fn, as an os.Root, and
-// unmounts it (synced) afterwards.
+// rootMountFlags: the tenant's root is data to goipa, never something to
+// run from: device nodes and setuid binaries in it stay inert while it
+// is mounted in the ramdisk (or on an operator's host).
+const rootMountFlags = unix.MS_NODEV | unix.MS_NOSUID
+
+// withMount mounts dev with the kernel for fn, as an os.Root, nodev and
+// nosuid, and unmounts it (synced) afterwards.
 func withMount(dev, fstype string, fn func(root *os.Root) error) (err error) {
 	dir, err := os.MkdirTemp("", "goipa-bootc-")
 	if err != nil {
 		return err
 	}
 	defer os.Remove(dir)
-	if err := unix.Mount(dev, dir, fstype, 0, ""); err != nil {
+	if err := unix.Mount(dev, dir, fstype, rootMountFlags, ""); err != nil {
 		return fmt.Errorf("mounting %s (%s): %w", dev, fstype, err)
 	}
 	defer func() {

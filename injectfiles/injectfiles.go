@@ -181,14 +181,16 @@ func expandURL(u string, node map[string]any, ports []any) (string, error) {
 }
 
 // Inject writes (or deletes) f on the install disk device. URL contents
-// are fetched with client after node and ports fill their fields.
-// Errors a caller branches on are *InvalidError and *NoPartitionError.
-func Inject(ctx context.Context, device string, f File, node map[string]any, ports []any, client *http.Client) error {
+// are fetched with client after node and ports fill their fields. The
+// partition written is mounted only when allow accepts it (the agent's
+// device check). Errors a caller branches on are *InvalidError and
+// *NoPartitionError (and whatever allow returns, unchanged).
+func Inject(ctx context.Context, device string, f File, node map[string]any, ports []any, client *http.Client, allow func(dev string) error) error {
 	rel, err := relPath(f.Path)
 	if err != nil {
 		return err
 	}
-	return withFilePartition(ctx, device, f.Partition, rel, func(root *os.Root, rel string) error {
+	return withFilePartition(ctx, device, f.Partition, rel, allow, func(root *os.Root, rel string) error {
 		if f.Deleted {
 			if err := root.Remove(rel); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return err
@@ -200,8 +202,8 @@ func Inject(ctx context.Context, device string, f File, node map[string]any, por
 				if err := root.MkdirAll(dir, 0o755); err != nil {
 					return err
 				}
-				if f.DirMode != nil {
-					if err := root.Chmod(dir, fs.FileMode(*f.DirMode)); err != nil {
+				if f.DirMode != nil && *f.DirMode != 0 { // IPA: `if fl.get('dirmode')`
+					if err := root.Chmod(dir, UnixMode(*f.DirMode)); err != nil {
 						return err
 					}
 				}
@@ -217,25 +219,9 @@ func Inject(ctx context.Context, device string, f File, node map[string]any, por
 				out.Close()
 				return err
 			}
-			req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-			if err != nil {
+			if err := fetch(ctx, client, u, out, MaxURLContent); err != nil {
 				out.Close()
-				return err
-			}
-			resp, err := client.Do(req)
-			if err != nil {
-				out.Close()
-				return err
-			}
-			if resp.StatusCode >= 400 {
-				resp.Body.Close()
-				out.Close()
-				return fmt.Errorf("GET %s: HTTP %d", u, resp.StatusCode)
-			}
-			_, err = io.Copy(out, resp.Body)
-			resp.Body.Close()
-			if err != nil {
-				out.Close()
+				root.Remove(rel) // no half-written file stays behind
 				return err
 			}
 		} else {
@@ -252,11 +238,8 @@ func Inject(ctx context.Context, device string, f File, node map[string]any, por
 		if err := out.Close(); err != nil {
 			return err
 		}
-		if f.Mode != nil {
-			if err := root.Chmod(rel, fs.FileMode(*f.Mode)); err != nil {
-				return err
-			}
-		}
+		// The owner first: the kernel clears setuid and setgid on chown
+		// (for root too), so the mode asked for is set last and stays.
 		if f.Owner != nil || f.Group != nil {
 			uid, gid := -1, -1
 			if f.Owner != nil {
@@ -265,10 +248,80 @@ func Inject(ctx context.Context, device string, f File, node map[string]any, por
 			if f.Group != nil {
 				gid = *f.Group
 			}
-			return root.Chown(rel, uid, gid)
+			if err := root.Chown(rel, uid, gid); err != nil {
+				return err
+			}
+		}
+		if f.Mode != nil && *f.Mode != 0 { // IPA: `if fl.get('mode')`
+			if err := root.Chmod(rel, UnixMode(*f.Mode)); err != nil {
+				return err
+			}
 		}
 		return nil
 	})
+}
+
+// UnixMode is the fs.FileMode for a chmod(2) mode as IPA passes it to
+// os.chmod: the permission bits and setuid, setgid and sticky (04000,
+// 02000, 01000), which fs.FileMode keeps elsewhere; chmod(2) ignores
+// anything above 07777, and so does this.
+func UnixMode(m int) fs.FileMode {
+	mode := fs.FileMode(m) & fs.ModePerm
+	if m&0o4000 != 0 {
+		mode |= fs.ModeSetuid
+	}
+	if m&0o2000 != 0 {
+		mode |= fs.ModeSetgid
+	}
+	if m&0o1000 != 0 {
+		mode |= fs.ModeSticky
+	}
+	return mode
+}
+
+// MaxURLContent is the most goipa writes of one file fetched from a
+// URL: far above a configuration file or a small binary; a server that
+// sends more (or an endless stream) fails the step instead of filling
+// the tenant's partition. IPA has no limit.
+const MaxURLContent = 1 << 30
+
+// TooLargeError: a URL's content passed the limit.
+type TooLargeError struct {
+	URL   string
+	Limit int64
+}
+
+func (e *TooLargeError) Error() string {
+	return fmt.Sprintf("GET %s: the content is larger than %d MiB", e.URL, e.Limit>>20)
+}
+
+// fetch copies the body at u to w, at most limit bytes: more is a
+// *TooLargeError. The client's timeouts bound a stalled server; the
+// body is streamed, so memory does not grow with it.
+func fetch(ctx context.Context, client *http.Client, u string, w io.Writer, limit int64) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 400 {
+		return fmt.Errorf("GET %s: HTTP %d", u, resp.StatusCode)
+	}
+	if resp.ContentLength > limit {
+		return &TooLargeError{URL: u, Limit: limit}
+	}
+	if _, err := io.Copy(w, io.LimitReader(resp.Body, limit)); err != nil {
+		return fmt.Errorf("GET %s: %w", u, err)
+	}
+	var one [1]byte
+	if n, _ := io.ReadFull(resp.Body, one[:]); n > 0 {
+		return &TooLargeError{URL: u, Limit: limit}
+	}
+	return nil
 }
 
 // partitionsOf lists dev's partitions with their device paths.

@@ -1,6 +1,7 @@
 package injectfiles
 
 import (
+	"io/fs"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -59,4 +60,24 @@ func TestExpandURL(t *testing.T) {
 	assert.Error(t, err)
 	_, err = expandURL("http://s/{ports[3][address]}", node, ports)
 	assert.Error(t, err)
+}
+
+// TestUnixMode: IPA's integer modes keep their setuid, setgid and sticky
+// bits (fs.FileMode(0o4755) would drop them).
+func TestUnixMode(t *testing.T) {
+	for _, tc := range []struct {
+		in   int
+		want fs.FileMode
+	}{
+		{0o644, 0o644},
+		{0o4755, fs.ModeSetuid | 0o755},
+		{0o2750, fs.ModeSetgid | 0o750},
+		{0o1777, fs.ModeSticky | 0o777},
+		{0o7000, fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky},
+		{0o100644, 0o644}, // a stat st_mode: chmod(2) takes only 07777
+	} {
+		if got := UnixMode(tc.in); got != tc.want {
+			t.Errorf("UnixMode(%#o) = %v, want %v", tc.in, got, tc.want)
+		}
+	}
 }

@@ -19,7 +19,9 @@ import (
 // can lead a write outside it. The partition is a number on the install
 // disk, a device path, or, when not given, the partition whose
 // filesystem holds the path's first directory (as IPA looks it up).
-func withFilePartition(ctx context.Context, device, partition, rel string, fn func(root *os.Root, rel string) error) error {
+// Every partition passes allow before it is mounted: a device path the
+// request names may lie outside what goipa may write.
+func withFilePartition(ctx context.Context, device, partition, rel string, allow func(dev string) error, fn func(root *os.Root, rel string) error) error {
 	if err := disk.EnsurePartitionNodes(device); err != nil {
 		return err
 	}
@@ -38,6 +40,9 @@ func withFilePartition(ctx context.Context, device, partition, rel string, fn fu
 			candidates = append(candidates, disk.PartitionPath(device, p.Number))
 		}
 		for _, c := range candidates {
+			if err := allow(c); err != nil {
+				return err
+			}
 			found := false
 			err := mountFor(ctx, c, func(dir string) error {
 				root, err := os.OpenRoot(dir)
@@ -67,6 +72,9 @@ func withFilePartition(ctx context.Context, device, partition, rel string, fn fu
 			dev = disk.PartitionPath(device, n)
 		} else if !strings.HasPrefix(partition, "/dev/") || path.Clean(partition) != partition {
 			return invalid("partition %q: want a partition number or a /dev path", partition)
+		}
+		if err := allow(dev); err != nil {
+			return err
 		}
 		return mountFor(ctx, dev, func(dir string) error {
 			root, err := os.OpenRoot(dir)

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -343,6 +344,31 @@ func Arrays() ([]Array, error) {
 		out = append(out, a)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Device < out[j].Device })
+	return out, nil
+}
+
+// ArraysOn lists the arrays whose members all lie on disks (whole-disk
+// /dev paths): the only ones a caller limited to those disks may stop or
+// wipe. An array with one member elsewhere belongs to that other disk
+// too and is left alone.
+func ArraysOn(disks []string) ([]Array, error) {
+	all, err := Arrays()
+	if err != nil {
+		return nil, err
+	}
+	var out []Array
+	for _, a := range all {
+		on := len(a.Members) > 0
+		for _, m := range a.Members {
+			if !slices.Contains(disks, HolderDisk(m)) {
+				on = false
+				break
+			}
+		}
+		if on {
+			out = append(out, a)
+		}
+	}
 	return out, nil
 }
 

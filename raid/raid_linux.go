@@ -190,7 +190,13 @@ func logMDStat(log func(string, ...any)) {
 func Delete(ctx context.Context, disks []inventory.Disk, node map[string]any, log *slog.Logger) error {
 	Assemble(ctx, disks, log)
 	keep := SkipVolumeNames(node)
-	arrays, err := mdraid.Arrays()
+	// Only arrays built on these disks: on a host (goipa-devices) the
+	// host's own arrays are not ours to list, stop or wipe.
+	names := make([]string, len(disks))
+	for i, d := range disks {
+		names[i] = d.Name
+	}
+	arrays, err := mdraid.ArraysOn(names)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return softwareRAIDError("listing md devices: %v", err)
 	}
