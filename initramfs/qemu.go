@@ -1,7 +1,7 @@
 package initramfs
 
 import (
-	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -56,9 +56,13 @@ type VM struct {
 	stdin io.WriteCloser
 	mu    sync.Mutex
 	lines []string
-	start time.Time
-	done  chan struct{}
-	err   error
+	// partial is the console's last line while it has no newline yet: a
+	// prompt or a line editor's screen waits for input without ending
+	// its line.
+	partial string
+	start   time.Time
+	done    chan struct{}
+	err     error
 }
 
 // Accel picks KVM only when a real KVM module is loaded: a nested /dev/kvm
@@ -185,15 +189,46 @@ func StartVM(ctx context.Context, o VMOptions) (_ *VM, err error) {
 		return nil, fmt.Errorf("starting QEMU: %w", err)
 	}
 	go func() {
-		sc := bufio.NewScanner(out)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			line := sc.Text()
+		// Read what arrives rather than whole lines: a prompt or a line
+		// editor's screen waits for input without ending its line, and
+		// WaitFor must see it (vm.partial) all the same.
+		buf := make([]byte, 64<<10)
+		var pending []byte
+		addLine := func(line string) {
 			vm.mu.Lock()
 			vm.lines = append(vm.lines, line)
 			vm.mu.Unlock()
 			if o.Console != nil {
 				fmt.Fprintln(o.Console, line)
+			}
+		}
+		for {
+			n, err := out.Read(buf)
+			pending = append(pending, buf[:n]...)
+			for {
+				i := bytes.IndexByte(pending, '\n')
+				if i < 0 {
+					break
+				}
+				addLine(strings.TrimSuffix(string(pending[:i]), "\r"))
+				pending = pending[i+1:]
+			}
+			if len(pending) > 1<<20 { // a runaway line is cut, as a scanner's limit would
+				addLine(string(pending))
+				pending = nil
+			}
+			pending = append([]byte(nil), pending...)
+			vm.mu.Lock()
+			vm.partial = string(pending)
+			vm.mu.Unlock()
+			if err != nil {
+				if len(pending) > 0 {
+					addLine(string(pending))
+				}
+				vm.mu.Lock()
+				vm.partial = ""
+				vm.mu.Unlock()
+				break
 			}
 		}
 		vm.err = cmd.Wait()
@@ -214,8 +249,9 @@ func (vm *VM) WaitFor(ctx context.Context, s string, timeout time.Duration) (tim
 		vm.mu.Lock()
 		lines := vm.lines[seen:]
 		seen = len(vm.lines)
+		partial := vm.partial
 		vm.mu.Unlock()
-		for _, l := range lines {
+		for _, l := range append(lines[:len(lines):len(lines)], partial) {
 			if strings.Contains(l, s) {
 				return time.Since(vm.start), nil
 			}
@@ -248,6 +284,9 @@ func (vm *VM) Type(s string) error {
 func (vm *VM) Console() string {
 	vm.mu.Lock()
 	defer vm.mu.Unlock()
+	if vm.partial != "" {
+		return strings.Join(append(vm.lines[:len(vm.lines):len(vm.lines)], vm.partial), "\n")
+	}
 	return strings.Join(vm.lines, "\n")
 }
 
