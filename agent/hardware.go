@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -135,14 +136,34 @@ func (m *machine) opts() []inventory.Option {
 			if !m.cfg.CollectLLDP {
 				return nil
 			}
-			m.lldpMu.Lock()
-			defer m.lldpMu.Unlock()
-			if t, ok := m.lldp[name]; ok {
-				return t
-			}
-			return []inventory.LLDPTLV{}
+			return m.heardLLDP(name)
 		}),
+		inventory.WithHeardLLDP(m.heardLLDP),
 	}
+}
+
+// heardLLDP is what CollectLLDP heard on a NIC: nothing yet is an empty
+// list, as IPA reports a NIC that heard nothing.
+func (m *machine) heardLLDP(name string) []inventory.LLDPTLV {
+	m.lldpMu.Lock()
+	defer m.lldpMu.Unlock()
+	if t, ok := m.lldp[name]; ok {
+		return t
+	}
+	return []inventory.LLDPTLV{}
+}
+
+// WantsLLDP says whether the agent must listen for LLDP: for the
+// inventory (ipa-collect-lldp), or for inspection's lldp collector, which
+// listens in IPA whatever ipa-collect-lldp says.
+func WantsLLDP(cfg *Config) bool {
+	if cfg.CollectLLDP {
+		return true
+	}
+	if cfg.InspectionCallbackURL == "" {
+		return false
+	}
+	return slices.Contains(cfg.InspectionCollectors, "lldp")
 }
 
 func (m *machine) MACs(ctx context.Context) ([]string, error) {

@@ -86,7 +86,7 @@ func InspectionData(ctx context.Context, inv *Inventory, collectors []string, op
 				data["dmi"] = dmi
 			}
 		case "lldp":
-			data["lldp_raw"] = lldpRaw(inv)
+			data["lldp_raw"] = lldpRaw(inv, o)
 		case "usb-devices":
 			data["usb_devices"] = usbDevices(o)
 		}
@@ -107,10 +107,13 @@ func pyList(names []string) string {
 
 // lldpRaw is IPA's collect_lldp: every interface's LLDP TLVs as [type,
 // hex] pairs, an empty list where none were heard.
-func lldpRaw(inv *Inventory) map[string][]LLDPTLV {
+func lldpRaw(inv *Inventory, o *options) map[string][]LLDPTLV {
 	out := map[string][]LLDPTLV{}
 	for _, ifc := range inv.Interfaces {
 		tlvs := ifc.LLDP
+		if o.heard != nil {
+			tlvs = o.heard(ifc.Name)
+		}
 		if tlvs == nil {
 			tlvs = []LLDPTLV{}
 		}

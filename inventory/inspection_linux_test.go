@@ -199,3 +199,30 @@ func TestMellanoxInfiniBandAsIPA(t *testing.T) {
 	assert.Nil(t, ib.Driver, "IPA's Mellanox manager leaves the driver out")
 	assert.Nil(t, ib.LLDP)
 }
+
+// TestLLDPCollectorReportsWhatWasHeard: with ipa-collect-lldp=0 the
+// inventory's interfaces carry no LLDP, yet IPA's lldp collector still
+// reports what each NIC heard.
+func TestLLDPCollectorReportsWhatWasHeard(t *testing.T) {
+	root := unpackSnapshot(t, "bios-virtio-scsi-nvme")
+	ctx := context.Background()
+	opts := []Option{WithRoot(root), WithSkipBMC(true)}
+	inv, err := Collect(ctx, opts...)
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, len(inv.Interfaces), 2)
+	first := inv.Interfaces[0].Name
+	heard := WithHeardLLDP(func(name string) []LLDPTLV {
+		if name == first {
+			return []LLDPTLV{{Type: 5, Value: []byte("tor-a")}}
+		}
+		return nil
+	})
+	data := roundTrip(t, InspectionData(ctx, inv, []string{"default", "lldp"}, append(opts, heard)...))
+	assert.Nil(t, data["error"])
+	lldp := data["lldp_raw"].(map[string]any)
+	assert.Equal(t, []any{[]any{5.0, "746f722d61"}}, lldp[first])
+	assert.Equal(t, []any{}, lldp[inv.Interfaces[1].Name])
+	for _, ifc := range data["inventory"].(map[string]any)["interfaces"].([]any) {
+		assert.Nil(t, ifc.(map[string]any)["lldp"], "the inventory's interfaces carry LLDP only with ipa-collect-lldp")
+	}
+}

@@ -109,6 +109,7 @@ type options struct {
 	bootif  string
 	skipBMC bool
 	lldp    func(string) []LLDPTLV
+	heard   func(string) []LLDPTLV
 	sysRoot string // "/" normally; a snapshot in tests
 	log     *slog.Logger
 	// benchmarks are ipa-inspection-benchmarks (cpu, disk, mem), run by
@@ -137,6 +138,14 @@ func WithSkipBMC(skip bool) Option { return func(o *options) { o.skipBMC = skip 
 
 // WithLLDP supplies the LLDP TLVs seen on each interface.
 func WithLLDP(f func(ifname string) []LLDPTLV) Option { return func(o *options) { o.lldp = f } }
+
+// WithHeardLLDP gives the lldp collector what was heard on each NIC. IPA's
+// collector listens whatever ipa-collect-lldp says, which only decides
+// whether the inventory's interfaces carry it; without this option the
+// collector reports the inventory's.
+func WithHeardLLDP(f func(ifname string) []LLDPTLV) Option {
+	return func(o *options) { o.heard = f }
+}
 
 // WithRoot reads /sys, /proc, /run and /dev under root (a snapshot).
 func WithRoot(root string) Option { return func(o *options) { o.sysRoot = root } }

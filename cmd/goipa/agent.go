@@ -113,7 +113,7 @@ func runAgentWith(ctx context.Context, cfg *agent.Config, realPower bool, log *s
 	log.Info("goipa starting", "version", agent.Version, "ipa_version", agent.IPAVersion, "pid", os.Getpid(),
 		"standalone", cfg.Standalone, "api_urls", cfg.APIURLs, "devices", cfg.Devices, "real_power", realPower || cfg.Power == "system")
 	hw := agent.NewMachine(cfg, log)
-	if cfg.CollectLLDP {
+	if agent.WantsLLDP(cfg) {
 		hw.CollectLLDP(ctx)
 	}
 	var a *agent.Agent
