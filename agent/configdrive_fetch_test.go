@@ -87,7 +87,9 @@ func TestConfigDriveServerCannotHangOrExhaust(t *testing.T) {
 			// twice the drive in all, whatever the server sends.
 			alloc := after.TotalAlloc - before.TotalAlloc
 			t.Logf("%s: %d MiB allocated", path, alloc>>20)
-			assert.Less(t, alloc, uint64(3*disk.ConfigDriveSize), "allocations grow with the body")
+			if !raceDetector { // the detector's own allocations double the figure
+				assert.Less(t, alloc, uint64(3*disk.ConfigDriveSize), "allocations grow with the body")
+			}
 		})
 	}
 }
