@@ -174,29 +174,6 @@ func grubBinary(root string) string {
 	return "grub"
 }
 
-// BootReport is the logs' efibootmgr member: BootOrder and the
-// entries, in efibootmgr -v's words, read from vars.
-func BootReport(vars efi.Vars) ([]byte, error) {
-	var b strings.Builder
-	order, err := vars.BootOrder()
-	if err != nil {
-		return nil, err
-	}
-	nums := make([]string, len(order))
-	for i, n := range order {
-		nums[i] = fmt.Sprintf("%04X", n)
-	}
-	fmt.Fprintf(&b, "BootOrder: %s\n", strings.Join(nums, ","))
-	ents, err := vars.BootEntries()
-	if err != nil {
-		return nil, err
-	}
-	for _, e := range ents {
-		fmt.Fprintln(&b, e.String())
-	}
-	return []byte(b.String()), nil
-}
-
 // RemoveMatching deletes the boot entries whose device path matches one
 // of patterns, as IPA's clean_uefi_nvram does through efibootmgr.
 func RemoveMatching(vars efi.Vars, patterns []*regexp.Regexp, log *slog.Logger) error {

@@ -47,7 +47,7 @@ func TestReplaceBootEntry(t *testing.T) {
 			assert.Contains(t, e.Path.String(), "shimx64.efi", "the old entry is gone")
 		}
 	}
-	report, err := BootReport(vars)
+	report, err := vars.Report()
 	require.NoError(t, err)
 	assert.Regexp(t, `^BootOrder: [0-9A-F]{4},[0-9A-F]{4}\n`, string(report))
 	assert.Contains(t, string(report), "debian\tHD(1,GPT,")

@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"sort"
 	"strconv"
+	"strings"
 )
 
 // DefaultVarsDir is where the kernel mounts efivarfs.
@@ -214,4 +215,27 @@ func (v Vars) RemoveBootEntry(num uint16) error {
 		return nil
 	}
 	return v.SetBootOrder(kept)
+}
+
+// Report is `efibootmgr -v`'s listing: BootOrder, then every Boot####
+// entry in its words.
+func (v Vars) Report() ([]byte, error) {
+	var b strings.Builder
+	order, err := v.BootOrder()
+	if err != nil {
+		return nil, err
+	}
+	nums := make([]string, len(order))
+	for i, n := range order {
+		nums[i] = fmt.Sprintf("%04X", n)
+	}
+	fmt.Fprintf(&b, "BootOrder: %s\n", strings.Join(nums, ","))
+	ents, err := v.BootEntries()
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range ents {
+		fmt.Fprintln(&b, e.String())
+	}
+	return []byte(b.String()), nil
 }
