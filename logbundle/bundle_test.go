@@ -235,6 +235,9 @@ func TestProcMembers(t *testing.T) {
 	f.file("proc/1/stat", "1 (goipa (init)) S 0 1 1 0 -1 4194560 1 0 0 0 0 0 0 0 20 0 12 0 10 1000000 300 18446744073709551615\n")
 	f.file("proc/1/cmdline", "/init\x00--debug\x00")
 	f.file("proc/2/stat", "2 (kthreadd) S 0 0 0 0 -1 2129984 0 0 0 0 0 0 0 0 20 0 1 0 10 0 0 18446744073709551615\n")
+	// A shell's -c script: its newline and tab must not break the table.
+	f.file("proc/40000/stat", "40000 (sh) S 1 1 1 0 -1 4194560 1 0 0 0 0 0 0 0 20 0 1 0 10 1000000 100 18446744073709551615\n")
+	f.file("proc/40000/cmdline", "sh\x00-c\x00echo a\n\techo b\x00")
 	f.file("proc/cmdline", "ipa-api-url=http://192.0.2.1:6385 BOOTIF=52:54:00:12:34:56\n")
 	f.file("proc/mdstat", "Personalities : [raid1]\nunused devices: <none>\n")
 	c := f.collector()
@@ -247,7 +250,7 @@ func TestProcMembers(t *testing.T) {
 	}{
 		{"mount", c.mount, []string{"proc on /proc type proc (rw,nosuid)\n", "/dev/sda1 on /mnt/my disk type ext4 (rw,relatime)\n"}},
 		{"lsmod", c.lsmod, []string{"Module", "ahci                       49152  2 \n", "libahci                    49152  1 ahci\n"}},
-		{"ps", c.ps, []string{"   1    S 1200 /init --debug\n", "[kthreadd]"}},
+		{"ps", c.ps, []string{"    1    S 1200 /init --debug\n", "[kthreadd]", "\n 40000    S  400 sh -c echo a??echo b\n"}},
 		{"cmdline", c.procFile("cmdline"), []string{"BOOTIF=52:54:00:12:34:56"}},
 		{"mdstat", c.procFile("mdstat"), []string{"Personalities : [raid1]"}},
 	}

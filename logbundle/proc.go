@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"unicode"
 )
 
 // mountEntry is one line of /proc/self/mounts.
@@ -169,7 +170,7 @@ func (c *Collector) ps(context.Context) ([]byte, error) {
 		} else {
 			cmd = "[" + comm + "]"
 		}
-		procs = append(procs, process{PID: pid, State: state, RSSKiB: rss * page, Command: cmd})
+		procs = append(procs, process{PID: pid, State: state, RSSKiB: rss * page, Command: printable(cmd)})
 	}
 	sort.Slice(procs, func(i, j int) bool { return procs[i].PID < procs[j].PID })
 	var b strings.Builder
@@ -180,4 +181,16 @@ func (c *Collector) ps(context.Context) ([]byte, error) {
 	}
 	tw.Flush()
 	return []byte(b.String()), nil
+}
+
+// printable replaces control characters with '?', as ps does: a command
+// line may hold a newline or a tab (a shell's -c script), and either
+// would end or split the table's row, misaligning every column after it.
+func printable(s string) string {
+	return strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return '?'
+		}
+		return r
+	}, s)
 }

@@ -133,15 +133,38 @@ func WithMDNS() Option { return func(o *options) { o.mdns = true } }
 // WithCallbackTimeout sets how long Ironic waits in *wait states.
 func WithCallbackTimeout(s int) Option { return func(o *options) { o.callbackTimeout = s } }
 
-// FreePort returns a loopback TCP port that was free a moment ago.
+// FreePort returns a loopback TCP port that is free and stays reserved
+// for this test until it ends.
+//
+// A port the kernel hands out for ":0" lies in the ephemeral range, where
+// every other test's listeners and outgoing connections take theirs too:
+// in a full run an Ironic or inspector started seconds later found its
+// port taken, or, worse, another test's inspector answering on it. So the
+// port comes from below the ephemeral range, and a reservation (an
+// abstract Unix socket named after the port, which the kernel drops with
+// the process and which leaves no file behind) keeps every other test
+// process from choosing it while this test runs.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("free port: %v", err)
+	const lo, hi = 20000, 32768 // below ip_local_port_range's default 32768
+	start := int(time.Now().UnixNano()%int64(hi-lo)) + os.Getpid()
+	for i := 0; i < hi-lo; i++ {
+		port := lo + (start+i*7919)%(hi-lo) // 7919 is prime: visits every port once
+		hold, err := net.ListenUnix("unix", &net.UnixAddr{Name: fmt.Sprintf("@goipa-test-port-%d", port), Net: "unix"})
+		if err != nil {
+			continue // another test process holds it
+		}
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			hold.Close()
+			continue
+		}
+		l.Close()
+		t.Cleanup(func() { hold.Close() })
+		return port
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Fatalf("free port: none free in %d-%d", lo, hi-1)
+	return 0
 }
 
 const ironicConf = `[DEFAULT]
