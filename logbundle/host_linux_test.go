@@ -23,6 +23,7 @@ func TestCollectOnThisHost(t *testing.T) {
 	testenv.NeedRoot(t) // the kernel log needs CAP_SYSLOG
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
+	before := blockSizes(t)
 	b, err := New(WithMember("journal", func(context.Context) ([]byte, error) { return []byte("agent log\n"), nil })).Collect(ctx)
 	require.NoError(t, err)
 	files, _ := members(t, b)
@@ -63,25 +64,35 @@ func TestCollectOnThisHost(t *testing.T) {
 	assert.True(t, strings.HasPrefix(files["multipath"], "# ") || strings.Contains(files["multipath"], " dm-"), files["multipath"])
 
 	// Every block device with a medium is in lsblk, lsblk-full and udev/,
-	// every PCI function in lspci.
-	ents, err := os.ReadDir("/sys/block")
-	require.NoError(t, err)
-	for _, e := range ents {
-		size, _ := os.ReadFile(filepath.Join("/sys/block", e.Name(), "size"))
-		if strings.TrimSpace(string(size)) == "0" {
+	// every PCI function in lspci. Other test packages attach and detach
+	// loop devices while this runs: only devices that had the same size
+	// before and after the collection are checked.
+	after := blockSizes(t)
+	for name, size := range before {
+		if size == "0" || after[name] != size {
 			continue
 		}
-		if _, err := os.Stat(filepath.Join("/sys/block", e.Name())); err != nil {
-			continue // a loop device detached meanwhile by another test
-		}
-		assert.Regexp(t, `(?m)^\S*`+e.Name()+` `, files["lsblk"])
-		assert.Contains(t, files["lsblk-full"], `KNAME="`+e.Name()+`"`)
-		assert.Contains(t, files, "udev/"+e.Name())
+		assert.Regexp(t, `(?m)^\S*`+name+` `, files["lsblk"])
+		assert.Contains(t, files["lsblk-full"], `KNAME="`+name+`"`)
+		assert.Contains(t, files, "udev/"+name)
 	}
 	pci, _ := os.ReadDir("/sys/bus/pci/devices")
 	for _, p := range pci {
 		assert.Contains(t, files["lspci"], p.Name()+" ")
 	}
+}
+
+// blockSizes maps each entry of /sys/block to its size in sectors.
+func blockSizes(t *testing.T) map[string]string {
+	ents, err := os.ReadDir("/sys/block")
+	require.NoError(t, err)
+	sizes := make(map[string]string, len(ents))
+	for _, e := range ents {
+		if size, err := os.ReadFile(filepath.Join("/sys/block", e.Name(), "size")); err == nil {
+			sizes[e.Name()] = strings.TrimSpace(string(size))
+		}
+	}
+	return sizes
 }
 
 // pidColumn is pid right-aligned as the ps member's first column is.
