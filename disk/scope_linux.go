@@ -64,10 +64,7 @@ func (e *MultipathPathError) Error() string {
 // a path of a multipath map always (*MultipathPathError).
 func (s Scope) Check(dev string) error {
 	if k, err := s.kernelName(dev); err == nil {
-		if m := MultipathMapOf(s.sys(""), k); m != "" || s.partitionOfPath(k) != "" {
-			if m == "" {
-				m = s.partitionOfPath(k)
-			}
+		if m := s.mapOfPath(k); m != "" {
 			w, _ := MultipathWWIDOf(s.sys(""), m)
 			return &MultipathPathError{Device: dev, Map: "/dev/" + m, WWID: w}
 		}
@@ -88,7 +85,7 @@ func (s Scope) Check(dev string) error {
 		if k, err := s.kernelName(d); err == nil {
 			allowed[k] = true
 			// One logical unit: a path named allows its map.
-			if m := MultipathMapOf(s.sys(""), k); m != "" {
+			if m := s.mapOfPath(k); m != "" {
 				allowed[m] = true
 			}
 		}
@@ -111,8 +108,12 @@ func (s Scope) sys(p string) string {
 	return filepath.Join(root, "sys", p)
 }
 
-// partitionOfPath returns the map whose path partition k lies on, or "".
-func (s Scope) partitionOfPath(k string) string {
+// mapOfPath returns the dm-multipath map kernel device k is a path of,
+// or whose path partition k lies on; "" when none.
+func (s Scope) mapOfPath(k string) string {
+	if m := MultipathMapOf(s.sys(""), k); m != "" {
+		return m
+	}
 	if _, err := os.Stat(s.sys("class/block/" + k + "/partition")); err != nil {
 		return ""
 	}

@@ -107,3 +107,69 @@ func TestScopeCheck(t *testing.T) {
 		t.Errorf("another plain file: %v, want *OutsideError saying it is not a block device", err)
 	}
 }
+
+// TestScopeMultipath: a dm-multipath map (dm-1 over sdc and sdd, uuid
+// mpath-...) and its paths are one device: a path, or a partition left
+// on one, is never written (mapOfPath names the map), and a scope that
+// names one path allows the map, whose other path it does not name.
+func TestScopeMultipath(t *testing.T) {
+	root := fakeSysfs(t)
+	mk := func(p string) {
+		if err := os.MkdirAll(filepath.Join(root, p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	link := func(target, name string) {
+		if err := os.Symlink(target, filepath.Join(root, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, p := range []string{"sdc", "sdd"} {
+		dir := "sys/devices/pci0000:00/0000:00:05.0/host0/target0:0:0/0:0:0:0/block/" + p
+		if p == "sdd" {
+			dir = "sys/devices/pci0000:00/0000:00:06.0/host1/target1:0:0/1:0:0:0/block/" + p
+		}
+		mk(dir + "/holders")
+		link("../../"+strings.TrimPrefix(dir, "sys/"), "sys/class/block/"+p)
+		link("../../../../../../../../../devices/virtual/block/dm-1", dir+"/holders/dm-1")
+		if p == "sdc" {
+			mk(dir + "/sdc1")
+			os.WriteFile(filepath.Join(root, dir, "sdc1/partition"), []byte("1\n"), 0o644)
+			link("../../"+strings.TrimPrefix(dir, "sys/")+"/sdc1", "sys/class/block/sdc1")
+		}
+	}
+	mk("sys/devices/virtual/block/dm-1/dm")
+	mk("sys/devices/virtual/block/dm-1/slaves")
+	link("../../devices/virtual/block/dm-1", "sys/class/block/dm-1")
+	os.WriteFile(filepath.Join(root, "sys/devices/virtual/block/dm-1/dm/uuid"), []byte("mpath-35000c500a1b2c3d4\n"), 0o644)
+	for _, p := range []string{"sdc", "sdd"} {
+		link("../../../../../class/block/"+p, "sys/devices/virtual/block/dm-1/slaves/"+p)
+	}
+	// dm-0 (on md1) is device-mapper but no multipath map.
+	mk("sys/devices/virtual/block/dm-0/dm")
+	os.WriteFile(filepath.Join(root, "sys/devices/virtual/block/dm-0/dm/uuid"), []byte("LVM-abc\n"), 0o644)
+
+	s := Scope{devices: []string{"/dev/sdc"}, sysRoot: root}
+	for k, want := range map[string]string{"sdc": "dm-1", "sdd": "dm-1", "sdc1": "dm-1", "dm-1": "", "dm-0": "", "md1": "", "loop0p1": "", "vda": ""} {
+		if got := s.mapOfPath(k); got != want {
+			t.Errorf("mapOfPath(%s) = %q, want %q", k, got, want)
+		}
+	}
+	if w, ok := MultipathWWIDOf(filepath.Join(root, "sys"), "dm-1"); !ok || w != "35000c500a1b2c3d4" {
+		t.Errorf("MultipathWWIDOf(dm-1) = %q, %v", w, ok)
+	}
+	if got := MultipathPaths(filepath.Join(root, "sys"), "dm-1"); strings.Join(got, ",") != "sdc,sdd" {
+		t.Errorf("MultipathPaths(dm-1) = %v", got)
+	}
+	// What Check builds from goipa-devices=/dev/sdc: sdc and its map.
+	allowed := map[string]bool{"sdc": true, s.mapOfPath("sdc"): true}
+	if r := s.outside("dm-1", allowed, 0); r != "" {
+		t.Errorf("the map of a named path is refused: %s", r)
+	}
+	if r := s.outside("dm-0", allowed, 0); r == "" {
+		t.Error("dm-0 (on md1, not named) is allowed")
+	}
+	if err := (&MultipathPathError{Device: "/dev/sdd", Map: "/dev/dm-1", WWID: "35000c500a1b2c3d4"}).Error(); !strings.Contains(err, "path of multipath map /dev/dm-1") {
+		t.Errorf("error text %q", err)
+	}
+}
