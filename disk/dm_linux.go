@@ -72,7 +72,7 @@ func encodeDMIoctl(name, uuid string, flags uint32, targets []dmTarget) ([]byte,
 	for i, v := range dmVersion {
 		binary.NativeEndian.PutUint32(b[4*i:], v)
 	}
-	binary.NativeEndian.PutUint32(b[12:], uint32(size))                // data_size
+	binary.NativeEndian.PutUint32(b[12:], uint32(size))               // data_size
 	binary.NativeEndian.PutUint32(b[16:], uint32(unix.SizeofDmIoctl)) // data_start
 	binary.NativeEndian.PutUint32(b[20:], uint32(len(targets)))       // target_count
 	binary.NativeEndian.PutUint32(b[28:], flags)

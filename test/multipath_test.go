@@ -100,9 +100,11 @@ func TestMultipathInQEMU(t *testing.T) {
 	t.Logf("inventory: the LUN is %s (serial %s, wwn %s)", mapDev, mpathWWID, mpathWWN)
 
 	// 2. A write to one path is refused (the guest owns every disk, so
-	// only the multipath rule can refuse it).
+	// only the multipath rule can refuse it): inject_files into /dev/sda
+	// on a node whose root device is the map.
 	res := postCommand(t, port, "deploy.execute_deploy_step", map[string]any{
-		"node": map[string]any{"uuid": "mpath-node"}, "ports": []any{},
+		"node":  map[string]any{"uuid": "mpath-node", "instance_info": map[string]any{"root_device": map[string]any{"name": mapDev}}},
+		"ports": []any{},
 		"step": map[string]any{"interface": "deploy", "step": "inject_files", "args": map[string]any{
 			"files": []any{map[string]any{"path": "/etc/x", "partition": "/dev/sda", "content": "eA=="}}}}})
 	if b, _ := json.Marshal(res["command_error"]); res["command_status"] != "FAILED" || !strings.Contains(string(b), "path of multipath map "+mapDev) {
@@ -200,4 +202,3 @@ func longCommand(t *testing.T, port int, name string, params any) map[string]any
 	}
 	return out
 }
-
