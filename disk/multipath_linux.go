@@ -151,6 +151,11 @@ func scsiPath(sys, k string) (MultipathPath, bool) {
 	if _, err := os.Stat(filepath.Join(dir, "device/scsi_disk")); err != nil {
 		return MultipathPath{}, false // not a SCSI disk (sr, vd, nvme, loop, md, dm)
 	}
+	// USB and SATA disks have one port: two of them with one WWID are
+	// two disks with a bogus identifier, never two paths to one.
+	if link, err := os.Readlink(dir); err == nil && (strings.Contains(link, "/usb") || strings.Contains(link, "/ata")) {
+		return MultipathPath{}, false
+	}
 	if hs, _ := os.ReadDir(filepath.Join(dir, "holders")); len(hs) > 0 {
 		return MultipathPath{}, false
 	}

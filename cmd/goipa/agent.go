@@ -206,9 +206,15 @@ func runInit(ctx context.Context, args []string) error {
 		log.Error("loading the dm-multipath modules", "error", err)
 	}
 	disks, nics := boot.WaitForHardware(ctx, 10*time.Second)
-	if _, err := disk.AssembleMultipath(ctx, log); err != nil {
-		log.Error("multipath", "error", err)
-	}
+	// The maps are assembled while the network comes up: waiting for
+	// the SCSI scans to settle then costs no boot time.
+	multipathDone := make(chan struct{})
+	go func() {
+		defer close(multipathDone)
+		if _, err := disk.AssembleMultipath(ctx, log); err != nil {
+			log.Error("multipath", "error", err)
+		}
+	}()
 	if b, err := os.ReadFile("/proc/cmdline"); err == nil && agent.SplitCmdline(string(b))["goipa-snapshot-console"] == "1" {
 		if err := printSnapshot(ctx, os.Stdout); err != nil {
 			log.Error("snapshot", "error", err)
@@ -226,6 +232,7 @@ func runInit(ctx context.Context, args []string) error {
 		}
 	}
 	log.Info("network step done", "duration", time.Since(start).Round(time.Millisecond))
+	<-multipathDone
 	if err := runAgentWith(ctx, cfg, true, log, buf); err != nil {
 		boot.RescueShell(ctx, fmt.Errorf("the agent stopped: %w", err))
 	}
