@@ -173,3 +173,47 @@ func TestScopeMultipath(t *testing.T) {
 		t.Errorf("error text %q", err)
 	}
 }
+
+// TestSCSIPathCandidates: what AssembleMultipath groups. A SCSI disk's
+// WWID comes from its VPD page 0x83, else the kernel's wwid; disks that
+// are not SCSI, are held already (a map, an array), are empty, or sit
+// behind USB or libata (single-ported) are no candidates.
+func TestSCSIPathCandidates(t *testing.T) {
+	sys := filepath.Join(t.TempDir(), "sys")
+	dev := func(k, parent string, files map[string]string) {
+		t.Helper()
+		dir := filepath.Join(sys, "devices", parent, k)
+		for f, v := range files {
+			os.MkdirAll(filepath.Dir(filepath.Join(dir, f)), 0o755)
+			os.WriteFile(filepath.Join(dir, f), []byte(v), 0o644)
+		}
+		os.MkdirAll(filepath.Join(sys, "block"), 0o755)
+		if err := os.Symlink("../devices/"+parent+"/"+k, filepath.Join(sys, "block", k)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pg83 := string(vpd83(designator(0, 0x3, []byte{0x50, 0x00, 0xc5, 0x00, 0xa1, 0xb2, 0xc3, 0xd4})))
+	scsi := func(extra map[string]string) map[string]string {
+		m := map[string]string{"size": "524288\n", "dev": "8:0\n", "device/scsi_disk/0:0:0:0/.keep": ""}
+		for k, v := range extra {
+			m[k] = v
+		}
+		return m
+	}
+	dev("sda", "pci0000:00/0000:00:05.0/virtio2/host0/target0:0:0/0:0:0:0/block", scsi(map[string]string{"device/vpd_pg83": pg83}))
+	dev("sdb", "pci0000:00/0000:00:06.0/virtio3/host1/target1:0:0/1:0:0:0/block", scsi(map[string]string{"device/wwid": "naa.5000c500a1b2c3d4\n"}))
+	dev("sdc", "pci0000:00/0000:00:07.0/host2/target2:0:0/2:0:0:0/block", scsi(map[string]string{"device/wwid": "naa.5000c500a1b2c3d4\n", "holders/md0/.keep": ""}))
+	dev("sdd", "pci0000:00/0000:00:1f.2/ata1/host3/target3:0:0/3:0:0:0/block", scsi(map[string]string{"device/wwid": "naa.5000c500a1b2c3d4\n"}))
+	dev("sde", "pci0000:00/0000:00:14.0/usb2/2-1/2-1:1.0/host4/target4:0:0/4:0:0:0/block", scsi(map[string]string{"device/wwid": "naa.5000c500a1b2c3d4\n"}))
+	dev("sdf", "pci0000:00/0000:00:08.0/host5/target5:0:0/5:0:0:0/block", scsi(map[string]string{"device/wwid": "naa.5000c500a1b2c3d4\n", "size": "0\n"}))
+	dev("vda", "pci0000:00/0000:00:04.0/virtio1/block", map[string]string{"size": "8\n", "dev": "253:0\n"})
+	var got []string
+	for _, k := range []string{"sda", "sdb", "sdc", "sdd", "sde", "sdf", "vda"} {
+		if p, ok := scsiPath(sys, k); ok {
+			got = append(got, p.Name+"="+p.WWID)
+		}
+	}
+	if want := "sda=35000c500a1b2c3d4 sdb=35000c500a1b2c3d4"; strings.Join(got, " ") != want {
+		t.Errorf("candidates %v, want %s", got, want)
+	}
+}
