@@ -60,14 +60,19 @@ func members(dev string) (kname string, devnos map[string]string, err error) {
 
 // CheckSafe refuses a device when it, a partition of it, or a device
 // stacked on it holds a mounted filesystem (the agent's own included) or
-// active swap. Every writer calls it first.
+// active swap, and a path of a dm-multipath map (the map is written
+// instead). Every writer calls it first.
 func CheckSafe(ctx context.Context, dev string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	_, devnos, err := members(dev)
+	kname, devnos, err := members(dev)
 	if err != nil {
 		return &InUseError{Device: dev, Reason: err.Error()}
+	}
+	if m := MultipathMapOf("/sys", kname); m != "" {
+		w, _ := MultipathWWIDOf("/sys", m)
+		return &InUseError{Device: dev, Reason: fmt.Sprintf("it is a path of multipath map /dev/%s (WWID %s): goipa writes the map, never one of its paths", m, w)}
 	}
 	f, err := os.Open("/proc/self/mountinfo")
 	if err != nil {

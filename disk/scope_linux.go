@@ -43,12 +43,32 @@ func (e *OutsideError) Error() string {
 	return fmt.Sprintf("refusing to write %s: %s; goipa-devices allows only %s and their partitions", e.Device, e.Reason, strings.Join(e.Allowed, ", "))
 }
 
+// MultipathPathError: dev is one path of a dm-multipath map. A map and
+// its paths are one logical unit; goipa writes the map, never a path
+// (a write through one path bypasses the map's failover, and the map
+// may have cached what the write changes).
+type MultipathPathError struct {
+	Device, Map, WWID string
+}
+
+func (e *MultipathPathError) Error() string {
+	return fmt.Sprintf("refusing to write %s: it is a path of multipath map %s (WWID %s); write %s instead", e.Device, e.Map, e.WWID, e.Map)
+}
+
 // Check returns nil when dev may be written: it is, or is a partition
 // of, an allowed device, or a device-mapper/md device (or a partition of
 // one) whose members all are, or is a path goipa-devices names as it
-// is. Anything else is an *OutsideError (or
-// ErrNoDevices); a path that is not a block device is refused too.
+// is. A dm-multipath map and its paths count as one device: naming any
+// of them allows the map. Anything else is an *OutsideError (or
+// ErrNoDevices); a path that is not a block device is refused too, and
+// a path of a multipath map always (*MultipathPathError).
 func (s Scope) Check(dev string) error {
+	if k, err := s.kernelName(dev); err == nil {
+		if m := s.mapOfPath(k); m != "" {
+			w, _ := MultipathWWIDOf(s.sys(""), m)
+			return &MultipathPathError{Device: dev, Map: "/dev/" + m, WWID: w}
+		}
+	}
 	if s.all {
 		return nil
 	}
@@ -64,6 +84,10 @@ func (s Scope) Check(dev string) error {
 	for _, d := range s.devices {
 		if k, err := s.kernelName(d); err == nil {
 			allowed[k] = true
+			// One logical unit: a path named allows its map.
+			if m := s.mapOfPath(k); m != "" {
+				allowed[m] = true
+			}
 		}
 	}
 	k, err := s.kernelName(dev)
@@ -82,6 +106,22 @@ func (s Scope) sys(p string) string {
 		root = "/"
 	}
 	return filepath.Join(root, "sys", p)
+}
+
+// mapOfPath returns the dm-multipath map kernel device k is a path of,
+// or whose path partition k lies on; "" when none.
+func (s Scope) mapOfPath(k string) string {
+	if m := MultipathMapOf(s.sys(""), k); m != "" {
+		return m
+	}
+	if _, err := os.Stat(s.sys("class/block/" + k + "/partition")); err != nil {
+		return ""
+	}
+	real, err := filepath.EvalSymlinks(s.sys("class/block/" + k))
+	if err != nil {
+		return ""
+	}
+	return MultipathMapOf(s.sys(""), filepath.Base(filepath.Dir(real)))
 }
 
 // kernelName is the sysfs name of the block device at path dev (through

@@ -107,3 +107,113 @@ func TestScopeCheck(t *testing.T) {
 		t.Errorf("another plain file: %v, want *OutsideError saying it is not a block device", err)
 	}
 }
+
+// TestScopeMultipath: a dm-multipath map (dm-1 over sdc and sdd, uuid
+// mpath-...) and its paths are one device: a path, or a partition left
+// on one, is never written (mapOfPath names the map), and a scope that
+// names one path allows the map, whose other path it does not name.
+func TestScopeMultipath(t *testing.T) {
+	root := fakeSysfs(t)
+	mk := func(p string) {
+		if err := os.MkdirAll(filepath.Join(root, p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	link := func(target, name string) {
+		if err := os.Symlink(target, filepath.Join(root, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, p := range []string{"sdc", "sdd"} {
+		dir := "sys/devices/pci0000:00/0000:00:05.0/host0/target0:0:0/0:0:0:0/block/" + p
+		if p == "sdd" {
+			dir = "sys/devices/pci0000:00/0000:00:06.0/host1/target1:0:0/1:0:0:0/block/" + p
+		}
+		mk(dir + "/holders")
+		link("../../"+strings.TrimPrefix(dir, "sys/"), "sys/class/block/"+p)
+		link("../../../../../../../../../devices/virtual/block/dm-1", dir+"/holders/dm-1")
+		if p == "sdc" {
+			mk(dir + "/sdc1")
+			os.WriteFile(filepath.Join(root, dir, "sdc1/partition"), []byte("1\n"), 0o644)
+			link("../../"+strings.TrimPrefix(dir, "sys/")+"/sdc1", "sys/class/block/sdc1")
+		}
+	}
+	mk("sys/devices/virtual/block/dm-1/dm")
+	mk("sys/devices/virtual/block/dm-1/slaves")
+	link("../../devices/virtual/block/dm-1", "sys/class/block/dm-1")
+	os.WriteFile(filepath.Join(root, "sys/devices/virtual/block/dm-1/dm/uuid"), []byte("mpath-35000c500a1b2c3d4\n"), 0o644)
+	for _, p := range []string{"sdc", "sdd"} {
+		link("../../../../../class/block/"+p, "sys/devices/virtual/block/dm-1/slaves/"+p)
+	}
+	// dm-0 (on md1) is device-mapper but no multipath map.
+	mk("sys/devices/virtual/block/dm-0/dm")
+	os.WriteFile(filepath.Join(root, "sys/devices/virtual/block/dm-0/dm/uuid"), []byte("LVM-abc\n"), 0o644)
+
+	s := Scope{devices: []string{"/dev/sdc"}, sysRoot: root}
+	for k, want := range map[string]string{"sdc": "dm-1", "sdd": "dm-1", "sdc1": "dm-1", "dm-1": "", "dm-0": "", "md1": "", "loop0p1": "", "vda": ""} {
+		if got := s.mapOfPath(k); got != want {
+			t.Errorf("mapOfPath(%s) = %q, want %q", k, got, want)
+		}
+	}
+	if w, ok := MultipathWWIDOf(filepath.Join(root, "sys"), "dm-1"); !ok || w != "35000c500a1b2c3d4" {
+		t.Errorf("MultipathWWIDOf(dm-1) = %q, %v", w, ok)
+	}
+	if got := MultipathPaths(filepath.Join(root, "sys"), "dm-1"); strings.Join(got, ",") != "sdc,sdd" {
+		t.Errorf("MultipathPaths(dm-1) = %v", got)
+	}
+	// What Check builds from goipa-devices=/dev/sdc: sdc and its map.
+	allowed := map[string]bool{"sdc": true, s.mapOfPath("sdc"): true}
+	if r := s.outside("dm-1", allowed, 0); r != "" {
+		t.Errorf("the map of a named path is refused: %s", r)
+	}
+	if r := s.outside("dm-0", allowed, 0); r == "" {
+		t.Error("dm-0 (on md1, not named) is allowed")
+	}
+	if err := (&MultipathPathError{Device: "/dev/sdd", Map: "/dev/dm-1", WWID: "35000c500a1b2c3d4"}).Error(); !strings.Contains(err, "path of multipath map /dev/dm-1") {
+		t.Errorf("error text %q", err)
+	}
+}
+
+// TestSCSIPathCandidates: what AssembleMultipath groups. A SCSI disk's
+// WWID comes from its VPD page 0x83, else the kernel's wwid; disks that
+// are not SCSI, are held already (a map, an array), are empty, or sit
+// behind USB or libata (single-ported) are no candidates.
+func TestSCSIPathCandidates(t *testing.T) {
+	sys := filepath.Join(t.TempDir(), "sys")
+	dev := func(k, parent string, files map[string]string) {
+		t.Helper()
+		dir := filepath.Join(sys, "devices", parent, k)
+		for f, v := range files {
+			os.MkdirAll(filepath.Dir(filepath.Join(dir, f)), 0o755)
+			os.WriteFile(filepath.Join(dir, f), []byte(v), 0o644)
+		}
+		os.MkdirAll(filepath.Join(sys, "block"), 0o755)
+		if err := os.Symlink("../devices/"+parent+"/"+k, filepath.Join(sys, "block", k)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pg83 := string(vpd83(designator(0, 0x3, []byte{0x50, 0x00, 0xc5, 0x00, 0xa1, 0xb2, 0xc3, 0xd4})))
+	scsi := func(extra map[string]string) map[string]string {
+		m := map[string]string{"size": "524288\n", "dev": "8:0\n", "device/scsi_disk/0:0:0:0/.keep": ""}
+		for k, v := range extra {
+			m[k] = v
+		}
+		return m
+	}
+	dev("sda", "pci0000:00/0000:00:05.0/virtio2/host0/target0:0:0/0:0:0:0/block", scsi(map[string]string{"device/vpd_pg83": pg83}))
+	dev("sdb", "pci0000:00/0000:00:06.0/virtio3/host1/target1:0:0/1:0:0:0/block", scsi(map[string]string{"device/wwid": "naa.5000c500a1b2c3d4\n"}))
+	dev("sdc", "pci0000:00/0000:00:07.0/host2/target2:0:0/2:0:0:0/block", scsi(map[string]string{"device/wwid": "naa.5000c500a1b2c3d4\n", "holders/md0/.keep": ""}))
+	dev("sdd", "pci0000:00/0000:00:1f.2/ata1/host3/target3:0:0/3:0:0:0/block", scsi(map[string]string{"device/wwid": "naa.5000c500a1b2c3d4\n"}))
+	dev("sde", "pci0000:00/0000:00:14.0/usb2/2-1/2-1:1.0/host4/target4:0:0/4:0:0:0/block", scsi(map[string]string{"device/wwid": "naa.5000c500a1b2c3d4\n"}))
+	dev("sdf", "pci0000:00/0000:00:08.0/host5/target5:0:0/5:0:0:0/block", scsi(map[string]string{"device/wwid": "naa.5000c500a1b2c3d4\n", "size": "0\n"}))
+	dev("vda", "pci0000:00/0000:00:04.0/virtio1/block", map[string]string{"size": "8\n", "dev": "253:0\n"})
+	var got []string
+	for _, k := range []string{"sda", "sdb", "sdc", "sdd", "sde", "sdf", "vda"} {
+		if p, ok := scsiPath(sys, k); ok {
+			got = append(got, p.Name+"="+p.WWID)
+		}
+	}
+	if want := "sda=35000c500a1b2c3d4 sdb=35000c500a1b2c3d4"; strings.Join(got, " ") != want {
+		t.Errorf("candidates %v, want %s", got, want)
+	}
+}

@@ -43,6 +43,7 @@ var ServerModules = []string{
 	"8021q", "efivarfs",
 	"ipmi_si", "ipmi_ssif", "ipmi_devintf", // IPMIModules and the BMC on SMBus
 	"md_mod", "raid0", "raid1", // MDModules
+	"dm_mod", "dm_multipath", "dm_service_time", // MultipathModules
 	"ext4", // FSModules
 	// VMediaModules: Ironic's boot ISO and floppy on a BMC's virtual CD
 	// or USB stick, and bonds and VLANs from network_data.json.
@@ -90,11 +91,18 @@ var IPMIModules = []string{"ipmi_si", "ipmi_devintf"}
 
 // VirtioModules are enough for a QEMU guest.
 var VirtioModules = []string{"virtio_pci", "virtio_blk", "virtio_net", "virtio_scsi", "virtio_rng", "sd_mod", "nvme", "8021q", "efivarfs", "md_mod", "raid0", "raid1", "ext4",
+	"dm_mod", "dm_multipath", "dm_service_time",
 	"ata_piix", "sr_mod", "cdrom", "isofs", "vfat", "nls_cp437", "nls_ascii", "bonding"}
 
 // MDModules are the software RAID driver and the levels goipa builds
 // (mdraid); no device asks for them, so init loads them by name.
 var MDModules = []string{"md_mod", "raid0", "raid1"}
+
+// MultipathModules are device-mapper, its multipath target and the
+// service-time path selector of the maps goipa assembles
+// (disk.AssembleMultipath); no device asks for them, so init loads them
+// by name.
+var MultipathModules = []string{"dm_mod", "dm_multipath", "dm_service_time"}
 
 // FSModules are the filesystems goipa mounts to write into (a bootc
 // deploy's root, inject_files, grub-install's chroot); the FAT of an
@@ -112,6 +120,7 @@ var ARM64ServerModules = []string{
 	"8021q", "efivarfs",
 	"ipmi_si", "ipmi_ssif", "ipmi_devintf",
 	"md_mod", "raid0", "raid1",
+	"dm_mod", "dm_multipath", "dm_service_time",
 	"ext4",
 	"sr_mod", "cdrom", "isofs", "vfat", "nls_cp437", "nls_ascii",
 	"usb_storage", "uas", "xhci_pci", "ehci_pci", "bonding",

@@ -25,3 +25,12 @@ func TestModuleSetsReadVirtualMedia(t *testing.T) {
 	}
 	assert.Contains(t, VirtioModules, "ata_piix")
 }
+
+// Every driver set carries what init loads by name for multipath maps.
+func TestModuleSetsAssembleMultipath(t *testing.T) {
+	for name, set := range map[string][]string{"ServerModules": ServerModules, "ARM64ServerModules": ARM64ServerModules, "VirtioModules": VirtioModules} {
+		for _, m := range MultipathModules {
+			assert.Contains(t, set, m, "%s lacks %s", name, m)
+		}
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/goipa/goipa/disk"
 	"github.com/goipa/goipa/firmware"
 )
 
@@ -54,6 +55,12 @@ func blockDevices(ctx context.Context, o *options) ([]Disk, error) {
 				o.log.Warn("inventory: goipa-devices entry skipped", "device", p, "error", err)
 				continue
 			}
+			// A path of a multipath map is the map: the logical unit is
+			// listed, and written, once.
+			if m := disk.MultipathMapOf(o.path("sys"), k); m != "" {
+				o.log.Info("inventory: goipa-devices names a path of a multipath map; the map is listed", "device", p, "map", "/dev/"+m)
+				k = m
+			}
 			knames = append(knames, k)
 		}
 	} else {
@@ -62,10 +69,16 @@ func blockDevices(ctx context.Context, o *options) ([]Disk, error) {
 			return nil, err
 		}
 		for _, e := range entries {
-			if skipByName(e.Name()) {
+			k := e.Name()
+			// IPA (lsblk TYPE mpath, `multipath -c`): a dm-multipath map
+			// is a disk, its paths are not.
+			if _, isMap := disk.MultipathWWIDOf(o.path("sys"), k); !isMap && skipByName(k) {
 				continue
 			}
-			knames = append(knames, e.Name())
+			if disk.MultipathMapOf(o.path("sys"), k) != "" {
+				continue
+			}
+			knames = append(knames, k)
 		}
 	}
 	var out []Disk
@@ -133,6 +146,10 @@ func readDisk(o *options, k string) (Disk, error) {
 	d.ReadOnly = readTrim(filepath.Join(dir, "ro")) == "1"
 	d.LogicalSectors, _ = strconv.Atoi(readTrim(filepath.Join(dir, "queue/logical_block_size")))
 	d.PhysicalSectors, _ = strconv.Atoi(readTrim(filepath.Join(dir, "queue/physical_block_size")))
+	if wwid, ok := disk.MultipathWWIDOf(o.path("sys"), k); ok {
+		readMultipathMap(o, &d, wwid)
+		return d, nil
+	}
 	d.Model = strPtr(readTrim(filepath.Join(dir, "device/model")))
 	d.Vendor = strPtr(readTrim(filepath.Join(dir, "device/vendor")))
 	d.FirmwareRevision = strPtr(firstOf(readTrim(filepath.Join(dir, "device/rev")), readTrim(filepath.Join(dir, "device/firmware_rev"))))
@@ -153,6 +170,21 @@ func readDisk(o *options, k string) (Disk, error) {
 	}
 	d.Tran = strPtr(transport(o, k, udev))
 	return d, nil
+}
+
+// readMultipathMap fills in a dm-multipath map as IPA reports one: lsblk
+// has no model, vendor, HCTL, transport or serial for a dm device and
+// udev's by-path rules skip dm-*, so what is left are the properties
+// multipath-tools' udev rules (kpartx_id) give the map, which IPA reads
+// next: DM_SERIAL, the WWID, and DM_WWN, "0x" and the WWID without its
+// type digit. Without udev (the ramdisk) they are made from the WWID the
+// same way.
+func readMultipathMap(o *options, d *Disk, wwid string) {
+	udev := udevProperties(o, readTrim(filepath.Join(o.path("sys/block"), d.Kname, "dev")))
+	d.Serial = strPtr(firstOf(udev["ID_SERIAL_SHORT"], udev["DM_SERIAL_SHORT"], udev["ID_SERIAL"], udev["DM_SERIAL"], wwid))
+	d.WWN = strPtr(firstOf(udev["ID_WWN"], udev["DM_WWN"], disk.MultipathWWN(wwid)))
+	d.WWNWithExtension = strPtr(firstOf(udev["ID_WWN_WITH_EXTENSION"], udev["DM_WWN_WITH_EXTENSION"]))
+	d.WWNVendorExtension = strPtr(firstOf(udev["ID_WWN_VENDOR_EXTENSION"], udev["DM_WWN_VENDOR_EXTENSION"]))
 }
 
 func firstOf(vals ...string) string {

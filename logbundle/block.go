@@ -221,9 +221,9 @@ func (c *Collector) readDevice(dir, name, parent string, mounts map[string]strin
 		}
 	case strings.HasPrefix(name, "dm-"):
 		d.Type = "dm"
-		if uuid := strings.ToLower(d.DMUUID); strings.HasPrefix(uuid, "mpath-") {
+		if _, ok := disk.MultipathWWIDFromUUID(d.DMUUID); ok {
 			d.Type = "mpath"
-		} else if strings.HasPrefix(uuid, "lvm-") {
+		} else if uuid := strings.ToLower(d.DMUUID); strings.HasPrefix(uuid, "lvm-") {
 			d.Type = "lvm"
 		} else if strings.HasPrefix(uuid, "crypt-") {
 			d.Type = "crypt"
@@ -367,7 +367,7 @@ func (c *Collector) multipath(context.Context) ([]byte, error) {
 			continue
 		}
 		maps++
-		wwid := d.DMUUID[len("mpath-"):]
+		wwid, _ := disk.MultipathWWIDFromUUID(d.DMUUID)
 		var vendor, model string
 		for _, s := range d.Slaves {
 			if p, ok := all[s]; ok && p.Model != "" {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/goipa/goipa/agent"
+	"github.com/goipa/goipa/disk"
 	"github.com/goipa/goipa/initramfs/boot"
 	"github.com/goipa/goipa/netcfg"
 )
@@ -196,7 +197,24 @@ func runInit(ctx context.Context, args []string) error {
 	if err := boot.MountEFIVars(); err != nil {
 		log.Error("efivarfs: UEFI boot entries cannot be written", "error", err)
 	}
+	// dm-multipath: without multipathd (or udev and modprobe to load
+	// the target on demand) goipa loads the driver and assembles a map
+	// per LUN reached through several paths itself, before anything
+	// lists the disks, so the inventory, erase and image writes see the
+	// map and never a single path.
+	if err := boot.LoadModules("dm_mod", "dm_multipath", "dm_service_time"); err != nil {
+		log.Error("loading the dm-multipath modules", "error", err)
+	}
 	disks, nics := boot.WaitForHardware(ctx, 10*time.Second)
+	// The maps are assembled while the network comes up: waiting for
+	// the SCSI scans to settle then costs no boot time.
+	multipathDone := make(chan struct{})
+	go func() {
+		defer close(multipathDone)
+		if _, err := disk.AssembleMultipath(ctx, log); err != nil {
+			log.Error("multipath", "error", err)
+		}
+	}()
 	if b, err := os.ReadFile("/proc/cmdline"); err == nil && agent.SplitCmdline(string(b))["goipa-snapshot-console"] == "1" {
 		if err := printSnapshot(ctx, os.Stdout); err != nil {
 			log.Error("snapshot", "error", err)
@@ -214,6 +232,7 @@ func runInit(ctx context.Context, args []string) error {
 		}
 	}
 	log.Info("network step done", "duration", time.Since(start).Round(time.Millisecond))
+	<-multipathDone
 	if err := runAgentWith(ctx, cfg, true, log, buf); err != nil {
 		boot.RescueShell(ctx, fmt.Errorf("the agent stopped: %w", err))
 	}
