@@ -105,7 +105,7 @@ func (d *deployer) bootcInstall(ctx context.Context, sc *StepCall) (any, error) 
 		return nil, &Error{Type: "InvalidImage", Code: 400, Message: "Invalid image",
 			Details: fmt.Sprintf("goipa installs bootc images for UEFI boot only, and this ramdisk booted in %s mode", mode)}
 	}
-	device, err := d.installDisk(ctx)
+	device, err := d.installDisk(ctx, d.a.Node())
 	if err != nil {
 		return nil, err
 	}
@@ -131,9 +131,7 @@ func (d *deployer) bootcInstall(ctx context.Context, sc *StepCall) (any, error) 
 		return nil, err
 	}
 	c.Log.Info("bootc install", "image", args.imageSource, "device", device, "layers", len(img.Layers), "compressed_bytes", img.Compressed, "root_mib", rootMiB)
-	d.mu.Lock()
-	d.device, d.partition = "", nil
-	d.mu.Unlock()
+	d.setLast(nil)
 	start := time.Now()
 	opts := bootc.Options{RootMiB: rootMiB, AuthorizedKeys: args.authorizedKeys, Log: c.Log, Progress: c.SetProgress,
 		Retry: image.Retry{Attempts: d.a.cfg.ImageConnectionRetries, Interval: d.a.cfg.ImageRetryInterval}}
@@ -150,12 +148,9 @@ func (d *deployer) bootcInstall(ctx context.Context, sc *StepCall) (any, error) 
 	if err != nil {
 		return nil, bootcError(err)
 	}
-	pd := &partitionDeploy{partitions: res.Partitions, rootUUID: res.RootUUID, espUUID: res.ESPUUID}
-	d.mu.Lock()
-	d.device, d.partition = device, pd
-	d.mu.Unlock()
+	d.setLast(&image.Deployed{Device: device, Partitions: res.Partitions, RootUUID: res.RootUUID, ESPUUID: res.ESPUUID})
 	// The boot entry comes last, when the disk is complete.
-	if ok, err := d.setupUEFI(ctx, c, device, pd.espUUID); err != nil {
+	if ok, err := d.setupUEFI(ctx, c, device, res.ESPUUID); err != nil {
 		return nil, err
 	} else if !ok {
 		return nil, fmt.Errorf("the ESP on %s holds no loader after the install", device)

@@ -35,7 +35,7 @@ func (d *deployer) installBootloader(ctx context.Context, c *Call) (any, error) 
 	if p.prepUUID != "" {
 		c.Log.Warn("install_bootloader: PReP partitions (ppc64) are not supported by goipa; ignoring prep_boot_part_uuid", "uuid", p.prepUUID)
 	}
-	device, err := d.installDisk(ctx)
+	device, err := d.installDisk(ctx, d.a.Node())
 	if err != nil {
 		return nil, err
 	}
