@@ -1,33 +1,36 @@
 package agent
 
 import (
+	"cmp"
 	"context"
-	"encoding/base64"
-	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
-	"os"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/goipa/goipa/disk"
 	"github.com/goipa/goipa/download"
+	"github.com/goipa/goipa/image"
+	"github.com/goipa/goipa/inventory"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// ImageWriter streams, verifies and writes an image onto a device,
-// leaving it unbootable on any failure. The image package implements it.
-type ImageWriter interface {
-	WriteImage(ctx context.Context, ii *ImageInfo, device string, progress func(any)) error
-}
+// standby.prepare_image, get_partition_uuids and the write_image and
+// inject_files steps: IPA's parameters, results and error classes; the
+// work is package image's (image.Deploy) and disk's.
 
-// ConfigDriveWriter adds a config-2 partition holding iso to a disk that
-// already carries a whole-disk image. The disk package implements it.
-type ConfigDriveWriter interface {
-	WriteConfigDrive(ctx context.Context, device string, iso []byte) (partition string, err error)
-}
+// ImageInfo is IPA's image_info (image.ParseInfo).
+type ImageInfo = image.Info
+
+// ImageWriter streams, verifies and writes an image onto a device,
+// leaving it unbootable on any failure (image.Engine).
+type ImageWriter = image.Writer
+
+// ConfigDriveWriter adds a config-2 partition to a disk that carries a
+// whole-disk image (disk.WriteConfigDrive).
+type ConfigDriveWriter = image.ConfigDriveWriter
 
 // DiskSelector picks the install disk by root device hints (nil hints:
 // IPA's default rule). The inventory package implements it, and it only
@@ -46,6 +49,20 @@ func WithDeploy(sel DiskSelector, w ImageWriter, cd ConfigDriveWriter) Option {
 	}
 }
 
+// NewImageEngine returns the agent's ImageWriter: image.Engine with the
+// agent's download parameters and Ironic's lookup config.
+func NewImageEngine(cfg *Config, log *slog.Logger, lookupConfig func() map[string]any) ImageWriter {
+	return image.NewEngine(image.EngineConfig{
+		HTTP:  image.HTTPOptions{Insecure: cfg.Insecure, CAFile: cfg.CAFile, Timeout: cfg.ImageConnectionTimeout, Parallel: cfg.ImageParallel},
+		Retry: image.Retry{Attempts: cfg.ImageConnectionRetries, Interval: cfg.ImageRetryInterval}, MaxDuration: cfg.ImageMaxDuration,
+		Lookup: lookupConfig, Log: log})
+}
+
+// NewConfigDriveWriter returns the agent's ConfigDriveWriter.
+func NewConfigDriveWriter(*slog.Logger) ConfigDriveWriter {
+	return image.ConfigDriveFunc(disk.WriteConfigDrive)
+}
+
 // deployer holds what the last image deploy did, for get_partition_uuids.
 type deployer struct {
 	a           *Agent
@@ -53,9 +70,14 @@ type deployer struct {
 	images      ImageWriter
 	configDrive ConfigDriveWriter
 
-	mu        sync.Mutex
-	device    string           // the disk the last image went to
-	partition *partitionDeploy // what a partition image's deploy left
+	mu   sync.Mutex
+	last *image.Deployed // nil: nothing written yet
+}
+
+func (d *deployer) setLast(res *image.Deployed) {
+	d.mu.Lock()
+	d.last = res
+	d.mu.Unlock()
 }
 
 func (a *Agent) registerDeploy() {
@@ -71,7 +93,7 @@ func (a *Agent) registerDeploy() {
 		}, Validate: func(params map[string]any) error {
 			// IPA's _validate_image_info runs before the command starts.
 			ii, _ := params["image_info"].(map[string]any)
-			_, err := ParseImageInfo(ii, d.md5Allowed())
+			_, err := d.parseImageInfo(ii)
 			return err
 		}},
 		"get_partition_uuids": {Run: d.getPartitionUUIDs},
@@ -99,28 +121,16 @@ func (a *Agent) registerDeploy() {
 	a.steps.Register(Service, inject)
 }
 
-// hints returns the node's root device hints: instance_info first.
-func rootDeviceHints(node map[string]any) map[string]any {
-	for _, key := range []string{"instance_info", "properties"} {
-		if m, ok := node[key].(map[string]any); ok {
-			if h, ok := m["root_device"].(map[string]any); ok && len(h) > 0 {
-				return h
-			}
-		}
-	}
-	return nil
-}
-
-// installDisk picks the install disk by the node's root device hints,
-// after the host-mode guard, and only when the one device check allows
-// it (prepare_image, install_bootloader, inject_files, bootc).
-func (d *deployer) installDisk(ctx context.Context) (string, error) {
+// installDisk picks the install disk by node's root device hints, after
+// the host-mode guard, and only when the one device check allows it
+// (prepare_image, install_bootloader, inject_files, bootc).
+func (d *deployer) installDisk(ctx context.Context, node map[string]any) (string, error) {
 	if err := d.a.mayTouchDisks(); err != nil {
 		return "", err
 	}
-	device, err := d.disks.RootDisk(ctx, rootDeviceHints(d.a.Node()))
+	device, err := d.disks.RootDisk(ctx, inventory.NodeRootDeviceHints(node))
 	if err != nil {
-		return "", &Error{Type: "DeviceNotFound", Code: 404, Message: "Error finding the disk or partition device to deploy the image onto", Details: err.Error()}
+		return "", deviceNotFound(err.Error())
 	}
 	if err := d.a.checkDevice(device); err != nil {
 		return "", err
@@ -128,124 +138,88 @@ func (d *deployer) installDisk(ctx context.Context) (string, error) {
 	return device, nil
 }
 
-// md5Allowed is the lookup's agent_md5_checksum_enable (default true).
-func (d *deployer) md5Allowed() bool {
-	if v, ok := d.a.LookupConfig()["agent_md5_checksum_enable"].(bool); ok {
-		return v
+// deviceNotFound is IPA's DeviceNotFound for the install disk.
+func deviceNotFound(details string) *Error {
+	return &Error{Type: "DeviceNotFound", Code: 404, Message: "Error finding the disk or partition device to deploy the image onto", Details: details}
+}
+
+// parseImageInfo is image.ParseInfo with the lookup's
+// agent_md5_checksum_enable (default true) and IPA's error class.
+func (d *deployer) parseImageInfo(raw map[string]any) (*ImageInfo, error) {
+	md5, ok := d.a.LookupConfig()["agent_md5_checksum_enable"].(bool)
+	ii, err := image.ParseInfo(raw, md5 || !ok)
+	var bad *image.InvalidInfoError
+	if errors.As(err, &bad) {
+		return nil, ErrInvalidParams("%s", bad.Details)
 	}
-	return true
+	return ii, err
 }
 
 func (d *deployer) prepareImage(ctx context.Context, c *Call, raw map[string]any, configdrive string) (string, error) {
-	ii, err := ParseImageInfo(raw, d.md5Allowed())
+	ii, err := d.parseImageInfo(raw)
 	if err != nil {
 		return "", err
 	}
-	if configdrive == "" {
-		configdrive = ii.Configdrive
-	}
-	device, err := d.installDisk(ctx)
+	node := d.a.Node()
+	device, err := d.installDisk(ctx, node)
 	if err != nil {
 		return "", err
 	}
 	var iso []byte
-	if configdrive != "" {
+	if configdrive = cmp.Or(configdrive, ii.Configdrive); configdrive != "" {
 		if iso, err = d.fetchConfigDrive(ctx, configdrive, ii); err != nil {
 			return "", err
 		}
 	}
-	c.Log.Info("writing image", "image", ii.ID, "device", device, "urls", ii.URLs, "format", ii.DiskFormat)
-	d.mu.Lock()
-	d.device, d.partition = "", nil
-	d.mu.Unlock()
-	start := time.Now()
-	if ii.IsPartition() {
-		pd, err := d.deployPartitionImage(ctx, c, ii, iso, device)
-		if err != nil {
-			return "", err
-		}
-		c.Log.Info("partition image written", "image", ii.ID, "device", device, "root_uuid", pd.rootUUID, "duration", time.Since(start).Round(time.Millisecond))
-		d.mu.Lock()
-		d.device, d.partition = device, pd
-		d.mu.Unlock()
-		msg := fmt.Sprintf("image (%s) written to device %s root_uuid=%s", ii.ID, device, pd.rootUUID)
-		if ii.DeployBootMode == "uefi" && pd.espUUID != "" {
-			msg += " efi_system_partition_uuid=" + pd.espUUID
-		}
-		return msg, nil
-	}
-	if err := d.images.WriteImage(ctx, ii, device, c.SetProgress); err != nil {
+	c.Log.Info("writing image", "image", ii.ID, "device", device, "urls", ii.URLs, "format", ii.DiskFormat, "type", ii.ImageType)
+	d.setLast(nil)
+	start, mode := time.Now(), d.a.partitionBootMode(node)
+	res, err := image.Deploy(ctx, d.images, d.configDrive, ii,
+		image.Target{Device: device, ConfigDrive: iso, BootMode: mode, DiskLabel: partitionDiskLabel(node, mode)}, c.SetProgress, c.Log)
+	var cdErr *image.ConfigDriveError
+	if errors.As(err, &cdErr) {
+		return "", &Error{Type: "InstanceDeployFailure", Code: 500, Message: "Failed to deploy instance", Details: cdErr.Error()}
+	} else if err != nil {
 		return "", &Error{Type: "ImageWriteError", Code: 500, Message: "Error writing image to device", Details: err.Error()}
 	}
-	c.Log.Info("image written", "image", ii.ID, "device", device, "duration", time.Since(start).Round(time.Millisecond))
-	if iso != nil {
-		part, err := d.configDrive.WriteConfigDrive(ctx, device, iso)
-		if err != nil {
-			return "", &Error{Type: "InstanceDeployFailure", Code: 500, Message: "Failed to deploy instance", Details: "config drive: " + err.Error()}
-		}
-		c.Log.Info("config drive written", "partition", part, "bytes", len(iso))
+	c.Log.Info("image written", "image", ii.ID, "device", device, "root_uuid", res.RootUUID, "duration", time.Since(start).Round(time.Millisecond))
+	d.setLast(res)
+	msg := fmt.Sprintf("image (%s) written to device %s root_uuid=%s", ii.ID, device, cmp.Or(res.RootUUID, "None"))
+	if ii.DeployBootMode == "uefi" && res.ESPUUID != "" {
+		msg += " efi_system_partition_uuid=" + res.ESPUUID
 	}
-	d.mu.Lock()
-	d.device = device
-	d.mu.Unlock()
-	return fmt.Sprintf("image (%s) written to device %s root_uuid=None", ii.ID, device), nil
+	return msg, nil
+}
+
+// partitionBootMode and partitionDiskLabel lay out a partition image's
+// (or software RAID's) disk for the node Ironic sent.
+func (a *Agent) partitionBootMode(node map[string]any) string {
+	return disk.NodeBootMode(node, a.bootMode())
+}
+
+func partitionDiskLabel(node map[string]any, bootMode string) string {
+	return disk.NodeDiskLabel(node, bootMode)
 }
 
 // downloadClient is the client for what a deploy fetches besides the
-// image (config drives, inject_files): ipa-cafile, ipa-insecure and the
-// image download timeout as the image has them, the environment's
-// proxies and, through extra, the ones image_info names.
+// image (config drives, inject_files, firmware): ipa-cafile, ipa-insecure
+// and the image download timeout as the image has them, the
+// environment's proxies and, through extra, the ones image_info names.
 func (a *Agent) downloadClient(extra ...download.Option) (*http.Client, error) {
 	return download.NewClient(append([]download.Option{download.WithCA(a.cfg.CAFile), download.WithInsecure(a.cfg.Insecure),
 		download.WithTimeout(a.cfg.ImageConnectionTimeout)}, extra...)...)
 }
 
-// fetchConfigDrive turns Ironic's config drive string (a URL, or base64 of
-// a gzipped ISO) into the ISO bytes (spec 10). A URL is fetched with the
-// image's CA, proxies (image_info's, when ii is not nil) and timeouts.
+// fetchConfigDrive is disk.FetchConfigDrive with the agent's download
+// client (and image_info's proxies, when ii is not nil) and IPA's error
+// class for a drive that cannot be used.
 func (d *deployer) fetchConfigDrive(ctx context.Context, s string, ii *ImageInfo) ([]byte, error) {
-	var data []byte
-	if strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://") {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, s, nil)
-		if err != nil {
-			return nil, ErrInvalidParams("config drive URL %q: %v", s, err)
+	iso, err := disk.FetchConfigDrive(ctx, s, func() (*http.Client, error) {
+		if ii == nil {
+			return d.a.downloadClient()
 		}
-		var extra []download.Option
-		if ii != nil {
-			extra = append(extra, download.WithProxies(ii.Proxies, ii.NoProxy))
-		}
-		client, err := d.a.downloadClient(extra...)
-		if err != nil {
-			return nil, fmt.Errorf("downloading the config drive: %w", err)
-		}
-		resp, err := client.Do(req)
-		if err != nil {
-			return nil, fmt.Errorf("downloading the config drive: %w", err)
-		}
-		defer resp.Body.Close()
-		if resp.StatusCode >= 400 {
-			return nil, fmt.Errorf("downloading the config drive: HTTP %d", resp.StatusCode)
-		}
-		// Streamed and bounded (disk.ReadConfigDrive): a server that
-		// sends too much, a gzip bomb or base64 of either costs at most
-		// the drive's own size in memory.
-		iso, err := disk.ReadConfigDrive(resp.Body)
-		var bad *disk.ConfigDriveError
-		if errors.As(err, &bad) {
-			return nil, ErrInvalidParams("%s", bad.Details)
-		} else if err != nil {
-			return nil, fmt.Errorf("downloading the config drive: %w", err)
-		}
-		return iso, nil
-	} else {
-		dec, err := base64.StdEncoding.DecodeString(strings.TrimSpace(s))
-		if err != nil {
-			// IPA uses undecodable text as it is; a gzip check below still guards it.
-			dec = []byte(s)
-		}
-		data = dec
-	}
-	iso, err := disk.DecodeConfigDrive(data)
+		return d.a.downloadClient(download.WithProxies(ii.Proxies, ii.NoProxy))
+	})
 	var bad *disk.ConfigDriveError
 	if errors.As(err, &bad) {
 		return nil, ErrInvalidParams("%s", bad.Details)
@@ -257,31 +231,21 @@ func (d *deployer) fetchConfigDrive(ctx context.Context, s string, ii *ImageInfo
 // whole-disk image gives its MBR disk signature as the root uuid.
 func (d *deployer) getPartitionUUIDs(ctx context.Context, c *Call) (any, error) {
 	d.mu.Lock()
-	dev, pd := d.device, d.partition
+	last := d.last
 	d.mu.Unlock()
-	if dev == "" {
+	switch {
+	case last == nil:
 		return map[string]any{}, nil
+	case last.Partitions != nil:
+		var esp any
+		if last.ESPUUID != "" {
+			esp = last.ESPUUID
+		}
+		return map[string]any{"partitions": last.Partitions, "root uuid": last.RootUUID, "efi system partition uuid": esp}, nil
 	}
-	if pd != nil {
-		return pd.result(), nil
-	}
-	sig, err := mbrSignature(dev)
+	sig, err := disk.MBRSignature(last.Device)
 	if err != nil {
 		return nil, err
 	}
 	return map[string]any{"root uuid": fmt.Sprintf("0x%08x", sig)}, nil
-}
-
-// mbrSignature reads the 32-bit disk signature at byte 440.
-func mbrSignature(dev string) (uint32, error) {
-	f, err := os.Open(dev)
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	var b [4]byte
-	if _, err := f.ReadAt(b[:], 440); err != nil {
-		return 0, fmt.Errorf("reading the disk signature of %s: %w", dev, err)
-	}
-	return binary.LittleEndian.Uint32(b[:]), nil
 }

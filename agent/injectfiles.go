@@ -33,31 +33,23 @@ func (d *deployer) injectFiles(ctx context.Context, sc *StepCall) (any, error) {
 	}
 	client, err := d.a.injectFilesClient(sc.Args)
 	if err != nil {
-		return nil, &Error{Type: "CommandExecutionError", Code: 500, Message: "Command execution failed", Details: err.Error()}
+		return nil, errExecution(err.Error())
 	}
-	if err := d.a.mayTouchDisks(); err != nil {
-		return nil, err
-	}
-	device, err := d.disks.RootDisk(ctx, rootDeviceHints(sc.Node))
+	device, err := d.installDisk(ctx, sc.Node)
 	if err != nil {
-		return nil, &Error{Type: "DeviceNotFound", Code: 404, Message: "Error finding the disk or partition device to deploy the image onto", Details: err.Error()}
-	}
-	if err := d.a.checkDevice(device); err != nil {
 		return nil, err
 	}
 	for _, f := range files {
 		// Every partition a file goes to (a number, a /dev path or the
 		// one found by its directory) passes the device check first.
 		if err := injectfiles.Inject(ctx, device, f, sc.Node, sc.Ports, client, d.a.checkDevice); err != nil {
-			var refused *Error
-			if errors.As(err, &refused) {
+			if refused := (*Error)(nil); errors.As(err, &refused) {
 				return nil, err // the device check's own answer
 			}
 			if ae := injectError(err); ae != err {
 				return nil, ae
 			}
-			return nil, &Error{Type: "CommandExecutionError", Code: 500, Message: "Command execution failed",
-				Details: fmt.Sprintf("Failed to process file %s: %v", f.Path, err)}
+			return nil, errExecution(fmt.Sprintf("Failed to process file %s: %v", f.Path, err))
 		}
 		sc.Log.Info("inject_files: done", "path", f.Path, "deleted", f.Deleted)
 	}
@@ -73,7 +65,7 @@ func injectError(err error) error {
 	case errors.As(err, &ie):
 		return ErrInvalidParams("%s", ie.Details)
 	case errors.As(err, &np):
-		return &Error{Type: "DeviceNotFound", Code: 404, Message: "Error finding the disk or partition device to deploy the image onto", Details: np.Error()}
+		return deviceNotFound(np.Error())
 	}
 	return err
 }

@@ -1,20 +1,15 @@
 package agent
 
 import (
-	"bufio"
 	"context"
-	"fmt"
-	"os"
-	"path/filepath"
-	"regexp"
-	"strings"
+	"errors"
 
 	"github.com/goipa/goipa/bootloader"
+	"github.com/goipa/goipa/pstore"
 )
 
-// defaultNVRAMPatterns are IPA's: entries on a disk partition, and shim
-// and grub loaders anywhere.
-var defaultNVRAMPatterns = []any{`^HD\(`, `shim.*\.efi`, `grub.*\.efi`}
+// clean_uefi_nvram and erase_pstore: IPA's parameters and error classes;
+// the work is packages bootloader's and pstore's.
 
 func (a *Agent) registerFirmwareSteps() {
 	nvram := Step{Name: "clean_uefi_nvram", Interface: "deploy", Priority: 0, Abortable: true, Run: a.cleanUEFINVRAM,
@@ -25,29 +20,11 @@ func (a *Agent) registerFirmwareSteps() {
 	a.registerFirmwareUpdateSteps()
 }
 
-// cleanUEFINVRAM is IPA's clean_uefi_nvram: the patterns checked here,
-// the entries removed by bootloader.RemoveMatching.
+// cleanUEFINVRAM is IPA's clean_uefi_nvram.
 func (a *Agent) cleanUEFINVRAM(ctx context.Context, sc *StepCall) (any, error) {
-	raw, ok := sc.Args["match_patterns"]
-	if !ok || raw == nil {
-		raw = defaultNVRAMPatterns
-	}
-	invalid := ErrInvalidParams("The match_patterns must be a list of strings: %v", raw)
-	list, ok := raw.([]any)
-	if !ok {
-		return nil, invalid
-	}
-	var patterns []*regexp.Regexp
-	for _, p := range list {
-		s, ok := p.(string)
-		if !ok {
-			return nil, invalid
-		}
-		re, err := regexp.Compile("(?i)" + s)
-		if err != nil {
-			return nil, invalid
-		}
-		patterns = append(patterns, re)
+	patterns, err := bootloader.MatchPatterns(sc.Args["match_patterns"])
+	if err != nil {
+		return nil, ErrInvalidParams("%s", err)
 	}
 	vars, real := a.efiVars()
 	if !real {
@@ -55,7 +32,7 @@ func (a *Agent) cleanUEFINVRAM(ctx context.Context, sc *StepCall) (any, error) {
 		return nil, nil
 	}
 	if err := bootloader.RemoveMatching(vars, patterns, sc.Log); err != nil {
-		return nil, &Error{Type: "CommandExecutionError", Code: 500, Message: "Command execution failed", Details: err.Error()}
+		return nil, errExecution(err.Error())
 	}
 	return nil, nil
 }
@@ -67,36 +44,17 @@ func (a *Agent) erasePstore(ctx context.Context, sc *StepCall) (any, error) {
 		sc.Log.Info("simulated: erase_pstore on a host agent leaves the host's pstore alone")
 		return nil, nil
 	}
-	dir := pstoreMount()
+	dir := pstore.MountPoint()
 	if dir == "" {
 		sc.Log.Info("erase_pstore: no pstore mounted")
 		return nil, nil
 	}
-	ents, err := os.ReadDir(dir)
-	if err != nil {
+	n, err := pstore.Erase(ctx, dir)
+	if re := (*pstore.RemoveError)(nil); errors.As(err, &re) {
+		return nil, errExecution(re.Error())
+	} else if err != nil {
 		return nil, err
 	}
-	for _, e := range ents {
-		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
-			return nil, &Error{Type: "CommandExecutionError", Code: 500, Message: "Command execution failed", Details: fmt.Sprintf("removing %s from pstore: %v", e.Name(), err)}
-		}
-	}
-	sc.Log.Info("erase_pstore: cleared", "path", dir, "entries", len(ents))
+	sc.Log.Info("erase_pstore: cleared", "path", dir, "entries", n)
 	return nil, nil
-}
-
-// pstoreMount finds the pstore mount point in /proc/mounts.
-func pstoreMount() string {
-	f, err := os.Open("/proc/mounts")
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if fs := strings.Fields(sc.Text()); len(fs) >= 3 && fs[0] == "pstore" && fs[2] == "pstore" {
-			return fs[1]
-		}
-	}
-	return ""
 }

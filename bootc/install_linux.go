@@ -112,7 +112,7 @@ func (e *ConfigDriveError) Unwrap() error { return e.Err }
 
 // Installed is what an install left on the disk.
 type Installed struct {
-	Partitions        map[string]any // role ("efi", "root", "configdrive") to device
+	Partitions        map[string]string // role ("efi", "root", "configdrive") to device
 	RootUUID, ESPUUID string
 }
 
@@ -222,7 +222,7 @@ func toDisk(ctx context.Context, device string, layers []*image.OCISource, o Opt
 	if err != nil {
 		return nil, err
 	}
-	res := &Installed{Partitions: map[string]any{string(disk.RoleESP): espDev, string(disk.RoleRoot): rootDev}, RootUUID: rootUUID, ESPUUID: esp.UUID}
+	res := &Installed{Partitions: map[string]string{string(disk.RoleESP): espDev, string(disk.RoleRoot): rootDev}, RootUUID: rootUUID, ESPUUID: esp.UUID}
 	if o.ConfigDrive != nil {
 		part, err := o.ConfigDrive(ctx, device)
 		if err != nil {

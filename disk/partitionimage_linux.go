@@ -52,6 +52,42 @@ func LayOutPartitionImage(ctx context.Context, device string, layout PartitionLa
 	return out, nil
 }
 
+// PartitionImageESPMiB is the EFI system partition a partition image's
+// disk gets in UEFI mode (IPA's efi_system_partition_size).
+const PartitionImageESPMiB = 550
+
+// WrittenPartitionImage is what WritePartitionImage left: the laid-out
+// disk and IPA's block_uuid of the root and of the ESP ("" without one).
+type WrittenPartitionImage struct {
+	PartitionImageDisk
+	RootUUID, ESPUUID string
+}
+
+// WritePartitionImage lays out device (LayOutPartitionImage), has write
+// put the image into the root partition, and reads the UUIDs
+// get_partition_uuids reports.
+func WritePartitionImage(ctx context.Context, device string, layout PartitionLayout, iso []byte, ephemeralFS string,
+	write func(ctx context.Context, root string) error) (*WrittenPartitionImage, error) {
+	laid, err := LayOutPartitionImage(ctx, device, layout, iso, ephemeralFS)
+	if err != nil {
+		return nil, err
+	}
+	root := laid.Partitions[RoleRoot]
+	if err := write(ctx, laid.Paths[RoleRoot]); err != nil {
+		return nil, err
+	}
+	out := &WrittenPartitionImage{PartitionImageDisk: *laid}
+	if out.RootUUID, err = BlockUUID(laid.Paths[RoleRoot], root); err != nil {
+		return nil, fmt.Errorf("root partition UUID: %w", err)
+	}
+	if p, ok := laid.Partitions[RoleESP]; ok {
+		if out.ESPUUID, err = BlockUUID(laid.Paths[RoleESP], p); err != nil {
+			return nil, fmt.Errorf("EFI system partition UUID: %w", err)
+		}
+	}
+	return out, nil
+}
+
 // BlockUUID is IPA's block_uuid for partition p at path: the
 // filesystem's UUID, else the partition's (lower case).
 func BlockUUID(path string, p Partition) (string, error) {

@@ -45,3 +45,23 @@ func TestLayOutPartitionImage(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, strings.TrimSpace(run(t, "blkid", "-o", "value", "-s", "UUID", laid.Paths[RoleESP])), uuid, "the filesystem's UUID")
 }
+
+// TestWritePartitionImage: the image goes into the root partition, the
+// UUIDs are the ones get_partition_uuids reports, and a failed write is
+// the error.
+func TestWritePartitionImage(t *testing.T) {
+	testenv.NeedRoot(t)
+	testenv.NeedCommands(t, "losetup", "sgdisk", "blkid")
+	ctx := context.Background()
+	dev, _ := loop(t, 256<<20)
+	layout := PartitionLayout{Label: "gpt", UEFI: true, ESPMiB: 40, RootMiB: 100}
+	var wrote string
+	written, err := WritePartitionImage(ctx, dev, layout, nil, "", func(ctx context.Context, root string) error { wrote = root; return nil })
+	require.NoError(t, err)
+	assert.Equal(t, written.Paths[RoleRoot], wrote, "the image goes into the root partition")
+	assert.Equal(t, strings.ToLower(written.Partitions[RoleRoot].UUID), written.RootUUID)
+	assert.Equal(t, strings.TrimSpace(run(t, "blkid", "-o", "value", "-s", "UUID", written.Paths[RoleESP])), written.ESPUUID)
+
+	_, err = WritePartitionImage(ctx, dev, PartitionLayout{Label: "msdos", RootMiB: 100}, nil, "", func(ctx context.Context, root string) error { return os.ErrDeadlineExceeded })
+	assert.ErrorIs(t, err, os.ErrDeadlineExceeded)
+}

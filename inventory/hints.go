@@ -434,3 +434,16 @@ func Matches(d Disk, raw map[string]any) (bool, error) {
 	}
 	return h.matches(d), nil
 }
+
+// NodeRootDeviceHints are the root device hints of the node Ironic sent:
+// instance_info's root_device, else properties' (nil for none).
+func NodeRootDeviceHints(node map[string]any) map[string]any {
+	for _, key := range []string{"instance_info", "properties"} {
+		if m, ok := node[key].(map[string]any); ok {
+			if h, ok := m["root_device"].(map[string]any); ok && len(h) > 0 {
+				return h
+			}
+		}
+	}
+	return nil
+}

@@ -145,3 +145,22 @@ func FuzzParseHints(f *testing.F) {
 		}
 	})
 }
+
+func TestNodeRootDeviceHints(t *testing.T) {
+	name := map[string]any{"name": "/dev/sdb"}
+	size := map[string]any{"size": ">= 10"}
+	for _, tt := range []struct {
+		name string
+		node map[string]any
+		want map[string]any
+	}{
+		{"no hints", map[string]any{"uuid": "n1"}, nil},
+		{"instance_info's", map[string]any{"instance_info": map[string]any{"root_device": name}}, name},
+		{"properties'", map[string]any{"properties": map[string]any{"root_device": size}}, size},
+		{"instance_info's win", map[string]any{"instance_info": map[string]any{"root_device": name}, "properties": map[string]any{"root_device": size}}, name},
+		{"an empty instance_info dict falls through", map[string]any{"instance_info": map[string]any{"root_device": map[string]any{}}, "properties": map[string]any{"root_device": size}}, size},
+		{"not a dict", map[string]any{"instance_info": map[string]any{"root_device": "/dev/sda"}}, nil},
+	} {
+		assert.Equal(t, tt.want, NodeRootDeviceHints(tt.node), tt.name)
+	}
+}

@@ -1,19 +1,19 @@
-package agent
+package disk
 
 import (
 	"bytes"
 	"compress/gzip"
 	"context"
 	"encoding/base64"
+	"errors"
 	"testing"
-
-	"github.com/goipa/goipa/disk"
 )
 
-// FuzzConfigDrive: Ironic's config drive string (base64 of a gzipped
-// ISO, or the bytes as they are) is decoded without a panic into at most
-// disk.ConfigDriveSize bytes, never empty; a gzip bomb stops at the limit.
-func FuzzConfigDrive(f *testing.F) {
+// FuzzFetchConfigDrive: Ironic's config drive string (base64 of a
+// gzipped ISO, or the bytes as they are) is decoded without a panic into
+// at most ConfigDriveSize bytes, never empty; a gzip bomb stops at the
+// limit.
+func FuzzFetchConfigDrive(f *testing.F) {
 	gz := func(b []byte) []byte {
 		var buf bytes.Buffer
 		zw := gzip.NewWriter(&buf)
@@ -30,19 +30,18 @@ func FuzzConfigDrive(f *testing.F) {
 	f.Add("\x1f\x8b")
 	f.Add(base64.StdEncoding.EncodeToString(gz(make([]byte, 1<<20))))
 	f.Add("")
-	d := &deployer{}
 	f.Fuzz(func(t *testing.T, s string) {
 		if len(s) >= 7 && (s[:7] == "http://" || len(s) >= 8 && s[:8] == "https://") {
 			return // a URL is fetched, not decoded
 		}
-		out, err := d.fetchConfigDrive(context.Background(), s, nil)
+		out, err := FetchConfigDrive(context.Background(), s, nil)
 		if err != nil {
-			if _, ok := invalidContent(err); !ok {
-				t.Fatalf("refusal is not an InvalidCommandParamsError: %v", err)
+			if bad := (*ConfigDriveError)(nil); !errors.As(err, &bad) {
+				t.Fatalf("refusal is not a ConfigDriveError: %v", err)
 			}
 			return
 		}
-		if len(out) == 0 || len(out) > disk.ConfigDriveSize {
+		if len(out) == 0 || len(out) > ConfigDriveSize {
 			t.Fatalf("config drive of %d bytes accepted", len(out))
 		}
 	})

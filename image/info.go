@@ -1,14 +1,14 @@
-package agent
+package image
 
 import (
 	"fmt"
 	"strings"
 )
 
-// ImageInfo is the image_info Ironic sends with write_image and
-// prepare_image (spec 4.5). Unknown keys are ignored: Ironic adds keys
-// over releases.
-type ImageInfo struct {
+// Info is the image_info Ironic sends with write_image and prepare_image
+// (IPA's _validate_image_info). Unknown keys are ignored: Ironic adds
+// keys over releases.
+type Info struct {
 	ID                   string
 	URLs                 []string
 	DiskFormat           string
@@ -35,15 +35,22 @@ type ImageInfo struct {
 }
 
 // IsPartition reports whether this is a partition image.
-func (ii *ImageInfo) IsPartition() bool { return ii.ImageType == "partition" }
+func (ii *Info) IsPartition() bool { return ii.ImageType == "partition" }
 
-// ParseImageInfo validates image_info as IPA does and returns it typed.
+// InvalidInfoError: image_info cannot be used; Details is IPA's wording,
+// every problem found in one sentence each.
+type InvalidInfoError struct{ Details string }
+
+func (e *InvalidInfoError) Error() string { return e.Details }
+
+// ParseInfo validates image_info as IPA does and returns it typed.
 // md5Allowed is the lookup's agent_md5_checksum_enable (default true).
-func ParseImageInfo(raw map[string]any, md5Allowed bool) (*ImageInfo, error) {
+// Errors are *InvalidInfoError.
+func ParseInfo(raw map[string]any, md5Allowed bool) (*Info, error) {
 	if raw == nil {
-		return nil, ErrInvalidParams("image_info is missing")
+		return nil, &InvalidInfoError{Details: "image_info is missing"}
 	}
-	ii := &ImageInfo{Raw: raw, StreamRawImages: true}
+	ii := &Info{Raw: raw, StreamRawImages: true}
 	var errs []string
 	str := func(key string) string {
 		v, ok := raw[key]
@@ -78,8 +85,8 @@ func ParseImageInfo(raw map[string]any, md5Allowed bool) (*ImageInfo, error) {
 		case bool:
 			return v
 		case string:
-			b, err := parseBool(v)
-			if err != nil {
+			b, ok := parseBool(v)
+			if !ok {
 				errs = append(errs, fmt.Sprintf("Image '%s' must be a boolean", key))
 			}
 			return b
@@ -94,8 +101,7 @@ func ParseImageInfo(raw map[string]any, md5Allowed bool) (*ImageInfo, error) {
 	if ii.ID == "" {
 		errs = append(errs, "Image is missing the 'id' field.")
 	}
-	switch u := raw["urls"].(type) {
-	case []any:
+	if u, ok := raw["urls"].([]any); ok {
 		for _, x := range u {
 			if s, ok := x.(string); ok && s != "" {
 				ii.URLs = append(ii.URLs, s)
@@ -159,7 +165,19 @@ func ParseImageInfo(raw map[string]any, md5Allowed bool) (*ImageInfo, error) {
 		}
 	}
 	if len(errs) > 0 {
-		return nil, ErrInvalidParams("%s", strings.Join(errs, " "))
+		return nil, &InvalidInfoError{Details: strings.Join(errs, " ")}
 	}
 	return ii, nil
+}
+
+// parseBool reads a boolean as oslo's bool_from_string does for
+// image_info's string booleans ("yes", "off", ...).
+func parseBool(v string) (bool, bool) {
+	switch strings.ToLower(strings.TrimSpace(v)) {
+	case "1", "true", "yes", "on", "y", "t":
+		return true, true
+	case "0", "false", "no", "off", "n", "f", "":
+		return false, true
+	}
+	return false, false
 }

@@ -1,4 +1,4 @@
-package agent
+package image
 
 import (
 	"strings"
@@ -8,7 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-func TestParseImageInfoFromTheCapture(t *testing.T) {
+func TestParseInfoFromTheCapture(t *testing.T) {
 	// write_image's image_info as Ironic 21.4 sends it (notes, section 4.4).
 	raw := map[string]any{
 		"id": "node-0.raw", "urls": []any{"http://127.0.0.1:8089/node-0.raw"},
@@ -17,7 +17,7 @@ func TestParseImageInfoFromTheCapture(t *testing.T) {
 		"proxies": map[string]any{"http": "http://proxy:3128", "https": ""}, "no_proxy": "10.0.0.0/8",
 		"some_future_key": 1,
 	}
-	ii, err := ParseImageInfo(raw, true)
+	ii, err := ParseInfo(raw, true)
 	require.NoError(t, err)
 	assert.Equal(t, "node-0.raw", ii.ID)
 	assert.Equal(t, []string{"http://127.0.0.1:8089/node-0.raw"}, ii.URLs)
@@ -27,19 +27,19 @@ func TestParseImageInfoFromTheCapture(t *testing.T) {
 	assert.False(t, ii.IsPartition())
 }
 
-func TestParseImageInfoPartition(t *testing.T) {
+func TestParseInfoPartition(t *testing.T) {
 	raw := map[string]any{
 		"id": "p", "urls": []any{"http://x/p"}, "checksum": strings.Repeat("b", 32),
 		"image_type": "partition", "root_mb": 1024.0, "swap_mb": 0.0, "ephemeral_mb": 0.0,
 		"ephemeral_format": nil, "preserve_ephemeral": false, "deploy_boot_mode": "bios",
 	}
-	ii, err := ParseImageInfo(raw, true)
+	ii, err := ParseInfo(raw, true)
 	require.NoError(t, err)
 	assert.True(t, ii.IsPartition())
 	assert.Equal(t, 1024, ii.RootMB)
 }
 
-func TestParseImageInfoErrors(t *testing.T) {
+func TestParseInfoErrors(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		raw  map[string]any
@@ -56,14 +56,12 @@ func TestParseImageInfoErrors(t *testing.T) {
 		{"partition without sizes", map[string]any{"id": "x", "urls": []any{"http://x"}, "checksum": strings.Repeat("a", 64), "image_type": "partition"}, true, "root_mb"},
 		{"id not a string", map[string]any{"id": 5, "urls": []any{"http://x"}, "checksum": strings.Repeat("a", 64)}, true, "'id'"},
 	} {
-		_, err := ParseImageInfo(tc.raw, tc.md5)
+		_, err := ParseInfo(tc.raw, tc.md5)
 		require.Error(t, err, tc.name)
-		e, ok := err.(*Error)
-		require.True(t, ok, tc.name)
-		assert.Equal(t, "InvalidCommandParamsError", e.Type, tc.name)
-		assert.Equal(t, 400, e.Code, tc.name)
+		var e *InvalidInfoError
+		require.ErrorAs(t, err, &e, tc.name)
 		assert.Contains(t, e.Details, tc.want, tc.name)
 	}
-	_, err := ParseImageInfo(map[string]any{"id": "x", "urls": []any{"http://x"}, "checksum": "http://x/SHA256SUMS"}, false)
+	_, err := ParseInfo(map[string]any{"id": "x", "urls": []any{"http://x"}, "checksum": "http://x/SHA256SUMS"}, false)
 	assert.NoError(t, err, "a checksum URL is always usable")
 }

@@ -1,4 +1,4 @@
-package agent
+package image
 
 import (
 	"context"
@@ -7,17 +7,12 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/goipa/goipa/disk"
-	"github.com/goipa/goipa/image"
 )
 
-// imageEngine is the ImageWriter backed by the image package, configured
-// from the agent's parameters and Ironic's lookup overrides.
-type imageEngine struct {
-	cfg    *Config
-	log    *slog.Logger
-	lookup func() map[string]any
+// Engine writes the images deploys ask for with the agent's download
+// settings, and counts what it wrote for the agent's metrics.
+type Engine struct {
+	cfg EngineConfig
 
 	downloaded, written prometheus.Counter
 	writes              *prometheus.CounterVec
@@ -25,9 +20,25 @@ type imageEngine struct {
 	seconds             prometheus.Histogram
 }
 
-// NewImageEngine returns the agent's ImageWriter.
-func NewImageEngine(cfg *Config, log *slog.Logger, lookupConfig func() map[string]any) ImageWriter {
-	return &imageEngine{cfg: cfg, log: log, lookup: lookupConfig,
+// EngineConfig is what every image write of an agent shares.
+type EngineConfig struct {
+	// HTTP holds the agent's CA, verification, timeout and parallel
+	// downloads; an Info adds its proxies and credentials per image.
+	HTTP        HTTPOptions
+	Retry       Retry
+	MaxDuration time.Duration // 0 = no limit
+	// Lookup returns Ironic's lookup config, read at each write for
+	// agent_md5_checksum_enable and permitted_image_formats.
+	Lookup func() map[string]any
+	Log    *slog.Logger
+}
+
+// NewEngine returns an Engine and its metrics.
+func NewEngine(cfg EngineConfig) *Engine {
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	return &Engine{cfg: cfg,
 		downloaded: prometheus.NewCounter(prometheus.CounterOpts{Name: "goipa_image_downloaded_bytes_total", Help: "Image bytes downloaded (and hashed)."}),
 		written:    prometheus.NewCounter(prometheus.CounterOpts{Name: "goipa_image_written_bytes_total", Help: "Disk image bytes written to devices."}),
 		writes:     prometheus.NewCounterVec(prometheus.CounterOpts{Name: "goipa_image_writes_total", Help: "Image writes, by result."}, []string{"result"}),
@@ -38,14 +49,18 @@ func NewImageEngine(cfg *Config, log *slog.Logger, lookupConfig func() map[strin
 }
 
 // Collectors are the engine's metrics, which the agent serves.
-func (e *imageEngine) Collectors() []prometheus.Collector {
+func (e *Engine) Collectors() []prometheus.Collector {
 	return []prometheus.Collector{e.downloaded, e.written, e.writes, e.stages, e.seconds}
 }
 
-func (e *imageEngine) WriteImage(ctx context.Context, ii *ImageInfo, device string, progress func(any)) error {
+// Request turns ii into the Request that writes it to device: the
+// engine's settings, the lookup's checksum and format policy, and the
+// image's own proxies and server credentials.
+func (e *Engine) Request(ii *Info, device string) Request {
 	md5 := true
 	permittedFormats := []string{"raw", "qcow2", "iso"}
-	if lc := e.lookup(); lc != nil {
+	if e.cfg.Lookup != nil {
+		lc := e.cfg.Lookup()
 		if v, ok := lc["agent_md5_checksum_enable"].(bool); ok {
 			md5 = v
 		}
@@ -58,33 +73,35 @@ func (e *imageEngine) WriteImage(ctx context.Context, ii *ImageInfo, device stri
 			}
 		}
 	}
-	auth := ""
+	httpOpts := e.cfg.HTTP
+	httpOpts.Proxies, httpOpts.NoProxy = ii.Proxies, ii.NoProxy
 	if ii.RequestAuthorization != "" {
 		if b, err := base64.StdEncoding.DecodeString(ii.RequestAuthorization); err == nil {
-			auth = string(b)
+			httpOpts.Authorization = string(b)
 		}
 	}
-	user, pass := "", ""
 	if ii.AuthStrategy == "http_basic" {
-		user, pass = ii.User, ii.Password
+		httpOpts.BasicUser, httpOpts.BasicPassword = ii.User, ii.Password
 	}
-	req := image.Request{
+	return Request{
 		URLs:   ii.URLs,
 		Device: device,
-		Checksum: image.ChecksumSpec{
+		Checksum: ChecksumSpec{
 			OSHashAlgo: ii.OSHashAlgo, OSHashValue: ii.OSHashValue, Checksum: ii.Checksum, MD5Allowed: md5,
 		},
-		HTTP: image.HTTPOptions{
-			Proxies: ii.Proxies, NoProxy: ii.NoProxy, Insecure: e.cfg.Insecure, CAFile: e.cfg.CAFile,
-			Timeout: e.cfg.ImageConnectionTimeout, BasicUser: user, BasicPassword: pass, Authorization: auth,
-			Parallel: e.cfg.ImageParallel,
-		},
-		Retry:            image.Retry{Attempts: e.cfg.ImageConnectionRetries, Interval: e.cfg.ImageRetryInterval},
+		HTTP:             httpOpts,
+		Retry:            e.cfg.Retry,
 		PermittedFormats: permittedFormats,
-		MaxDuration:      e.cfg.ImageMaxDuration,
-		Progress:         &image.Progress{},
-		Log:              e.log,
+		MaxDuration:      e.cfg.MaxDuration,
+		Progress:         &Progress{},
+		Log:              e.cfg.Log,
 	}
+}
+
+// WriteImage writes ii to device (Write), reporting progress every two
+// seconds and once at the end.
+func (e *Engine) WriteImage(ctx context.Context, ii *Info, device string, progress func(any)) error {
+	req := e.Request(ii, device)
 	done := make(chan struct{})
 	defer close(done)
 	go func() {
@@ -97,11 +114,11 @@ func (e *imageEngine) WriteImage(ctx context.Context, ii *ImageInfo, device stri
 			case <-t.C:
 				snap := req.Progress.Snapshot()
 				progress(snap)
-				e.log.Info("image progress", "device", device, "downloaded", snap["downloaded_bytes"], "written", snap["written_bytes"], "stage_seconds", snap["stage_seconds"])
+				e.cfg.Log.Info("image progress", "device", device, "downloaded", snap["downloaded_bytes"], "written", snap["written_bytes"], "stage_seconds", snap["stage_seconds"])
 			}
 		}
 	}()
-	res, err := image.Write(ctx, req)
+	res, err := Write(ctx, req)
 	e.downloaded.Add(float64(req.Progress.Downloaded.Load()))
 	for stage, sec := range req.Progress.Stages() {
 		e.stages.WithLabelValues(stage).Add(sec)
@@ -114,16 +131,6 @@ func (e *imageEngine) WriteImage(ctx context.Context, ii *ImageInfo, device stri
 	e.written.Add(float64(res.Written))
 	e.seconds.Observe(res.Duration.Seconds())
 	progress(req.Progress.Snapshot())
-	e.log.Info("image verified", "device", device, "algo", res.Algo, "digest", res.Digest, "bytes", res.Written, "duration", res.Duration.Round(time.Millisecond))
+	e.cfg.Log.Info("image verified", "device", device, "algo", res.Algo, "digest", res.Digest, "bytes", res.Written, "duration", res.Duration.Round(time.Millisecond))
 	return nil
-}
-
-// configDrive is the ConfigDriveWriter backed by the disk package.
-type configDrive struct{ log *slog.Logger }
-
-// NewConfigDriveWriter returns the agent's ConfigDriveWriter.
-func NewConfigDriveWriter(log *slog.Logger) ConfigDriveWriter { return configDrive{log: log} }
-
-func (c configDrive) WriteConfigDrive(ctx context.Context, device string, iso []byte) (string, error) {
-	return disk.WriteConfigDrive(ctx, device, iso)
 }

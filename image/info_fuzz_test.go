@@ -1,13 +1,13 @@
-package agent
+package image
 
 import (
 	"encoding/json"
 	"testing"
 )
 
-// FuzzParseImageInfo: any JSON object as image_info is validated without
+// FuzzParseInfo: any JSON object as image_info is validated without
 // a panic, and what is accepted has what the image path relies on.
-func FuzzParseImageInfo(f *testing.F) {
+func FuzzParseInfo(f *testing.F) {
 	for _, s := range []string{
 		`{"id": "img", "urls": ["http://x/img"], "os_hash_algo": "sha256", "os_hash_value": "abc"}`,
 		`{"id": "img", "urls": ["http://x/img"], "checksum": "0123456789abcdef0123456789abcdef"}`,
@@ -23,10 +23,10 @@ func FuzzParseImageInfo(f *testing.F) {
 		if json.Unmarshal(data, &raw) != nil {
 			return
 		}
-		ii, err := ParseImageInfo(raw, md5)
+		ii, err := ParseInfo(raw, md5)
 		if err != nil {
-			if _, ok := invalidContent(err); !ok {
-				t.Fatalf("refusal is not an InvalidCommandParamsError: %v", err)
+			if _, ok := err.(*InvalidInfoError); !ok {
+				t.Fatalf("refusal is not an InvalidInfoError: %v", err)
 			}
 			return
 		}
