@@ -13,6 +13,7 @@ import (
 
 	"github.com/goipa/goipa/agent"
 	"github.com/goipa/goipa/initramfs/boot"
+	"github.com/goipa/goipa/kernelparams"
 	"github.com/goipa/goipa/netcfg"
 )
 
@@ -197,7 +198,7 @@ func runInit(ctx context.Context, args []string) error {
 		log.Error("efivarfs: UEFI boot entries cannot be written", "error", err)
 	}
 	disks, nics := boot.WaitForHardware(ctx, 10*time.Second)
-	if b, err := os.ReadFile("/proc/cmdline"); err == nil && agent.SplitCmdline(string(b))["goipa-snapshot-console"] == "1" {
+	if b, err := os.ReadFile("/proc/cmdline"); err == nil && kernelparams.Split(string(b))["goipa-snapshot-console"] == "1" {
 		if err := printSnapshot(ctx, os.Stdout); err != nil {
 			log.Error("snapshot", "error", err)
 		}
