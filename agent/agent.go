@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/goipa/goipa/logring"
 	"github.com/goipa/goipa/netcfg"
 )
 
@@ -46,7 +47,7 @@ func WithLogger(l *slog.Logger) Option { return func(a *Agent) { a.log = l } }
 func WithHardware(h Hardware) Option { return func(a *Agent) { a.hw = h } }
 
 // WithLogBuffer gives log.collect_system_logs the agent's own log.
-func WithLogBuffer(b *LogBuffer) Option { return func(a *Agent) { a.logs = b } }
+func WithLogBuffer(b *logring.Buffer) Option { return func(a *Agent) { a.logs = b } }
 
 // WithRealPower makes power commands call reboot(2). Only `goipa init`
 // (PID 1 of the ramdisk) and goipa-power=system set it.
@@ -60,7 +61,7 @@ type Agent struct {
 	cfg       *Config
 	log       *slog.Logger
 	hw        Hardware
-	logs      *LogBuffer
+	logs      *logring.Buffer
 	realPower bool
 	// stepClock steps the system clock (timesync.Step unless a test sets it).
 	stepClock func(time.Duration) error

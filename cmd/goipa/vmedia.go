@@ -8,9 +8,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/goipa/goipa/agent"
 	"github.com/goipa/goipa/initramfs/boot"
 	"github.com/goipa/goipa/kernelparams"
+	"github.com/goipa/goipa/logring"
 	"github.com/goipa/goipa/netcfg"
 	"github.com/goipa/goipa/vmedia"
 )
@@ -97,8 +97,8 @@ func networkDataModules(log *slog.Logger, nd *netcfg.NetworkData) {
 
 // newInitLogger is newLogger before the configuration is known: its
 // level follows the command line's ipa-debug now and cfg.Debug later.
-func newInitLogger(cmdline string, console io.Writer) (*slog.Logger, *agent.LogBuffer, *slog.LevelVar) {
-	buf := agent.NewLogBuffer(4 << 20)
+func newInitLogger(cmdline string, console io.Writer) (*slog.Logger, *logring.Buffer, *slog.LevelVar) {
+	buf := logring.New(4 << 20)
 	level := new(slog.LevelVar)
 	if d := kernelparams.Split(cmdline)["ipa-debug"]; d == "1" || strings.EqualFold(d, "true") {
 		level.Set(slog.LevelDebug)
