@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/goipa/goipa/backoff"
 	"github.com/goipa/goipa/logring"
 	"github.com/goipa/goipa/netcfg"
 )
@@ -298,7 +299,7 @@ func (a *Agent) Run(ctx context.Context) error {
 
 	serverErr := make(chan error, 1)
 	started := false
-	tokenless := newBackoff(5*time.Second, 60*time.Second)
+	tokenless := backoff.New(5*time.Second, 60*time.Second)
 	for ctx.Err() == nil {
 		a.setPhase("lookup")
 		if err := a.lookupLoop(ctx, nodeUUID); err != nil {
@@ -321,13 +322,13 @@ func (a *Agent) Run(ctx context.Context) error {
 			a.mu.Unlock()
 			a.startOver()
 			if hadToken {
-				tokenless.reset()
+				tokenless.Reset()
 				continue
 			}
 			// Looked up without a token (Ironic handed it out already, to a
 			// previous life of this agent): heartbeats are refused until the
 			// operation restarts. Without a wait this would be a hot loop.
-			wait := tokenless.next()
+			wait := tokenless.Next()
 			a.log.Warn("no agent token: waiting before looking the node up again", "wait", wait.Round(time.Millisecond))
 			if sleepCtx(ctx, wait) != nil {
 				return nil
@@ -364,7 +365,7 @@ func (a *Agent) discover(ctx context.Context) error {
 		a.mu.Unlock()
 		return nil
 	}
-	bo := newBackoff(a.cfg.LookupInterval, 60*time.Second)
+	bo := backoff.New(a.cfg.LookupInterval, 60*time.Second)
 	for attempt := 1; ; attempt++ {
 		for _, base := range a.cfg.APIURLs {
 			v, err := a.ironic.discoverVersion(ctx, base)
@@ -377,7 +378,7 @@ func (a *Agent) discover(ctx context.Context) error {
 			}
 			a.log.Warn("Ironic API version discovery failed", "url", base, "attempt", attempt, "error", err)
 		}
-		if err := sleepCtx(ctx, bo.next()); err != nil {
+		if err := sleepCtx(ctx, bo.Next()); err != nil {
 			return err
 		}
 	}
@@ -387,7 +388,7 @@ func (a *Agent) discover(ctx context.Context) error {
 // exponential backoff; it never gives up (decisions: a dead agent helps
 // nobody), but logs louder after ipa-lookup-timeout.
 func (a *Agent) lookupLoop(ctx context.Context, nodeUUID string) error {
-	bo := newBackoff(a.cfg.LookupInterval, 60*time.Second)
+	bo := backoff.New(a.cfg.LookupInterval, 60*time.Second)
 	start := time.Now()
 	conflicts := 0
 	for attempt := 1; ; attempt++ {
@@ -436,7 +437,7 @@ func (a *Agent) lookupLoop(ctx context.Context, nodeUUID string) error {
 			conflicts++
 			wait = lockedRetryWait()
 		} else {
-			wait = bo.next()
+			wait = bo.Next()
 		}
 		level := slog.LevelInfo
 		if time.Since(start) > a.cfg.LookupTimeout {
