@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/goipa/goipa/httpserve"
 	"github.com/goipa/goipa/servertls"
 )
 
@@ -102,9 +103,9 @@ func (a *Agent) serve(ctx context.Context, tlsCfg *tls.Config) error {
 	ln := a.listener
 	if ln == nil {
 		var err error
-		ln, err = listen(a.cfg.ListenHost, a.cfg.ListenPort)
+		ln, err = httpserve.Listen(a.cfg.ListenHost, a.cfg.ListenPort)
 		if err != nil {
-			return err
+			return fmt.Errorf("API: %w", err)
 		}
 	}
 	srv := &http.Server{
@@ -114,23 +115,5 @@ func (a *Agent) serve(ctx context.Context, tlsCfg *tls.Config) error {
 		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelDebug),
 	}
 	a.log.Info("API listening", "address", ln.Addr().String(), "tls", tlsCfg != nil)
-	return serveUntil(sctx, srv, func() error {
-		if tlsCfg != nil {
-			return srv.ServeTLS(ln, "", "")
-		}
-		return srv.Serve(ln)
-	})
-}
-
-// listen binds host:port; "::" falls back to 0.0.0.0 without IPv6.
-func listen(host string, port int) (net.Listener, error) {
-	addr := net.JoinHostPort(host, strconv.Itoa(port))
-	ln, err := net.Listen("tcp", addr)
-	if err != nil && host == "::" {
-		ln, err = net.Listen("tcp", net.JoinHostPort("0.0.0.0", strconv.Itoa(port)))
-	}
-	if err != nil {
-		return nil, fmt.Errorf("API listen on %s: %w", addr, err)
-	}
-	return ln, nil
+	return httpserve.Serve(sctx, srv, ln)
 }
