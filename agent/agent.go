@@ -3,13 +3,10 @@ package agent
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"net/netip"
-	"net/url"
 	"sync"
 	"time"
 
@@ -503,67 +500,6 @@ func (a *Agent) advertiseHost(ctx context.Context) (string, error) {
 	if a.cfg.AdvertiseHost != "" {
 		return a.cfg.AdvertiseHost, nil
 	}
-	for attempt := 1; ; attempt++ {
-		if a.cfg.NetworkInterface != "" {
-			if addr, err := interfaceIPv4(a.cfg.NetworkInterface); err == nil {
-				return addr, nil
-			} else {
-				a.log.Warn("no address on ipa-network-interface yet", "interface", a.cfg.NetworkInterface, "error", err)
-			}
-		} else {
-			for _, base := range a.cfg.APIURLs {
-				addr, err := a.routeSource(ctx, base)
-				if err == nil {
-					return addr.String(), nil
-				}
-				a.log.Warn("cannot find the address on the route to Ironic", "url", base, "attempt", attempt, "error", err)
-			}
-		}
-		if attempt == a.cfg.IPLookupAttempts {
-			a.log.Error("still no address to advertise to Ironic; retrying", "attempts", attempt)
-		}
-		if err := sleepCtx(ctx, max(a.cfg.IPLookupTimeout, time.Second)); err != nil {
-			return "", err
-		}
-	}
-}
-
-func (a *Agent) routeSource(ctx context.Context, base string) (netip.Addr, error) {
-	u, err := url.Parse(base)
-	if err != nil {
-		return netip.Addr{}, err
-	}
-	addrs, err := net.DefaultResolver.LookupNetIP(ctx, "ip", u.Hostname())
-	if err != nil {
-		return netip.Addr{}, err
-	}
-	var lastErr error
-	for _, ip := range addrs {
-		src, err := netcfg.SourceAddr(ctx, ip.Unmap())
-		if err == nil {
-			return src, nil
-		}
-		lastErr = err
-	}
-	if lastErr == nil {
-		lastErr = fmt.Errorf("%s resolves to no address", u.Hostname())
-	}
-	return netip.Addr{}, lastErr
-}
-
-func interfaceIPv4(name string) (string, error) {
-	ifc, err := net.InterfaceByName(name)
-	if err != nil {
-		return "", err
-	}
-	addrs, err := ifc.Addrs()
-	if err != nil {
-		return "", err
-	}
-	for _, ad := range addrs {
-		if ipn, ok := ad.(*net.IPNet); ok && ipn.IP.To4() != nil {
-			return ipn.IP.String(), nil
-		}
-	}
-	return "", fmt.Errorf("%s has no IPv4 address", name)
+	return netcfg.AdvertiseAddr(ctx, netcfg.Advertise{Interface: a.cfg.NetworkInterface, URLs: a.cfg.APIURLs,
+		Attempts: a.cfg.IPLookupAttempts, Interval: a.cfg.IPLookupTimeout, Log: a.log})
 }
