@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/google/uuid"
 )
 
 // Command statuses, exactly as IPA spells them.
@@ -272,7 +273,7 @@ func (m *Manager) Execute(name string, params map[string]any) (*Result, error) {
 			return nil, asAgentError(err)
 		}
 	}
-	r := &Result{ID: newUUID(), Name: cmdName, Command: name, Started: time.Now(), status: StatusRunning, done: make(chan struct{})}
+	r := &Result{ID: uuid.NewString(), Name: cmdName, Command: name, Started: time.Now(), status: StatusRunning, done: make(chan struct{})}
 	call := &Call{Params: params, Log: m.log.With("command", name, "command_id", r.ID), result: r}
 	m.metrics.commandStarted(name)
 	if cmd.Async {
@@ -347,17 +348,6 @@ func wrapValue(v any, name string, async bool) any {
 		return map[string]any{"result": name + ": " + s}
 	}
 	return map[string]any{"result": s}
-}
-
-// newUUID returns a random (version 4) UUID.
-func newUUID() string {
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		panic(err) // crypto/rand never fails on Linux
-	}
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
 }
 
 func jsonText(v any) string {
