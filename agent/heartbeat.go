@@ -91,7 +91,7 @@ func (a *Agent) beat(ctx context.Context) error {
 	var ie *IronicError
 	if errors.As(err, &ie) {
 		a.metrics.heartbeats.WithLabelValues(strconv.Itoa(ie.Status)).Inc()
-		if ie.tokenWiped() {
+		if tokenWiped(ie) {
 			a.log.Info("Ironic refused the token: the operation has ended", "node", uuid, "error", err)
 			return errStartOver
 		}

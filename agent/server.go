@@ -34,7 +34,7 @@ func (a *Agent) prepareCallback(ctx context.Context) (*tls.Config, error) {
 			return nil, fmt.Errorf("ipa-listen-tls: %w", err)
 		}
 		tlsCfg = a.serverTLS(cert)
-	case a.cfg.EnableAutoTLS && v.atLeast("1.68"):
+	case a.cfg.EnableAutoTLS && v.AtLeast("1.68"):
 		cert, pem, err := servertls.SelfSigned(host, a.cfg.TLSCurve, time.Now())
 		if err != nil {
 			return nil, fmt.Errorf("auto-TLS: %w", err)
