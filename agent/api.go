@@ -43,6 +43,9 @@ type apiServer struct {
 	status func() map[string]any
 	mux    *http.ServeMux
 	bodies *httpserve.Bodies // one large body at a time
+	// guarded is mux behind a recover (a bug in a handler must never take
+	// the agent down) and a request log.
+	guarded http.Handler
 }
 
 func newAPIServer(log *slog.Logger, cmds *Manager, tokens tokenChecker, status func() map[string]any, m *metrics) *apiServer {
@@ -58,36 +61,13 @@ func newAPIServer(log *slog.Logger, cmds *Manager, tokens tokenChecker, status f
 	s.mux.HandleFunc("/v1/", s.method(s.handleV1, http.MethodGet))
 	s.mux.Handle("/metrics", promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{}))
 	s.mux.HandleFunc("/", s.handleRoot)
+	s.guarded = httpserve.Guard{Log: log, RequestIDHeader: "X-Openstack-Request-Id", OnPanic: func(w http.ResponseWriter, p any) {
+		writeFault(w, http.StatusInternalServerError, fmt.Sprintf("Internal error: %v", p))
+	}}.Wrap(s.mux)
 	return s
 }
 
-func (s *apiServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	start := time.Now()
-	rec := &statusRecorder{ResponseWriter: w, status: 200}
-	defer func() {
-		// A bug in a handler must never take the agent down.
-		if p := recover(); p != nil {
-			s.log.Error("API handler panicked", "panic", p, "path", r.URL.Path)
-			writeFault(rec, http.StatusInternalServerError, fmt.Sprintf("Internal error: %v", p))
-		}
-		attrs := []any{"method", r.Method, "path", r.URL.Path, "status", rec.status, "duration", time.Since(start).Round(time.Microsecond), "remote", r.RemoteAddr}
-		if id := r.Header.Get("X-Openstack-Request-Id"); id != "" {
-			attrs = append(attrs, "request_id", id)
-		}
-		s.log.Debug("api request", attrs...)
-	}()
-	s.mux.ServeHTTP(rec, r)
-}
-
-type statusRecorder struct {
-	http.ResponseWriter
-	status int
-}
-
-func (r *statusRecorder) WriteHeader(code int) {
-	r.status = code
-	r.ResponseWriter.WriteHeader(code)
-}
+func (s *apiServer) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.guarded.ServeHTTP(w, r) }
 
 // method rejects other HTTP methods with IPA's 405.
 func (s *apiServer) method(h http.HandlerFunc, allowed ...string) http.HandlerFunc {
