@@ -3,18 +3,17 @@ package agent
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"net/netip"
-	"net/url"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/goipa/goipa/backoff"
+	"github.com/goipa/goipa/logring"
 	"github.com/goipa/goipa/netcfg"
 )
 
@@ -46,7 +45,7 @@ func WithLogger(l *slog.Logger) Option { return func(a *Agent) { a.log = l } }
 func WithHardware(h Hardware) Option { return func(a *Agent) { a.hw = h } }
 
 // WithLogBuffer gives log.collect_system_logs the agent's own log.
-func WithLogBuffer(b *LogBuffer) Option { return func(a *Agent) { a.logs = b } }
+func WithLogBuffer(b *logring.Buffer) Option { return func(a *Agent) { a.logs = b } }
 
 // WithRealPower makes power commands call reboot(2). Only `goipa init`
 // (PID 1 of the ramdisk) and goipa-power=system set it.
@@ -60,7 +59,7 @@ type Agent struct {
 	cfg       *Config
 	log       *slog.Logger
 	hw        Hardware
-	logs      *LogBuffer
+	logs      *logring.Buffer
 	realPower bool
 	// stepClock steps the system clock (timesync.Step unless a test sets it).
 	stepClock func(time.Duration) error
@@ -297,7 +296,7 @@ func (a *Agent) Run(ctx context.Context) error {
 
 	serverErr := make(chan error, 1)
 	started := false
-	tokenless := newBackoff(5*time.Second, 60*time.Second)
+	tokenless := backoff.New(5*time.Second, 60*time.Second)
 	for ctx.Err() == nil {
 		a.setPhase("lookup")
 		if err := a.lookupLoop(ctx, nodeUUID); err != nil {
@@ -320,13 +319,13 @@ func (a *Agent) Run(ctx context.Context) error {
 			a.mu.Unlock()
 			a.startOver()
 			if hadToken {
-				tokenless.reset()
+				tokenless.Reset()
 				continue
 			}
 			// Looked up without a token (Ironic handed it out already, to a
 			// previous life of this agent): heartbeats are refused until the
 			// operation restarts. Without a wait this would be a hot loop.
-			wait := tokenless.next()
+			wait := tokenless.Next()
 			a.log.Warn("no agent token: waiting before looking the node up again", "wait", wait.Round(time.Millisecond))
 			if sleepCtx(ctx, wait) != nil {
 				return nil
@@ -363,7 +362,7 @@ func (a *Agent) discover(ctx context.Context) error {
 		a.mu.Unlock()
 		return nil
 	}
-	bo := newBackoff(a.cfg.LookupInterval, 60*time.Second)
+	bo := backoff.New(a.cfg.LookupInterval, 60*time.Second)
 	for attempt := 1; ; attempt++ {
 		for _, base := range a.cfg.APIURLs {
 			v, err := a.ironic.discoverVersion(ctx, base)
@@ -376,7 +375,7 @@ func (a *Agent) discover(ctx context.Context) error {
 			}
 			a.log.Warn("Ironic API version discovery failed", "url", base, "attempt", attempt, "error", err)
 		}
-		if err := sleepCtx(ctx, bo.next()); err != nil {
+		if err := sleepCtx(ctx, bo.Next()); err != nil {
 			return err
 		}
 	}
@@ -386,7 +385,7 @@ func (a *Agent) discover(ctx context.Context) error {
 // exponential backoff; it never gives up (decisions: a dead agent helps
 // nobody), but logs louder after ipa-lookup-timeout.
 func (a *Agent) lookupLoop(ctx context.Context, nodeUUID string) error {
-	bo := newBackoff(a.cfg.LookupInterval, 60*time.Second)
+	bo := backoff.New(a.cfg.LookupInterval, 60*time.Second)
 	start := time.Now()
 	conflicts := 0
 	for attempt := 1; ; attempt++ {
@@ -435,7 +434,7 @@ func (a *Agent) lookupLoop(ctx context.Context, nodeUUID string) error {
 			conflicts++
 			wait = lockedRetryWait()
 		} else {
-			wait = bo.next()
+			wait = bo.Next()
 		}
 		level := slog.LevelInfo
 		if time.Since(start) > a.cfg.LookupTimeout {
@@ -501,67 +500,6 @@ func (a *Agent) advertiseHost(ctx context.Context) (string, error) {
 	if a.cfg.AdvertiseHost != "" {
 		return a.cfg.AdvertiseHost, nil
 	}
-	for attempt := 1; ; attempt++ {
-		if a.cfg.NetworkInterface != "" {
-			if addr, err := interfaceIPv4(a.cfg.NetworkInterface); err == nil {
-				return addr, nil
-			} else {
-				a.log.Warn("no address on ipa-network-interface yet", "interface", a.cfg.NetworkInterface, "error", err)
-			}
-		} else {
-			for _, base := range a.cfg.APIURLs {
-				addr, err := a.routeSource(ctx, base)
-				if err == nil {
-					return addr.String(), nil
-				}
-				a.log.Warn("cannot find the address on the route to Ironic", "url", base, "attempt", attempt, "error", err)
-			}
-		}
-		if attempt == a.cfg.IPLookupAttempts {
-			a.log.Error("still no address to advertise to Ironic; retrying", "attempts", attempt)
-		}
-		if err := sleepCtx(ctx, max(a.cfg.IPLookupTimeout, time.Second)); err != nil {
-			return "", err
-		}
-	}
-}
-
-func (a *Agent) routeSource(ctx context.Context, base string) (netip.Addr, error) {
-	u, err := url.Parse(base)
-	if err != nil {
-		return netip.Addr{}, err
-	}
-	addrs, err := net.DefaultResolver.LookupNetIP(ctx, "ip", u.Hostname())
-	if err != nil {
-		return netip.Addr{}, err
-	}
-	var lastErr error
-	for _, ip := range addrs {
-		src, err := netcfg.SourceAddr(ctx, ip.Unmap())
-		if err == nil {
-			return src, nil
-		}
-		lastErr = err
-	}
-	if lastErr == nil {
-		lastErr = fmt.Errorf("%s resolves to no address", u.Hostname())
-	}
-	return netip.Addr{}, lastErr
-}
-
-func interfaceIPv4(name string) (string, error) {
-	ifc, err := net.InterfaceByName(name)
-	if err != nil {
-		return "", err
-	}
-	addrs, err := ifc.Addrs()
-	if err != nil {
-		return "", err
-	}
-	for _, ad := range addrs {
-		if ipn, ok := ad.(*net.IPNet); ok && ipn.IP.To4() != nil {
-			return ipn.IP.String(), nil
-		}
-	}
-	return "", fmt.Errorf("%s has no IPv4 address", name)
+	return netcfg.AdvertiseAddr(ctx, netcfg.Advertise{Interface: a.cfg.NetworkInterface, URLs: a.cfg.APIURLs,
+		Attempts: a.cfg.IPLookupAttempts, Interval: a.cfg.IPLookupTimeout, Log: a.log})
 }

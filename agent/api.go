@@ -1,21 +1,18 @@
 package agent
 
 import (
-	"bytes"
-	"context"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
-	"runtime/debug"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/goipa/goipa/httpserve"
 )
 
 // MaxRequestBody bounds a POST body: a 64 MiB config drive arrives
@@ -45,14 +42,15 @@ type apiServer struct {
 	tokens tokenChecker
 	status func() map[string]any
 	mux    *http.ServeMux
-	// large admits one large body at a time; largeWait bounds the wait.
-	large     chan struct{}
-	largeWait time.Duration
+	bodies *httpserve.Bodies // one large body at a time
+	// guarded is mux behind a recover (a bug in a handler must never take
+	// the agent down) and a request log.
+	guarded http.Handler
 }
 
 func newAPIServer(log *slog.Logger, cmds *Manager, tokens tokenChecker, status func() map[string]any, m *metrics) *apiServer {
 	s := &apiServer{log: log, cmds: cmds, tokens: tokens, status: status, mux: http.NewServeMux(),
-		large: make(chan struct{}, 1), largeWait: largeBodyWait}
+		bodies: httpserve.NewBodies(MaxRequestBody, largeBody, largeBodyWait)}
 	for _, prefix := range []string{"/v1", ""} {
 		s.mux.HandleFunc(prefix+"/status", s.method(s.handleStatus, http.MethodGet))
 		s.mux.HandleFunc(prefix+"/status/", s.method(s.handleStatus, http.MethodGet))
@@ -63,36 +61,13 @@ func newAPIServer(log *slog.Logger, cmds *Manager, tokens tokenChecker, status f
 	s.mux.HandleFunc("/v1/", s.method(s.handleV1, http.MethodGet))
 	s.mux.Handle("/metrics", promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{}))
 	s.mux.HandleFunc("/", s.handleRoot)
+	s.guarded = httpserve.Guard{Log: log, RequestIDHeader: "X-Openstack-Request-Id", OnPanic: func(w http.ResponseWriter, p any) {
+		writeFault(w, http.StatusInternalServerError, fmt.Sprintf("Internal error: %v", p))
+	}}.Wrap(s.mux)
 	return s
 }
 
-func (s *apiServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	start := time.Now()
-	rec := &statusRecorder{ResponseWriter: w, status: 200}
-	defer func() {
-		// A bug in a handler must never take the agent down.
-		if p := recover(); p != nil {
-			s.log.Error("API handler panicked", "panic", p, "path", r.URL.Path)
-			writeFault(rec, http.StatusInternalServerError, fmt.Sprintf("Internal error: %v", p))
-		}
-		attrs := []any{"method", r.Method, "path", r.URL.Path, "status", rec.status, "duration", time.Since(start).Round(time.Microsecond), "remote", r.RemoteAddr}
-		if id := r.Header.Get("X-Openstack-Request-Id"); id != "" {
-			attrs = append(attrs, "request_id", id)
-		}
-		s.log.Debug("api request", attrs...)
-	}()
-	s.mux.ServeHTTP(rec, r)
-}
-
-type statusRecorder struct {
-	http.ResponseWriter
-	status int
-}
-
-func (r *statusRecorder) WriteHeader(code int) {
-	r.status = code
-	r.ResponseWriter.WriteHeader(code)
-}
+func (s *apiServer) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.guarded.ServeHTTP(w, r) }
 
 // method rejects other HTTP methods with IPA's 405.
 func (s *apiServer) method(h http.HandlerFunc, allowed ...string) http.HandlerFunc {
@@ -198,11 +173,9 @@ func (s *apiServer) handleCommands(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	res, err := s.cmds.Execute(*req.Name, req.Params)
-	if req.release != nil {
-		// The body's decoded form now belongs to the command (or is
-		// garbage): the next large body may come in.
-		req.release()
-	}
+	// The body's decoded form now belongs to the command (or is garbage):
+	// the next large body may come in.
+	req.release()
 	if err != nil {
 		writeAgentError(w, asAgentError(err))
 		return
@@ -237,130 +210,36 @@ func (s *apiServer) handleCommand(w http.ResponseWriter, r *http.Request, id str
 type commandRequest struct {
 	Name   *string        `json:"name"`
 	Params map[string]any `json:"params"`
-	// release gives back the large-body admission, when one was taken.
+	// release gives back the large-body turn, when one was taken.
 	release func() `json:"-"`
 }
 
-// readCommand reads and decodes a command body, or answers the request
-// with IPA's fault and reports false. A body over MaxRequestBody is refused
-// from its Content-Length before a byte of it is read (or, when chunked,
-// as soon as it passes the limit); a large body waits until no other large
-// body is being read; anything after the JSON object but white space is
-// refused.
+// readCommand reads and decodes a command body (httpserve.Bodies: size
+// limit, one large body at a time, no trailing data), or answers the
+// request with IPA's fault and reports false.
 func (s *apiServer) readCommand(w http.ResponseWriter, r *http.Request) (commandRequest, bool) {
 	var req commandRequest
-	if r.ContentLength > MaxRequestBody {
-		writeTooLarge(w)
-		return req, false
-	}
-	if r.ContentLength < 0 || r.ContentLength > largeBody {
-		release, err := s.admitLarge(r.Context())
-		if err != nil {
-			writeFault(w, http.StatusServiceUnavailable, "503 Service Unavailable: another large request body is being read, try again later")
-			return req, false
-		}
-		req.release = release
-	}
-	err := decodeCommand(readBody(w, r), &req)
-	if err != nil {
-		if req.release != nil {
-			req.release()
-		}
-		var typeErr *json.UnmarshalTypeError
-		switch {
-		case isTooLarge(err):
-			writeTooLarge(w)
-		case errors.Is(err, errTrailingData):
-			writeFault(w, http.StatusBadRequest, "400 Bad Request: unexpected data after the JSON object")
-		case errors.As(err, &typeErr):
-			writeFault(w, http.StatusBadRequest, "400 Bad Request: Missing or invalid name or params")
-		default:
-			writeFault(w, http.StatusBadRequest, "400 Bad Request: The browser (or proxy) sent a request that this server could not understand.")
-		}
-		return commandRequest{}, false
-	}
-	if req.Name == nil || req.Params == nil {
-		if req.release != nil {
-			req.release()
-		}
+	release, err := s.bodies.DecodeJSON(w, r, &req)
+	var typeErr *json.UnmarshalTypeError
+	switch {
+	case errors.Is(err, httpserve.ErrTooLarge):
+		writeFault(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("413 Request Entity Too Large: request body over %d bytes", MaxRequestBody))
+	case errors.Is(err, httpserve.ErrBusy):
+		writeFault(w, http.StatusServiceUnavailable, "503 Service Unavailable: another large request body is being read, try again later")
+	case errors.Is(err, httpserve.ErrTrailingData):
+		writeFault(w, http.StatusBadRequest, "400 Bad Request: unexpected data after the JSON object")
+	case errors.As(err, &typeErr):
 		writeFault(w, http.StatusBadRequest, "400 Bad Request: Missing or invalid name or params")
-		return commandRequest{}, false
+	case err != nil:
+		writeFault(w, http.StatusBadRequest, "400 Bad Request: The browser (or proxy) sent a request that this server could not understand.")
+	case req.Name == nil || req.Params == nil:
+		release()
+		writeFault(w, http.StatusBadRequest, "400 Bad Request: Missing or invalid name or params")
+	default:
+		req.release = release
+		return req, true
 	}
-	return req, true
-}
-
-var errTrailingData = errors.New("trailing data")
-
-// readBody reads a whole body, at most MaxRequestBody bytes. With a
-// Content-Length it makes one buffer of exactly that size: json.Decoder
-// would buffer the whole object anyway, in buffers it doubles as they
-// fill, and a 127 MiB config drive then cost three times its size
-// (buffers, their garbage, the decoded string) instead of two.
-func readBody(w http.ResponseWriter, r *http.Request) bodyBytes {
-	body := http.MaxBytesReader(w, r.Body, MaxRequestBody)
-	if r.ContentLength >= 0 {
-		buf := make([]byte, r.ContentLength)
-		_, err := io.ReadFull(body, buf)
-		return bodyBytes{buf, err}
-	}
-	var buf bytes.Buffer
-	_, err := buf.ReadFrom(body)
-	return bodyBytes{buf.Bytes(), err}
-}
-
-type bodyBytes struct {
-	data []byte
-	err  error
-}
-
-// decodeCommand decodes one JSON object into req; white space may follow
-// it, nothing else may (errTrailingData).
-func decodeCommand(b bodyBytes, req *commandRequest) error {
-	if b.err != nil {
-		return b.err
-	}
-	err := json.Unmarshal(b.data, req)
-	var syntax *json.SyntaxError
-	if errors.As(err, &syntax) && syntax.Offset > 0 && syntax.Offset <= int64(len(b.data)) &&
-		json.Valid(b.data[:syntax.Offset-1]) {
-		// Everything before the bad byte is one whole JSON value: the
-		// bad byte comes after it.
-		return fmt.Errorf("%w: %w", errTrailingData, err)
-	}
-	return err
-}
-
-func isTooLarge(err error) bool {
-	var tooBig *http.MaxBytesError
-	return errors.As(err, &tooBig)
-}
-
-func writeTooLarge(w http.ResponseWriter) {
-	writeFault(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("413 Request Entity Too Large: request body over %d bytes", MaxRequestBody))
-}
-
-// admitLarge waits for the large-body turn, at most largeWait and never
-// past the request's end. The returned release is safe to call twice; it
-// collects the body's garbage and gives the memory back to the kernel
-// before the next large body comes in: otherwise the heap goal the last
-// body set lets the next one grow the heap again (three 127 MiB bodies
-// one after another reached 637 MiB of RSS instead of 255), and in a RAM
-// disk that memory is the image's.
-func (s *apiServer) admitLarge(ctx context.Context) (func(), error) {
-	ctx, cancel := context.WithTimeout(ctx, s.largeWait)
-	defer cancel()
-	select {
-	case s.large <- struct{}{}:
-		var once sync.Once
-		return func() {
-			once.Do(func() {
-				debug.FreeOSMemory()
-				<-s.large
-			})
-		}, nil
-	case <-ctx.Done():
-		return nil, fmt.Errorf("waiting for the large-body turn: %w", ctx.Err())
-	}
+	return commandRequest{}, false
 }
 
 // writeAgentError answers with IPA's fault body for an agent error.
@@ -397,22 +276,4 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 // tokenEqual compares tokens in constant time.
 func tokenEqual(a, b string) bool {
 	return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
-}
-
-// listenAndServe runs srv until ctx ends, then shuts it down gracefully.
-func serveUntil(ctx context.Context, srv *http.Server, serve func() error) error {
-	errc := make(chan error, 1)
-	go func() { errc <- serve() }()
-	select {
-	case err := <-errc:
-		if errors.Is(err, http.ErrServerClosed) {
-			return nil
-		}
-		return err
-	case <-ctx.Done():
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(sctx)
-		return nil
-	}
 }

@@ -247,7 +247,7 @@ func TestOneLargeBodyAtATime(t *testing.T) {
 
 func TestLargeBodyWaitIsBounded(t *testing.T) {
 	api := newTestAgent(t, "ipa-standalone=1").Handler().(*apiServer)
-	api.largeWait = 200 * time.Millisecond
+	api.bodies.LargeWait = 200 * time.Millisecond
 	probe := newReadProbe(api, "first", "second")
 	srv := httptest.NewServer(probe)
 	t.Cleanup(srv.Close)

@@ -4,51 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"net/http"
 	"net/http/httptest"
 	"testing"
 )
-
-// FuzzCommandBody: whatever the bytes, decoding a command body never
-// panics, accepts only one whole JSON object (white space around it), and
-// calls data "trailing" only when a whole JSON value comes before it.
-func FuzzCommandBody(f *testing.F) {
-	for _, s := range []string{
-		`{"name": "standby.sync", "params": {}}`,
-		`{"name": "standby.prepare_image", "params": {"image_info": {"id": "x", "urls": ["http://a"]}, "configdrive": "H4sI"}}`,
-		`{"name": "x", "params": {}} garbage`,
-		`{"name": "x", "params": {}}{"name": "y", "params": {}}`,
-		`{"name": 5, "params": []}`,
-		`{"name": "x", "params": null}`,
-		`[1, 2]`, `"just a string"`, `{`, `{"a": "\ud800"}`, " \n{\"name\":\"a.b\",\"params\":{}}\n ",
-	} {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, data []byte) {
-		var req commandRequest
-		err := decodeCommand(bodyBytes{data: data}, &req)
-		var typeErr *json.UnmarshalTypeError
-		switch {
-		case err == nil:
-			if !json.Valid(data) {
-				t.Fatalf("accepted %q, which is not one JSON value", data)
-			}
-		case errors.Is(err, errTrailingData):
-			if json.Valid(data) {
-				t.Fatalf("valid JSON %q called trailing data", data)
-			}
-		case errors.As(err, &typeErr):
-			if !json.Valid(data) {
-				t.Fatalf("type error for invalid JSON %q", data)
-			}
-		default:
-			if json.Valid(data) && bytes.HasPrefix(bytes.TrimSpace(data), []byte("{")) {
-				t.Fatalf("valid JSON object %q refused: %v", data, err)
-			}
-		}
-	})
-}
 
 // fuzzTokens accepts one token on POST and anything on GET.
 type fuzzTokens struct{}

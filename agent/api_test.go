@@ -19,6 +19,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/goipa/goipa/logring"
 )
 
 // fakeHardware stands in for the inventory in unit tests.
@@ -426,7 +428,7 @@ func TestSteps(t *testing.T) {
 }
 
 func TestCollectSystemLogs(t *testing.T) {
-	logs := NewLogBuffer(1 << 20)
+	logs := logring.New(1 << 20)
 	logs.Write([]byte("level=INFO msg=hello\n"))
 	c := newAPI(t, newTestAgent(t, "ipa-standalone=1", WithLogBuffer(logs)))
 	code, res := c.post("log.collect_system_logs", map[string]any{}, "?wait=true")
@@ -482,15 +484,4 @@ func TestSetNodeInfoOnlyStandalone(t *testing.T) {
 	assert.Contains(t, res["faultstring"], "standalone mode")
 	_, list := cb.do("GET", "/v1/commands/", nil)
 	assert.Empty(t, list["commands"], "a refused command leaves no result")
-}
-
-func TestLogBufferKeepsNewestWholeLines(t *testing.T) {
-	b := NewLogBuffer(20)
-	for i := 0; i < 10; i++ {
-		b.Write([]byte("line-" + string(rune('0'+i)) + "\n"))
-	}
-	got := string(b.Bytes())
-	assert.LessOrEqual(t, len(got), 20)
-	assert.True(t, strings.HasSuffix(got, "line-9\n"))
-	assert.True(t, strings.HasPrefix(got, "line-"), "cut at a line boundary: %q", got)
 }

@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +10,9 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/goipa/goipa/jobs"
+	"github.com/google/uuid"
 )
 
 // Command statuses, exactly as IPA spells them.
@@ -89,6 +91,9 @@ type Result struct {
 	done     chan struct{}
 }
 
+// Ended reports whether the command has ended (jobs.Record).
+func (r *Result) Ended() bool { return r.Status() != StatusRunning }
+
 // Status returns the current command status.
 func (r *Result) Status() string {
 	r.mu.Lock()
@@ -139,19 +144,15 @@ type Manager struct {
 	// forces a heartbeat then: Ironic only looks on heartbeats).
 	onAsyncDone func(*Result)
 
-	execMu sync.Mutex // held across execute; sync commands keep it while they run
+	jobs *jobs.Runner[*Result] // one at a time; Reset (a "reboot") ends what runs
 
-	mu      sync.Mutex
-	exts    map[string]map[string]Command
-	results []*Result
-	ctx     context.Context // cancelled on reset: a "reboot" ends running commands
-	cancel  context.CancelFunc
+	mu   sync.Mutex
+	exts map[string]map[string]Command
 }
 
 // NewManager returns a Manager with no extensions.
 func NewManager(log *slog.Logger, m *metrics, onAsyncDone func(*Result)) *Manager {
-	ctx, cancel := context.WithCancel(context.Background())
-	return &Manager{log: log, metrics: m, onAsyncDone: onAsyncDone, exts: map[string]map[string]Command{}, ctx: ctx, cancel: cancel}
+	return &Manager{log: log, metrics: m, onAsyncDone: onAsyncDone, jobs: jobs.New[*Result](), exts: map[string]map[string]Command{}}
 }
 
 // Register adds an extension's commands. Several packages may add
@@ -186,52 +187,28 @@ func (c Commands) Name() string { return c.Ext }
 func (c Commands) Commands() map[string]Command { return c.Cmds }
 
 // Results returns a snapshot of all results, oldest first.
-func (m *Manager) Results() []*Result {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return append([]*Result(nil), m.results...)
-}
+func (m *Manager) Results() []*Result { return m.jobs.Records() }
 
 // Get returns one result by id.
 func (m *Manager) Get(id string) (*Result, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	for _, r := range m.results {
-		if r.ID == id {
-			return r, nil
-		}
+	if r, ok := m.jobs.Find(func(r *Result) bool { return r.ID == id }); ok {
+		return r, nil
 	}
 	return nil, errNotFound(fmt.Sprintf("Command Result with id %s not found.", id))
 }
 
 // Running returns the running command, if any.
 func (m *Manager) Running() *Result {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if n := len(m.results); n > 0 && m.results[n-1].Status() == StatusRunning {
-		return m.results[n-1]
-	}
-	return nil
+	r, _ := m.jobs.Running()
+	return r
 }
 
 // Reset forgets every result and cancels what runs: what the agent does
 // when a simulated reboot makes it a fresh agent.
-func (m *Manager) Reset() {
-	m.execMu.Lock()
-	defer m.execMu.Unlock()
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.cancel()
-	m.ctx, m.cancel = context.WithCancel(context.Background())
-	m.results = nil
-}
+func (m *Manager) Reset() { m.jobs.Reset() }
 
 // Close cancels running commands for good.
-func (m *Manager) Close() {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.cancel()
-}
+func (m *Manager) Close() { m.jobs.Close() }
 
 // Execute runs `<ext>.<cmd>` with params. It returns the result (RUNNING for
 // an async command) or an *Error for a request IPA would refuse (busy,
@@ -239,63 +216,62 @@ func (m *Manager) Close() {
 // finds invalid). A command that fails otherwise returns a FAILED result,
 // not an error.
 func (m *Manager) Execute(name string, params map[string]any) (*Result, error) {
-	m.execMu.Lock()
-	defer m.execMu.Unlock()
-
 	extName, cmdName, ok := strings.Cut(name, ".")
 	if !ok || extName == "" || cmdName == "" {
 		return nil, errInvalidCommand("Command name must be of the form <extension>.<name>")
 	}
-	if r := m.Running(); r != nil {
-		return nil, errBusy(r.Name)
-	}
-	m.mu.Lock()
-	cmds, ok := m.exts[extName]
-	ctx := m.ctx
-	m.mu.Unlock()
-	if !ok {
-		return nil, errNotFound(fmt.Sprintf("Extension with id %s not found.", extName))
-	}
-	cmd, ok := cmds[cmdName]
-	if !ok {
-		return nil, errInvalidCommand("Unknown command: " + name)
-	}
 	if params == nil {
 		params = map[string]any{}
 	}
-	if cmd.Validate != nil {
-		if err := cmd.Validate(params); err != nil {
-			if ae, ok := invalidContent(err); ok {
-				m.log.Warn("command refused", "command", name, "error", ae.Error())
-				return nil, ae
-			}
-			return nil, asAgentError(err)
-		}
-	}
-	r := &Result{ID: newUUID(), Name: cmdName, Command: name, Started: time.Now(), status: StatusRunning, done: make(chan struct{})}
-	call := &Call{Params: params, Log: m.log.With("command", name, "command_id", r.ID), result: r}
-	m.metrics.commandStarted(name)
-	if cmd.Async {
+	var refused *Error // a sync command's invalid parameters: answered, not kept
+	r, err := m.jobs.Start(func() (jobs.Job[*Result], error) {
 		m.mu.Lock()
-		m.results = append(m.results, r)
+		cmds, ok := m.exts[extName]
 		m.mu.Unlock()
-		call.Log.Info("command started")
-		go func() {
-			m.run(ctx, cmd, call, r, true)
-			if m.onAsyncDone != nil {
-				m.onAsyncDone(r)
-			}
-		}()
-		return r, nil
-	}
-	if ae := m.run(ctx, cmd, call, r, false); ae != nil {
-		if ae, ok := invalidContent(ae); ok {
-			return nil, ae
+		if !ok {
+			return jobs.Job[*Result]{}, errNotFound(fmt.Sprintf("Extension with id %s not found.", extName))
 		}
+		cmd, ok := cmds[cmdName]
+		if !ok {
+			return jobs.Job[*Result]{}, errInvalidCommand("Unknown command: " + name)
+		}
+		if cmd.Validate != nil {
+			if err := cmd.Validate(params); err != nil {
+				if ae, ok := invalidContent(err); ok {
+					m.log.Warn("command refused", "command", name, "error", ae.Error())
+					return jobs.Job[*Result]{}, ae
+				}
+				return jobs.Job[*Result]{}, asAgentError(err)
+			}
+		}
+		r := &Result{ID: uuid.NewString(), Name: cmdName, Command: name, Started: time.Now(), status: StatusRunning, done: make(chan struct{})}
+		call := &Call{Params: params, Log: m.log.With("command", name, "command_id", r.ID), result: r}
+		m.metrics.commandStarted(name)
+		if cmd.Async {
+			call.Log.Info("command started")
+		}
+		return jobs.Job[*Result]{Record: r, Async: cmd.Async, Work: func(ctx context.Context) bool {
+			ae := m.run(ctx, cmd, call, r, cmd.Async)
+			if cmd.Async {
+				if m.onAsyncDone != nil {
+					m.onAsyncDone(r)
+				}
+				return true
+			}
+			if ae != nil {
+				refused, _ = invalidContent(ae)
+			}
+			return refused == nil
+		}}, nil
+	})
+	switch {
+	case errors.Is(err, jobs.ErrBusy):
+		return nil, errBusy(r.Name)
+	case err != nil:
+		return nil, err
+	case refused != nil:
+		return nil, refused
 	}
-	m.mu.Lock()
-	m.results = append(m.results, r)
-	m.mu.Unlock()
 	return r, nil
 }
 
@@ -347,17 +323,6 @@ func wrapValue(v any, name string, async bool) any {
 		return map[string]any{"result": name + ": " + s}
 	}
 	return map[string]any{"result": s}
-}
-
-// newUUID returns a random (version 4) UUID.
-func newUUID() string {
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		panic(err) // crypto/rand never fails on Linux
-	}
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
 }
 
 func jsonText(v any) string {

@@ -96,11 +96,6 @@ func TestConfigUnknownFlag(t *testing.T) {
 	require.Error(t, err)
 }
 
-func TestSplitCmdline(t *testing.T) {
-	got := SplitCmdline("a=1  b=\"x y\"\tc= d e=f=g\n")
-	assert.Equal(t, map[string]string{"a": "1", "b": "x y", "c": "", "e": "f=g"}, got)
-}
-
 func FuzzParseConfig(f *testing.F) {
 	f.Add("ipa-api-url=http://127.0.0.1:6385 BOOTIF=01-aa-bb-cc-dd-ee-ff")
 	f.Add(`ipa-standalone=1 ipa-listen-port=19999 ipa-ntp-server="a b"`)

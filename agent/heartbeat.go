@@ -6,6 +6,8 @@ import (
 	"math/rand/v2"
 	"strconv"
 	"time"
+
+	"github.com/goipa/goipa/backoff"
 )
 
 // heartbeatLoop heartbeats until ctx ends (nil), the server fails, or
@@ -89,7 +91,7 @@ func (a *Agent) beat(ctx context.Context) error {
 	var ie *IronicError
 	if errors.As(err, &ie) {
 		a.metrics.heartbeats.WithLabelValues(strconv.Itoa(ie.Status)).Inc()
-		if ie.tokenWiped() {
+		if tokenWiped(ie) {
 			a.log.Info("Ironic refused the token: the operation has ended", "node", uuid, "error", err)
 			return errStartOver
 		}
@@ -107,35 +109,14 @@ func minTime(a, b time.Time) time.Time {
 	return b
 }
 
-// backoff is a capped, jittered exponential backoff.
-type backoff struct {
-	cur, first, max time.Duration
+// retryBackoff is backoff.Backoff under the names mdns.go uses.
+type retryBackoff struct{ *backoff.Backoff }
+
+func newBackoff(first, maxWait time.Duration) retryBackoff {
+	return retryBackoff{backoff.New(first, maxWait)}
 }
 
-func newBackoff(first, maxWait time.Duration) *backoff {
-	if first <= 0 {
-		first = time.Second
-	}
-	return &backoff{cur: first, first: first, max: maxWait}
-}
+func (b retryBackoff) next() time.Duration { return b.Next() }
 
-// reset starts the waits from the first again.
-func (b *backoff) reset() { b.cur = b.first }
-
-func (b *backoff) next() time.Duration {
-	d := b.cur
-	b.cur = min(b.cur*2, b.max)
-	// Full jitter between d/2 and d, so a rack of agents spreads out.
-	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
+// sleepCtx waits d unless ctx ends first.
+var sleepCtx = backoff.Sleep

@@ -169,19 +169,17 @@ func TestHeartbeatFieldsFollowTheAPIVersion(t *testing.T) {
 	assert.Equal(t, map[string]any{"callback_url": "http://x:1", "agent_version": "9.4.2"}, heartbeatBody(v("1.36"), "http://x:1", "tok", "9.4.2", "PEM"))
 	assert.Equal(t, map[string]any{"callback_url": "http://x:1", "agent_version": "9.4.2", "agent_token": "tok"}, heartbeatBody(v("1.62"), "http://x:1", "tok", "9.4.2", "PEM"))
 	assert.Equal(t, map[string]any{"callback_url": "http://x:1", "agent_version": "9.4.2", "agent_token": "tok", "agent_verify_ca": "PEM"}, heartbeatBody(v("1.115"), "http://x:1", "tok", "9.4.2", "PEM"))
-	assert.Equal(t, "1.62", v("1.115").capped(lookupVersion))
-	assert.Equal(t, "1.50", v("1.50").capped(heartbeatVersion))
+	assert.Equal(t, "1.62", v("1.115").Capped(lookupVersion))
+	assert.Equal(t, "1.50", v("1.50").Capped(heartbeatVersion))
 }
 
-func TestFaultStringUnpacksIronicErrors(t *testing.T) {
-	assert.Equal(t, "Invalid or missing agent token received.",
-		faultString([]byte(`{"error_message": "{\"faultcode\": \"Client\", \"faultstring\": \"Invalid or missing agent token received.\", \"debuginfo\": null}"}`)))
-	assert.Equal(t, "plain", faultString([]byte(`{"faultstring": "plain"}`)))
-	assert.Equal(t, "not json", faultString([]byte("not json")))
+func TestTokenWipedIsOnlyTheTokenRefusal(t *testing.T) {
 	e := &IronicError{Op: "heartbeat", Status: 400, FaultString: "Invalid or missing agent token received."}
-	assert.True(t, e.tokenWiped())
+	assert.True(t, tokenWiped(e))
 	e = &IronicError{Op: "heartbeat", Status: 400, FaultString: "Agent did not transmit a version, and a version is required."}
-	assert.False(t, e.tokenWiped())
+	assert.False(t, tokenWiped(e))
+	e = &IronicError{Op: "heartbeat", Status: 409, FaultString: "Invalid or missing agent token received."}
+	assert.False(t, tokenWiped(e), "only a 400 ends the operation")
 }
 
 func TestForcedHeartbeatAfterAsyncCommand(t *testing.T) {

@@ -8,7 +8,11 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
+
+	"github.com/goipa/goipa/httpserve"
+	"github.com/goipa/goipa/servertls"
 )
 
 // prepareCallback settles the callback URL and, with auto-TLS, the
@@ -30,8 +34,8 @@ func (a *Agent) prepareCallback(ctx context.Context) (*tls.Config, error) {
 			return nil, fmt.Errorf("ipa-listen-tls: %w", err)
 		}
 		tlsCfg = a.serverTLS(cert)
-	case a.cfg.EnableAutoTLS && v.atLeast("1.68"):
-		cert, pem, err := selfSignedCert(host, a.cfg.TLSCurve, time.Now())
+	case a.cfg.EnableAutoTLS && v.AtLeast("1.68"):
+		cert, pem, err := servertls.SelfSigned(host, a.cfg.TLSCurve, time.Now())
 		if err != nil {
 			return nil, fmt.Errorf("auto-TLS: %w", err)
 		}
@@ -50,21 +54,43 @@ func (a *Agent) prepareCallback(ctx context.Context) (*tls.Config, error) {
 	return tlsCfg, nil
 }
 
+// serverTLS is the API's TLS: lookup's tls_min_version "1.3" raises
+// ipa-tls-min-version, and the TLS 1.2 suites are IPA's AEAD ECDHE ones
+// unless the operator or Ironic restricts them.
 func (a *Agent) serverTLS(cert tls.Certificate) *tls.Config {
-	minV := uint16(tls.VersionTLS12)
-	if a.cfg.TLSMinVersion == "1.3" {
-		minV = tls.VersionTLS13
-	}
+	minV := a.cfg.TLSMinVersion
 	if s, _ := a.LookupConfig()["tls_min_version"].(string); s == "1.3" {
-		minV = tls.VersionTLS13
+		minV = s
 	}
-	return &tls.Config{
-		Certificates: []tls.Certificate{cert},
-		MinVersion:   minV,
-		// TLS 1.2 suites: IPA's AEAD ECDHE ones unless the operator or
-		// Ironic restricts them (TLS 1.3's are not configurable in Go).
-		CipherSuites: a.cipherSuites(),
+	return servertls.ServerConfig(cert, minV, a.cipherSuites())
+}
+
+// cipherSuites picks the TLS 1.2 suites the agent serves: lookup's
+// tls_cipher_suites when Ironic sends one, else ipa-tls-cipher-suites,
+// else the defaults. Names Go cannot serve are logged and skipped; a list
+// of nothing Go can serve keeps the defaults.
+func (a *Agent) cipherSuites() []uint16 {
+	spec, from := a.cfg.TLSCipherSuite, "ipa-tls-cipher-suites"
+	if s, _ := a.LookupConfig()["tls_cipher_suites"].(string); strings.TrimSpace(s) != "" {
+		spec, from = s, "lookup tls_cipher_suites"
 	}
+	if strings.TrimSpace(spec) == "" {
+		return servertls.DefaultCipherSuites
+	}
+	suites, ignored, defaulted := servertls.Suites(spec)
+	if len(ignored) > 0 {
+		a.log.Warn("TLS cipher names this agent cannot serve are ignored", "from", from, "ignored", ignored)
+	}
+	if defaulted {
+		a.log.Warn("no cipher this agent can serve in the list: keeping the default TLS 1.2 suites", "from", from, "list", spec)
+		return suites
+	}
+	names := make([]string, len(suites))
+	for i, id := range suites {
+		names[i] = tls.CipherSuiteName(id)
+	}
+	a.log.Info("TLS 1.2 cipher suites restricted", "from", from, "suites", names)
+	return suites
 }
 
 // serve runs the API until ctx ends or a lockdown stops it.
@@ -77,9 +103,9 @@ func (a *Agent) serve(ctx context.Context, tlsCfg *tls.Config) error {
 	ln := a.listener
 	if ln == nil {
 		var err error
-		ln, err = listen(a.cfg.ListenHost, a.cfg.ListenPort)
+		ln, err = httpserve.Listen(a.cfg.ListenHost, a.cfg.ListenPort)
 		if err != nil {
-			return err
+			return fmt.Errorf("API: %w", err)
 		}
 	}
 	srv := &http.Server{
@@ -89,23 +115,5 @@ func (a *Agent) serve(ctx context.Context, tlsCfg *tls.Config) error {
 		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelDebug),
 	}
 	a.log.Info("API listening", "address", ln.Addr().String(), "tls", tlsCfg != nil)
-	return serveUntil(sctx, srv, func() error {
-		if tlsCfg != nil {
-			return srv.ServeTLS(ln, "", "")
-		}
-		return srv.Serve(ln)
-	})
-}
-
-// listen binds host:port; "::" falls back to 0.0.0.0 without IPv6.
-func listen(host string, port int) (net.Listener, error) {
-	addr := net.JoinHostPort(host, strconv.Itoa(port))
-	ln, err := net.Listen("tcp", addr)
-	if err != nil && host == "::" {
-		ln, err = net.Listen("tcp", net.JoinHostPort("0.0.0.0", strconv.Itoa(port)))
-	}
-	if err != nil {
-		return nil, fmt.Errorf("API listen on %s: %w", addr, err)
-	}
-	return ln, nil
+	return httpserve.Serve(sctx, srv, ln)
 }

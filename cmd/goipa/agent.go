@@ -14,6 +14,8 @@ import (
 	"github.com/goipa/goipa/agent"
 	"github.com/goipa/goipa/disk"
 	"github.com/goipa/goipa/initramfs/boot"
+	"github.com/goipa/goipa/kernelparams"
+	"github.com/goipa/goipa/logring"
 	"github.com/goipa/goipa/netcfg"
 )
 
@@ -80,8 +82,8 @@ var logLevel = new(slog.LevelVar)
 
 // newLogger logs text for a person on the console, one line per event,
 // and keeps the newest lines for log.collect_system_logs.
-func newLogger(cfg *agent.Config, console io.Writer) (*slog.Logger, *agent.LogBuffer) {
-	buf := agent.NewLogBuffer(4 << 20)
+func newLogger(cfg *agent.Config, console io.Writer) (*slog.Logger, *logring.Buffer) {
+	buf := logring.New(4 << 20)
 	if cfg.Debug {
 		logLevel.Set(slog.LevelDebug)
 	}
@@ -110,7 +112,7 @@ func startAgent(ctx context.Context, cfg *agent.Config, realPower bool) error {
 	return runAgentWith(ctx, cfg, realPower, log, buf)
 }
 
-func runAgentWith(ctx context.Context, cfg *agent.Config, realPower bool, log *slog.Logger, buf *agent.LogBuffer) error {
+func runAgentWith(ctx context.Context, cfg *agent.Config, realPower bool, log *slog.Logger, buf *logring.Buffer) error {
 	log.Info("goipa starting", "version", agent.Version, "ipa_version", agent.IPAVersion, "pid", os.Getpid(),
 		"standalone", cfg.Standalone, "api_urls", cfg.APIURLs, "devices", cfg.Devices, "real_power", realPower || cfg.Power == "system")
 	hw := agent.NewMachine(cfg, log)
@@ -215,7 +217,7 @@ func runInit(ctx context.Context, args []string) error {
 			log.Error("multipath", "error", err)
 		}
 	}()
-	if b, err := os.ReadFile("/proc/cmdline"); err == nil && agent.SplitCmdline(string(b))["goipa-snapshot-console"] == "1" {
+	if b, err := os.ReadFile("/proc/cmdline"); err == nil && kernelparams.Split(string(b))["goipa-snapshot-console"] == "1" {
 		if err := printSnapshot(ctx, os.Stdout); err != nil {
 			log.Error("snapshot", "error", err)
 		}

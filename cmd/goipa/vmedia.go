@@ -8,8 +8,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/goipa/goipa/agent"
 	"github.com/goipa/goipa/initramfs/boot"
+	"github.com/goipa/goipa/kernelparams"
+	"github.com/goipa/goipa/logring"
 	"github.com/goipa/goipa/netcfg"
 	"github.com/goipa/goipa/vmedia"
 )
@@ -28,7 +29,7 @@ type bootMedia struct {
 // is parsed. Nothing here stops the boot: a problem is logged and the
 // kernel parameters still apply.
 func readBootMedia(ctx context.Context, log *slog.Logger, cmdline string) bootMedia {
-	params := agent.SplitCmdline(cmdline)
+	params := kernelparams.Split(cmdline)
 	out := bootMedia{cmdline: cmdline}
 	if params["boot_method"] == "vmedia" {
 		// No udev or modprobe: the filesystems and charsets are asked for
@@ -52,7 +53,7 @@ func readBootMedia(ctx context.Context, log *slog.Logger, cmdline string) bootMe
 }
 
 // mergeCmdline appends the floppy's parameters to the command line, so
-// they win as in IPA's get_agent_params; quoted, so SplitCmdline keeps
+// they win as in IPA's get_agent_params; quoted, so kernelparams.Split keeps
 // each whole.
 func mergeCmdline(cmdline string, params map[string]string) string {
 	if len(params) == 0 {
@@ -96,10 +97,10 @@ func networkDataModules(log *slog.Logger, nd *netcfg.NetworkData) {
 
 // newInitLogger is newLogger before the configuration is known: its
 // level follows the command line's ipa-debug now and cfg.Debug later.
-func newInitLogger(cmdline string, console io.Writer) (*slog.Logger, *agent.LogBuffer, *slog.LevelVar) {
-	buf := agent.NewLogBuffer(4 << 20)
+func newInitLogger(cmdline string, console io.Writer) (*slog.Logger, *logring.Buffer, *slog.LevelVar) {
+	buf := logring.New(4 << 20)
 	level := new(slog.LevelVar)
-	if d := agent.SplitCmdline(cmdline)["ipa-debug"]; d == "1" || strings.EqualFold(d, "true") {
+	if d := kernelparams.Split(cmdline)["ipa-debug"]; d == "1" || strings.EqualFold(d, "true") {
 		level.Set(slog.LevelDebug)
 	}
 	h := slog.NewTextHandler(io.MultiWriter(console, buf), &slog.HandlerOptions{Level: level})

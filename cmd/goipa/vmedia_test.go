@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/goipa/goipa/agent"
+	"github.com/goipa/goipa/kernelparams"
 	"github.com/goipa/goipa/vmedia"
 )
 
@@ -40,7 +41,7 @@ func TestMergeCmdline(t *testing.T) {
 	assert.Equal(t, "a=1", mergeCmdline("a=1", nil))
 	got := mergeCmdline("a=1 b=2\n", map[string]string{"b": `x"y`, "c": "3"})
 	assert.Equal(t, `a=1 b=2 b="xy" c="3"`, got, "appended, so the later word wins")
-	m := agent.SplitCmdline(got)
+	m := kernelparams.Split(got)
 	assert.Equal(t, "xy", m["b"])
 	assert.Equal(t, "3", m["c"])
 	assert.False(t, strings.Contains(got, "\n"))

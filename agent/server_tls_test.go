@@ -10,27 +10,9 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-)
 
-func TestParseOpenSSLCiphers(t *testing.T) {
-	for _, tc := range []struct {
-		in      string
-		suites  []uint16
-		ignored []string
-	}{
-		{"", nil, nil},
-		{"ECDHE-RSA-AES256-GCM-SHA384", []uint16{tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384}, nil},
-		{"ECDHE-ECDSA-CHACHA20-POLY1305:ecdhe-ecdsa-aes128-gcm-sha256", []uint16{tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256, tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256}, nil},
-		{"HIGH:!aNULL:!MD5", nil, []string{"HIGH", "!aNULL", "!MD5"}},
-		{"DHE-RSA-AES256-GCM-SHA384, ECDHE-RSA-AES128-GCM-SHA256 RC4-SHA", []uint16{tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256}, []string{"DHE-RSA-AES256-GCM-SHA384", "RC4-SHA"}},
-		{"TLS_AES_128_GCM_SHA256", nil, []string{"TLS_AES_128_GCM_SHA256"}},
-		{"AES128-SHA:AES128-SHA", []uint16{tls.TLS_RSA_WITH_AES_128_CBC_SHA}, nil},
-	} {
-		suites, ignored := parseOpenSSLCiphers(tc.in)
-		assert.Equal(t, tc.suites, suites, tc.in)
-		assert.Equal(t, tc.ignored, ignored, tc.in)
-	}
-}
+	"github.com/goipa/goipa/servertls"
+)
 
 // handshake12 connects with TLS 1.2 offering only suite.
 func handshake12(t *testing.T, cfg *tls.Config, suite uint16) error {
@@ -55,7 +37,7 @@ func handshake12(t *testing.T, cfg *tls.Config, suite uint16) error {
 }
 
 func TestServerTLSCipherSuites(t *testing.T) {
-	cert, _, err := selfSignedCert("127.0.0.1", "p256", time.Now())
+	cert, _, err := servertls.SelfSigned("127.0.0.1", "p256", time.Now())
 	require.NoError(t, err)
 	for _, tc := range []struct {
 		name     string

@@ -1,13 +1,13 @@
-package agent
+package servertls
 
 import (
 	"crypto/tls"
 	"strings"
 )
 
-// defaultCipherSuites are the TLS 1.2 suites the agent serves unless
-// told otherwise: the AEAD ECDHE suites IPA allows.
-var defaultCipherSuites = []uint16{
+// DefaultCipherSuites are the TLS 1.2 suites served unless told
+// otherwise: the AEAD ECDHE suites IPA allows.
+var DefaultCipherSuites = []uint16{
 	tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
 	tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
 }
@@ -33,12 +33,12 @@ var openSSLCipherNames = map[string]uint16{
 	"AES256-SHA":                    tls.TLS_RSA_WITH_AES_256_CBC_SHA,
 }
 
-// parseOpenSSLCiphers turns an OpenSSL cipher list (names separated by
+// ParseOpenSSLCiphers turns an OpenSSL cipher list (names separated by
 // ':', ',' or spaces) into Go's suite IDs, in the order given. What Go
 // cannot serve, or what is not a single suite name (OpenSSL's keywords
 // such as HIGH or !aNULL, TLS 1.3 names, which are not configurable in
 // Go), comes back in ignored. An empty list means "the defaults".
-func parseOpenSSLCiphers(s string) (suites []uint16, ignored []string) {
+func ParseOpenSSLCiphers(s string) (suites []uint16, ignored []string) {
 	seen := map[uint16]bool{}
 	for _, name := range strings.FieldsFunc(s, func(r rune) bool { return r == ':' || r == ',' || r == ' ' }) {
 		id, ok := openSSLCipherNames[strings.ToUpper(name)]
@@ -54,31 +54,26 @@ func parseOpenSSLCiphers(s string) (suites []uint16, ignored []string) {
 	return suites, ignored
 }
 
-// cipherSuites picks the TLS 1.2 suites the agent serves: lookup's
-// tls_cipher_suites when Ironic sends one, else ipa-tls-cipher-suites,
-// else the defaults. Names Go cannot serve are logged and skipped; a list
-// of nothing Go can serve keeps the defaults (refusing every TLS 1.2
-// client would be worse than ignoring the list).
-func (a *Agent) cipherSuites() []uint16 {
-	spec, from := a.cfg.TLSCipherSuite, "ipa-tls-cipher-suites"
-	if s, _ := a.LookupConfig()["tls_cipher_suites"].(string); strings.TrimSpace(s) != "" {
-		spec, from = s, "lookup tls_cipher_suites"
-	}
-	if strings.TrimSpace(spec) == "" {
-		return defaultCipherSuites
-	}
-	suites, ignored := parseOpenSSLCiphers(spec)
-	if len(ignored) > 0 {
-		a.log.Warn("TLS cipher names this agent cannot serve are ignored", "from", from, "ignored", ignored)
-	}
+// Suites picks the TLS 1.2 suites to serve from an OpenSSL cipher list:
+// those Go can serve, in the list's order, or DefaultCipherSuites when the
+// list is empty (defaulted true) or names none Go can serve (defaulted
+// true too: refusing every TLS 1.2 client would be worse than ignoring
+// the list). ignored are the names skipped, for the caller to log.
+func Suites(list string) (suites []uint16, ignored []string, defaulted bool) {
+	suites, ignored = ParseOpenSSLCiphers(list)
 	if len(suites) == 0 {
-		a.log.Warn("no cipher this agent can serve in the list: keeping the default TLS 1.2 suites", "from", from, "list", spec)
-		return defaultCipherSuites
+		return DefaultCipherSuites, ignored, true
 	}
-	names := make([]string, len(suites))
-	for i, id := range suites {
-		names[i] = tls.CipherSuiteName(id)
+	return suites, ignored, false
+}
+
+// ServerConfig is the API server's TLS configuration: cert, TLS 1.3 only
+// when minVersion is "1.3" (else 1.2 and up), and the TLS 1.2 suites
+// (TLS 1.3's are not configurable in Go).
+func ServerConfig(cert tls.Certificate, minVersion string, suites []uint16) *tls.Config {
+	minV := uint16(tls.VersionTLS12)
+	if minVersion == "1.3" {
+		minV = tls.VersionTLS13
 	}
-	a.log.Info("TLS 1.2 cipher suites restricted", "from", from, "suites", names)
-	return suites
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: minV, CipherSuites: suites}
 }

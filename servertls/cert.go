@@ -1,4 +1,4 @@
-package agent
+package servertls
 
 import (
 	"crypto/ecdsa"
@@ -9,6 +9,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/asn1"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"math/big"
 	"net"
@@ -16,23 +17,31 @@ import (
 	"time"
 )
 
-// autoTLSClockSkew is how far back the certificate starts, so a BMC-set
-// clock a little behind the conductor's still accepts it (IPA's 3600 s).
-const autoTLSClockSkew = time.Hour
+// ClockSkew is how far back the certificate starts, so a BMC-set clock a
+// little behind the conductor's still accepts it (IPA's 3600 s).
+const ClockSkew = time.Hour
 
-// selfSignedCert makes the auto-TLS certificate as IPA does: an EC key,
-// self-signed, CN = hostname, one critical subjectAltName naming the
-// advertised address, valid 30 days. Ironic stores the PEM and uses it as
-// the CA for every call to this agent, checking the address against it.
-func selfSignedCert(host, curve string, now time.Time) (tls.Certificate, string, error) {
+// Validity is how long the certificate is valid from now (IPA's 30 days).
+const Validity = 30 * 24 * time.Hour
+
+// SelfSigned makes the auto-TLS certificate as IPA does: an EC key on
+// curve ("p256", as IPA 2023.1, when empty; "p384" or "p521"),
+// self-signed, CN = hostname, one critical subjectAltName naming host (an
+// IP address or a DNS name), valid from now-ClockSkew to now+Validity.
+// It returns the certificate to serve and its PEM: Ironic stores the PEM
+// and uses it as the CA for every call to the agent, checking the address
+// against it.
+func SelfSigned(host, curve string, now time.Time) (tls.Certificate, string, error) {
 	var c elliptic.Curve
 	switch curve {
+	case "p256", "":
+		c = elliptic.P256()
 	case "p384":
 		c = elliptic.P384()
 	case "p521":
 		c = elliptic.P521()
 	default:
-		c = elliptic.P256()
+		return tls.Certificate{}, "", fmt.Errorf("servertls: curve %q: %w", curve, errUnknownCurve)
 	}
 	key, err := ecdsa.GenerateKey(c, rand.Reader)
 	if err != nil {
@@ -54,8 +63,8 @@ func selfSignedCert(host, curve string, now time.Time) (tls.Certificate, string,
 		SerialNumber:    serial,
 		Subject:         pkix.Name{CommonName: cn},
 		Issuer:          pkix.Name{CommonName: cn},
-		NotBefore:       now.Add(-autoTLSClockSkew),
-		NotAfter:        now.Add(30 * 24 * time.Hour),
+		NotBefore:       now.Add(-ClockSkew),
+		NotAfter:        now.Add(Validity),
 		ExtraExtensions: []pkix.Extension{san},
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
@@ -74,6 +83,8 @@ func selfSignedCert(host, curve string, now time.Time) (tls.Certificate, string,
 	}
 	return cert, string(certPEM), nil
 }
+
+var errUnknownCurve = errors.New("not p256, p384 or p521")
 
 // subjectAltName builds the critical SAN extension by hand: Go's template
 // fields would mark it non-critical because the subject is not empty.

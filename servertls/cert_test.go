@@ -1,4 +1,4 @@
-package agent
+package servertls
 
 import (
 	"crypto/ecdsa"
@@ -22,8 +22,9 @@ func TestSelfSignedCertAsIPAMakesIt(t *testing.T) {
 		{"192.0.2.10", "p256", 256},
 		{"2001:db8::5", "p384", 384},
 		{"agent.example", "p521", 521},
+		{"198.51.100.7", "", 256}, // IPA 2023.1's curve when none is named
 	} {
-		cert, pemText, err := selfSignedCert(tc.host, tc.curve, now)
+		cert, pemText, err := SelfSigned(tc.host, tc.curve, now)
 		require.NoError(t, err)
 		block, _ := pem.Decode([]byte(pemText))
 		require.NotNil(t, block)
@@ -48,5 +49,12 @@ func TestSelfSignedCertAsIPAMakesIt(t *testing.T) {
 		pool.AddCert(c)
 		_, err = c.Verify(x509.VerifyOptions{Roots: pool, DNSName: tc.host, CurrentTime: now})
 		assert.NoError(t, err)
+	}
+}
+
+func TestSelfSignedRefusesUnknownCurve(t *testing.T) {
+	for _, curve := range []string{"p224", "P256", "ed25519"} {
+		_, _, err := SelfSigned("192.0.2.10", curve, time.Now())
+		assert.ErrorIs(t, err, errUnknownCurve, curve)
 	}
 }
