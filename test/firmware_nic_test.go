@@ -3,9 +3,11 @@ package test
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -178,10 +180,16 @@ func TestNICFirmwareWithRealIronic(t *testing.T) {
 	nicMAC := strings.TrimSpace(shell("cat /sys/class/net/" + ifname + "/address"))
 	step(fmt.Sprintf("netdevsim loaded over SSH: devlink device netdevsim/netdevsim1, port %s (%s)", ifname, nicMAC))
 
-	agentURL := "http://" + net.JoinHostPort(guestIP, "9999") + "/v1/commands"
+	// After lookup the agent serves its API over auto-TLS. The test reads
+	// it only for the commands' progress and results: the certificate's
+	// trust (agent_verify_ca) is TestAgentCoreWithRealIronic's.
+	agentURL := "https://" + net.JoinHostPort(guestIP, "9999") + "/v1/commands"
+	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{DialContext: ir.Dial,
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	defer client.CloseIdleConnections()
 	commands := func() []agentCommand {
 		t.Helper()
-		resp, err := ir.HTTP().Get(agentURL)
+		resp, err := client.Get(agentURL)
 		if err != nil {
 			t.Logf("GET %s: %v", agentURL, err)
 			return nil
@@ -251,6 +259,11 @@ func TestNICFirmwareWithRealIronic(t *testing.T) {
 	}
 	if staged := shell("ls /run/goipa-firmware"); strings.Contains(staged, "goipa-fw-") {
 		t.Errorf("a refused image stays in the firmware directory: %q", staged)
+	}
+	// A failed clean step puts the node in maintenance (fault "clean
+	// failure"): the operator takes it out and back to manageable.
+	if err := ir.Do(ctx, http.MethodDelete, "/v1/nodes/"+uuid+"/maintenance", nil, nil); err != nil {
+		t.Fatal(err)
 	}
 	if err := ir.Provision(ctx, uuid, "manage", nil); err != nil {
 		t.Fatal(err)
