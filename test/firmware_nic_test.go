@@ -114,7 +114,7 @@ func (c agentCommand) stepName() string {
 // with deploy.update_firmware. The NIC is netdevsim, the kernel's
 // simulated device with devlink flash update and status notifications,
 // loaded over the ramdisk's debug SSH login (sshkey=) and created with
-// one port; the image is served by the test's image server with its
+// one port; the image is served by the harness's image server with its
 // sha256. In one boot: an image with a wrong checksum fails the
 // cleaning before anything reaches the device; the right image is
 // flashed (the command's progress follows netdevsim's status
