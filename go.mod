@@ -43,6 +43,7 @@ require (
 	github.com/hugelgupf/go-shlex v0.0.0-20200702092117-c80c9d0918fa // indirect
 	github.com/jaypipes/pcidb v1.1.1 // indirect
 	github.com/josharian/native v1.1.0 // indirect
+	github.com/klauspost/pgzip v1.2.6 // indirect
 	github.com/knz/bubbline v0.0.0-20230717192058-486954f9953f // indirect
 	github.com/lucasb-eyer/go-colorful v1.2.0 // indirect
 	github.com/mattn/go-isatty v0.0.20 // indirect
@@ -91,6 +92,7 @@ tool (
 	github.com/u-root/u-root/cmds/core/gpt
 	github.com/u-root/u-root/cmds/core/grep
 	github.com/u-root/u-root/cmds/core/hexdump
+	github.com/u-root/u-root/cmds/core/insmod
 	github.com/u-root/u-root/cmds/core/ip
 	github.com/u-root/u-root/cmds/core/ls
 	github.com/u-root/u-root/cmds/core/lsmod

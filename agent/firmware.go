@@ -54,9 +54,7 @@ func (a *Agent) updateFirmware(ctx context.Context, sc *StepCall) (any, error) {
 		// NICs are never among goipa-devices: a host agent flashes nothing.
 		return nil, ErrInvalidParams("update_firmware is refused on a host agent (goipa agent): it would flash the host's own devices")
 	}
-	var progress []firmware.Progress
 	u, err := newFirmwareUpdater(a, sc, firmware.WithStagePreparation(prepareFirmwareDir), firmware.WithProgress(func(p firmware.Progress) {
-		progress = append(progress, p)
 		sc.SetProgress(p)
 	}))
 	if err != nil {
@@ -67,8 +65,11 @@ func (a *Agent) updateFirmware(ctx context.Context, sc *StepCall) (any, error) {
 		if errors.Is(err, firmware.ErrInvalidImage) || errors.Is(err, firmware.ErrUnknownTarget) {
 			return nil, ErrInvalidParams("%v", err)
 		}
-		return nil, &Error{Type: "CommandExecutionError", Code: 500, Message: "Command execution failed",
-			Details: fmt.Sprintf("%v (done before the failure: %s)", err, jsonText(reports))}
+		details := err.Error()
+		if len(reports) > 0 {
+			details += fmt.Sprintf(" (done before the failure: %s)", jsonText(reports))
+		}
+		return nil, &Error{Type: "CommandExecutionError", Code: 500, Message: "Command execution failed", Details: details}
 	}
 	return map[string]any{"firmware": reports}, nil
 }

@@ -3,9 +3,11 @@ package firmware
 import (
 	"context"
 	"encoding/binary"
-
+	"errors"
 	"fmt"
+	"sync"
 	"syscall"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
@@ -273,12 +275,35 @@ func (netlinkDevlink) ActivateFirmware(ctx context.Context, bus, dev string) err
 	return nil
 }
 
+// flashEndWait bounds how long Flash waits, once the kernel has
+// acknowledged the request, for the device's end notification: the
+// kernel sends it before the acknowledgement, so it is already queued
+// unless the notification socket overflowed and it was dropped.
+const flashEndWait = 2 * time.Second
+
+// notificationBuffer is the notification socket's receive buffer: a
+// driver may send hundreds of status notifications in a burst
+// (netdevsim: 500 in 5 s), each taking about a kilobyte of socket
+// memory, more than the default buffer holds if the reader lags.
+const notificationBuffer = 4 << 20
+
 // Flash sends the flash request and passes the device's status
 // notifications to progress until the kernel acknowledges the request.
-// The request and the notifications share one socket (subscribed to
-// devlink's "config" group first), so none is missed and they come in
-// order. The kernel flashes on its own time: a cancelled ctx stops the
-// waiting, not the flash.
+//
+// The request and the notifications go through two sockets. The kernel
+// runs devlink's flash handler inside the sendmsg that carries the
+// request, so the sending goroutine is blocked for the whole flash; a
+// socket that also subscribes to devlink's "config" group is read by
+// nobody meanwhile, and a driver's burst of status notifications
+// overflows its receive buffer. The kernel then drops notifications,
+// reports ENOBUFS on the next read (which failed a flash that had
+// worked) and may drop the acknowledgement itself (which left the wait
+// without an end). So a second socket subscribes to the group and is
+// read by its own goroutine while the request socket carries only the
+// request and its acknowledgement.
+//
+// The kernel flashes on its own time: a cancelled ctx stops the
+// waiting, not the flash. progress is never called after Flash returns.
 func (netlinkDevlink) Flash(ctx context.Context, r FlashRequest, progress func(FlashStatus)) error {
 	fam, err := devlinkFamily()
 	if err != nil {
@@ -290,65 +315,152 @@ func (netlinkDevlink) Flash(ctx context.Context, r FlashRequest, progress func(F
 			group = g.ID
 		}
 	}
+	var notes *nl.NetlinkSocket
+	if group != 0 {
+		if notes, err = nl.Subscribe(unix.NETLINK_GENERIC); err != nil {
+			return fmt.Errorf("devlink notification socket: %w", err)
+		}
+		defer notes.Close()
+		if err := unix.SetsockoptInt(notes.GetFd(), unix.SOL_NETLINK, unix.NETLINK_ADD_MEMBERSHIP, int(group)); err != nil {
+			return fmt.Errorf("devlink notifications: %w", err)
+		}
+		// SO_RCVBUFFORCE goes past rmem_max (root only); else the default.
+		if notes.SetReceiveBufferSize(notificationBuffer, true) != nil {
+			notes.SetReceiveBufferSize(notificationBuffer, false)
+		}
+	}
 	s, err := nl.Subscribe(unix.NETLINK_GENERIC)
 	if err != nil {
 		return fmt.Errorf("devlink socket: %w", err)
 	}
-	defer s.Close()
-	if group != 0 {
-		if err := unix.SetsockoptInt(s.GetFd(), unix.SOL_NETLINK, unix.NETLINK_ADD_MEMBERSHIP, int(group)); err != nil {
-			return fmt.Errorf("devlink notifications: %w", err)
+
+	ended := make(chan struct{})
+	followed := make(chan int, 1)
+	if notes != nil {
+		go func() {
+			var once sync.Once
+			dropped := followFlash(func() ([]syscall.NetlinkMessage, error) {
+				msgs, _, err := notes.Receive()
+				return msgs, err
+			}, r, progress, func() { once.Do(func() { close(ended) }) })
+			followed <- dropped
+		}()
+	} else {
+		close(ended)
+		followed <- 0
+	}
+	stopFollowing := func() int {
+		if notes != nil {
+			notes.Close()
+		}
+		return <-followed
+	}
+
+	req := encodeFlash(fam.ID, r)
+	acked := make(chan error, 1)
+	go func() {
+		// Blocks in the kernel for as long as the driver flashes.
+		defer s.Close()
+		if err := s.Send(req); err != nil {
+			acked <- fmt.Errorf("devlink flash %s/%s: %w", r.Bus, r.Dev, err)
+			return
+		}
+		acked <- receiveAck(s, req.Seq, r)
+	}()
+	select {
+	case err = <-acked:
+	case <-ctx.Done():
+		stopFollowing()
+		return fmt.Errorf("devlink flash %s/%s: stopped waiting (the device goes on flashing): %w", r.Bus, r.Dev, ctx.Err())
+	}
+	if err == nil {
+		select {
+		case <-ended:
+		case <-time.After(flashEndWait):
+		case <-ctx.Done():
 		}
 	}
-	req := encodeFlash(fam.ID, r)
-	if err := s.Send(req); err != nil {
-		return fmt.Errorf("devlink flash %s/%s: %w", r.Bus, r.Dev, err)
+	if dropped := stopFollowing(); dropped > 0 && progress != nil {
+		progress(FlashStatus{Bus: r.Bus, Dev: r.Dev, Message: fmt.Sprintf("(the kernel dropped status notifications %d times: the socket was full)", dropped)})
 	}
-	stop := context.AfterFunc(ctx, s.Close)
-	defer stop()
+	return err
+}
+
+// receiveAck reads the request socket until the request's
+// acknowledgement.
+func receiveAck(s *nl.NetlinkSocket, seq uint32, r FlashRequest) error {
 	for {
 		msgs, _, err := s.Receive()
 		if err != nil {
-			if ctx.Err() != nil {
-				return fmt.Errorf("devlink flash %s/%s: stopped waiting (the device goes on flashing): %w", r.Bus, r.Dev, ctx.Err())
-			}
 			return fmt.Errorf("devlink flash %s/%s: %w", r.Bus, r.Dev, err)
 		}
 		for _, m := range msgs {
-			if done, err := flashMessage(m, req.Seq, r, progress); done {
+			if done, err := flashAck(m, seq, r); done {
 				return err
 			}
 		}
 	}
 }
 
-// flashMessage handles one message on the flash socket: the request's
-// acknowledgement ends the flash (with the kernel's error, if any);
-// notifications about this device become progress.
-func flashMessage(m syscall.NetlinkMessage, seq uint32, r FlashRequest, progress func(FlashStatus)) (bool, error) {
-	switch m.Header.Type {
-	case unix.NLMSG_ERROR:
-		if m.Header.Seq != seq {
-			return false, nil
+// followFlash passes the device's status notifications that recv
+// returns to progress and calls ended at the device's end notification;
+// it returns when recv fails otherwise (the socket is closed), with how
+// many times the kernel said it dropped notifications (ENOBUFS: the
+// socket was full). A dropped notification is lost progress, not a
+// failed flash: the acknowledgement on the request socket says how the
+// flash went.
+func followFlash(recv func() ([]syscall.NetlinkMessage, error), r FlashRequest, progress func(FlashStatus), ended func()) (dropped int) {
+	for {
+		msgs, err := recv()
+		if errors.Is(err, unix.ENOBUFS) {
+			dropped++
+			continue
 		}
-		if len(m.Data) < 4 {
-			return true, fmt.Errorf("devlink flash %s/%s: short acknowledgement", r.Bus, r.Dev)
+		if err != nil {
+			return dropped
 		}
-		if errno := int32(binary.NativeEndian.Uint32(m.Data[:4])); errno != 0 {
-			return true, &FlashError{Device: r.Bus + "/" + r.Dev, Errno: syscall.Errno(-errno)}
+		for _, m := range msgs {
+			st, ok := flashStatusOf(m, r)
+			if !ok {
+				continue
+			}
+			if progress != nil {
+				progress(st)
+			}
+			if st.End {
+				ended()
+			}
 		}
-		return true, nil
-	case unix.NLMSG_DONE, unix.NLMSG_NOOP:
+	}
+}
+
+// flashAck reads a message on the request socket: the request's
+// acknowledgement ends the flash (with the kernel's error, if any).
+func flashAck(m syscall.NetlinkMessage, seq uint32, r FlashRequest) (bool, error) {
+	if m.Header.Type != unix.NLMSG_ERROR || m.Header.Seq != seq {
 		return false, nil
+	}
+	if len(m.Data) < 4 {
+		return true, fmt.Errorf("devlink flash %s/%s: short acknowledgement", r.Bus, r.Dev)
+	}
+	if errno := int32(binary.NativeEndian.Uint32(m.Data[:4])); errno != 0 {
+		return true, &FlashError{Device: r.Bus + "/" + r.Dev, Errno: syscall.Errno(-errno)}
+	}
+	return true, nil
+}
+
+// flashStatusOf reads a notification: ok when it is a flash status (or
+// end) of the request's device.
+func flashStatusOf(m syscall.NetlinkMessage, r FlashRequest) (FlashStatus, bool) {
+	switch m.Header.Type {
+	case unix.NLMSG_ERROR, unix.NLMSG_DONE, unix.NLMSG_NOOP:
+		return FlashStatus{}, false
 	}
 	st, ok, err := decodeFlashStatus(m.Data)
 	if err != nil || !ok || st.Bus != r.Bus || st.Dev != r.Dev {
-		return false, nil
+		return FlashStatus{}, false
 	}
-	if progress != nil {
-		progress(st)
-	}
-	return false, nil
+	return st, true
 }
 
 // FlashError is the kernel's refusal of a flash request: EOPNOTSUPP

@@ -1,7 +1,9 @@
 package firmware
 
 import (
+	"bytes"
 	"encoding/hex"
+	"os"
 	"strings"
 	"syscall"
 	"testing"
@@ -121,35 +123,69 @@ func TestDecodeInfo(t *testing.T) {
 	assert.Equal(t, "10.0", runningVersion(info, ""))
 }
 
-func TestFlashMessage(t *testing.T) {
+func TestFlashAck(t *testing.T) {
 	r := FlashRequest{Bus: "netdevsim", Dev: "netdevsim1"}
-	var got []FlashStatus
-	progress := func(s FlashStatus) { got = append(got, s) }
-	status := syscall.NetlinkMessage{Header: syscall.NlMsghdr{Type: 0x15}, Data: unhex(t, flashStatusBytes)}
-	done, err := flashMessage(status, 9, r, progress)
-	assert.False(t, done)
+	status := syscall.NetlinkMessage{Header: syscall.NlMsghdr{Type: 0x15, Seq: 9}, Data: unhex(t, flashStatusBytes)}
+	done, err := flashAck(status, 9, r)
+	assert.False(t, done, "a notification is no acknowledgement")
 	assert.NoError(t, err)
-	other := FlashRequest{Bus: "pci", Dev: "0000:3b:00.0"}
-	done, _ = flashMessage(status, 9, other, progress)
-	assert.False(t, done)
-	assert.Len(t, got, 1, "another device's status is not ours")
 
 	ack := func(seq uint32, errno int32) syscall.NetlinkMessage {
 		d := make([]byte, 20)
 		d[0], d[1], d[2], d[3] = byte(errno), byte(errno>>8), byte(errno>>16), byte(errno>>24)
 		return syscall.NetlinkMessage{Header: syscall.NlMsghdr{Type: unix.NLMSG_ERROR, Seq: seq}, Data: d}
 	}
-	done, _ = flashMessage(ack(8, 0), 9, r, progress)
+	done, _ = flashAck(ack(8, 0), 9, r)
 	assert.False(t, done, "another request's ack")
-	done, err = flashMessage(ack(9, 0), 9, r, progress)
+	done, err = flashAck(ack(9, 0), 9, r)
 	assert.True(t, done)
 	assert.NoError(t, err)
-	done, err = flashMessage(ack(9, -int32(unix.EOPNOTSUPP)), 9, r, progress)
+	done, err = flashAck(ack(9, -int32(unix.EOPNOTSUPP)), 9, r)
 	assert.True(t, done)
 	var fe *FlashError
 	require.ErrorAs(t, err, &fe)
 	assert.ErrorIs(t, err, unix.EOPNOTSUPP)
 	assert.Contains(t, err.Error(), "does not support flash update")
+}
+
+// followFlash reads the notification socket: the device's statuses
+// become progress, other devices' are skipped, an overflow (ENOBUFS,
+// which the kernel reports on the read after it dropped notifications)
+// is counted and reading goes on, and the end notification is reported
+// while reading continues until the socket is closed.
+func TestFollowFlash(t *testing.T) {
+	r := FlashRequest{Bus: "netdevsim", Dev: "netdevsim1"}
+	status := syscall.NetlinkMessage{Header: syscall.NlMsghdr{Type: 0x15}, Data: unhex(t, flashStatusBytes)}
+	end := syscall.NetlinkMessage{Header: syscall.NlMsghdr{Type: 0x15}, Data: unhex(t, flashEndBytes)}
+	other := syscall.NetlinkMessage{Header: syscall.NlMsghdr{Type: 0x15}, Data: bytes.Replace(unhex(t, flashStatusBytes), []byte("netdevsim1"), []byte("netdevsim2"), 1)}
+	done := syscall.NetlinkMessage{Header: syscall.NlMsghdr{Type: unix.NLMSG_DONE}}
+	reads := []struct {
+		msgs []syscall.NetlinkMessage
+		err  error
+	}{
+		{msgs: []syscall.NetlinkMessage{status, other}},
+		{err: unix.ENOBUFS},
+		{msgs: []syscall.NetlinkMessage{done, status}},
+		{err: unix.ENOBUFS},
+		{msgs: []syscall.NetlinkMessage{end}},
+		{err: os.ErrClosed},
+		{msgs: []syscall.NetlinkMessage{status}}, // never read: the socket was closed
+	}
+	i := 0
+	recv := func() ([]syscall.NetlinkMessage, error) {
+		rd := reads[i]
+		i++
+		return rd.msgs, rd.err
+	}
+	var got []FlashStatus
+	ended := 0
+	dropped := followFlash(recv, r, func(s FlashStatus) { got = append(got, s) }, func() { ended++ })
+	assert.Equal(t, 2, dropped)
+	assert.Equal(t, 1, ended)
+	assert.Equal(t, 6, i, "reading stops at the closed socket")
+	require.Len(t, got, 3)
+	assert.Equal(t, FlashStatus{Bus: "netdevsim", Dev: "netdevsim1", Message: "Flashing", Component: "fw.mgmt", Done: 5, Total: 10}, got[0])
+	assert.True(t, got[2].End)
 }
 
 func FuzzDecodeFlashStatus(f *testing.F) {

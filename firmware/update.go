@@ -449,6 +449,11 @@ func (u *Updater) applyNVMe(ctx context.Context, p *plan, r *Report) error {
 func (u *Updater) applyDevlink(ctx context.Context, p *plan, r *Report) error {
 	req := FlashRequest{Bus: p.dev.Bus, Dev: p.dev.Dev, FileName: filepath.Base(p.file), Component: p.img.Component}
 	err := u.devlink.Flash(ctx, req, func(s FlashStatus) {
+		if s.End {
+			// devlink's end notification carries no status: it would wipe
+			// the driver's last message ("Flashing done") from the progress.
+			return
+		}
 		u.report(Progress{Target: p.img.Target, Stage: "flash", Message: strings.TrimSpace(s.Component + " " + s.Message),
 			Done: int64(s.Done), Total: int64(s.Total)})
 	})

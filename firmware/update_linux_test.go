@@ -235,6 +235,8 @@ func TestUpdateDevlink(t *testing.T) {
 	assert.Equal(t, "2.0", reps[0].After["stored.fw"])
 	assert.Empty(t, f.dl.activated, "activate reset: no reload")
 	assert.Contains(t, f.prog, Progress{Target: "52:54:00:12:34:56", Stage: "flash", Message: "fw.mgmt Flashing", Done: 50, Total: 100})
+	assert.Equal(t, Progress{Target: "52:54:00:12:34:56", Stage: "flash", Message: "fw.mgmt Flashing", Done: 50, Total: 100}, f.prog[len(f.prog)-1],
+		"the end notification leaves the driver's last status as the progress")
 }
 
 // TestUpdateBadInput: every failure before the device is touched sends

@@ -27,7 +27,13 @@ type Options struct {
 	Kernel     *Kernel  // modules come from here (nil: no modules)
 	Modules    []string // module names, with their dependencies
 	AllModules bool     // every module of the kernel
-	Firmware   []string // firmware files: "src:lib/firmware/name"
+	// ExtraModules are .ko files built outside the kernel package for
+	// Kernel (test-only drivers such as netdevsim; never in the default
+	// sets): each must carry the kernel's vermagic, goes under
+	// lib/modules/<version>/extra with its dependencies from the kernel,
+	// and is loaded by whoever needs it (no device asks for it).
+	ExtraModules []string
+	Firmware     []string // firmware files: "src:lib/firmware/name"
 	// FirmwareDirs are firmware trees (FetchFirmware's) to take the
 	// files the chosen modules declare from (SelectFirmware); none: no
 	// module firmware.
@@ -66,6 +72,9 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 	}
 	if o.Kernel != nil && o.Kernel.Arch != "" && o.Kernel.Arch != o.Arch {
 		return nil, &ArchError{What: "kernel " + o.Kernel.Version + " (for a ramdisk of " + o.Arch + ")", Want: o.Arch, Got: o.Kernel.Arch}
+	}
+	if len(o.ExtraModules) > 0 && o.Kernel == nil {
+		return nil, fmt.Errorf("extra modules %v without a kernel to check them against", o.ExtraModules)
 	}
 	tmp, err := os.MkdirTemp("", "goipa-initramfs-")
 	if err != nil {
@@ -200,6 +209,10 @@ func moduleRecords(o Options) ([]cpio.Record, []*Module, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	extra, err := addExtraModules(k, mods, o.ExtraModules)
+	if err != nil {
+		return nil, nil, err
+	}
 	names := o.Modules
 	if o.AllModules {
 		names = nil
@@ -208,6 +221,7 @@ func moduleRecords(o Options) ([]cpio.Record, []*Module, error) {
 		}
 		sort.Strings(names)
 	}
+	names = append(append([]string(nil), names...), extra...)
 	chosen, missing := Closure(mods, builtin, names)
 	if len(missing) > 0 {
 		return nil, nil, &MissingModulesError{Kernel: k.Version, Missing: missing}
@@ -216,7 +230,11 @@ func moduleRecords(o Options) ([]cpio.Record, []*Module, error) {
 	var recs []cpio.Record
 	var dep, alias strings.Builder
 	for _, m := range chosen {
-		b, err := os.ReadFile(filepath.Join(k.ModulesDir, m.Rel))
+		src := m.Src
+		if src == "" {
+			src = filepath.Join(k.ModulesDir, m.Rel)
+		}
+		b, err := os.ReadFile(src)
 		if err != nil {
 			return nil, nil, err
 		}

@@ -26,6 +26,7 @@ var DebugCommands = []string{
 	"github.com/u-root/u-root/cmds/core/ps",
 	"github.com/u-root/u-root/cmds/core/free",
 	"github.com/u-root/u-root/cmds/core/lsmod",
+	"github.com/u-root/u-root/cmds/core/insmod", // a driver coldplug did not load (a test's netdevsim)
 	"github.com/u-root/u-root/cmds/core/hexdump",
 	"github.com/u-root/u-root/cmds/core/blkid", // with gpt and df, what lsblk would show
 	"github.com/u-root/u-root/cmds/core/gpt",

@@ -344,6 +344,10 @@ type Module struct {
 	Deps     []string
 	Aliases  []string
 	Firmware []string // files it may ask the firmware loader for, under lib/firmware
+	Vermagic string   // the kernel it was built for (release and build options)
+	// Src is the file of a module from outside the kernel package
+	// (ExtraModules); "" for the kernel's own, at Rel under its modules.
+	Src string
 }
 
 func modName(p string) string {
@@ -418,6 +422,12 @@ func readModinfo(path string, m *Module) error {
 			m.Aliases = append(m.Aliases, v)
 		case "firmware":
 			m.Firmware = append(m.Firmware, v)
+		case "vermagic":
+			m.Vermagic = v
+		case "name":
+			if v != "" {
+				m.Name = strings.ReplaceAll(v, "-", "_")
+			}
 		}
 	}
 	return nil

@@ -12,8 +12,21 @@ packages=(
   qemu-system-arm qemu-efi-aarch64
   openssl
   python3-zeroconf  # Ironic's and the inspector's mDNS publishing ([conductor] enable_mdns), for the mDNS test
+  gcc make binutils xz-utils  # netdevsim.ko for the NIC firmware test (test/netdevsim)
   "$@"
 )
+
+# The NIC firmware test builds netdevsim (Debian's kernels leave it out)
+# from linux-source against the headers of the kernel the tests boot:
+# the cloud flavour that linux-image-cloud-amd64 points at now, as
+# initramfs.DebianKernelPackage resolves it.
+kimg=$(apt-cache depends linux-image-cloud-amd64 2>/dev/null | awk '$1 == "Depends:" && $2 ~ /^linux-image-/ {print $2; exit}' || true)
+if [ -n "$kimg" ]; then
+  release=${kimg#linux-image-}                    # 6.1.0-57-cloud-amd64
+  packages+=("linux-headers-$release" "linux-source-$(echo "$release" | cut -d. -f1,2)")
+else
+  packages+=(linux-headers-cloud-amd64 linux-source-6.1)
+fi
 
 missing=()
 for p in "${packages[@]}"; do

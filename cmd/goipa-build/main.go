@@ -83,6 +83,14 @@ func run(ctx context.Context, args []string, mode string) error {
 	debug := fs.Bool("debug-commands", true, "add u-root's shell and tools for the console")
 	firmware := fs.String("firmware", "modules", "modules: the firmware files the chosen modules declare, from Debian's non-free-firmware; none: no firmware")
 	insecure := fs.Bool("insecure", false, "push: plain HTTP registry")
+	var extra []string
+	fs.Func("extra-module", "a .ko built for the kernel outside its package, added under lib/modules/<version>/extra with its dependencies (repeatable; test drivers such as netdevsim); its vermagic must be the kernel's", func(p string) error {
+		if !strings.HasSuffix(p, ".ko") {
+			return fmt.Errorf("%s is no .ko file", p)
+		}
+		extra = append(extra, p)
+		return nil
+	})
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -108,7 +116,14 @@ func run(ctx context.Context, args []string, mode string) error {
 	if err != nil {
 		return err
 	}
-	o := initramfs.Options{SourceDir: ".", Arch: *arch, Kernel: k, Compression: *comp, Output: *out, Version: *version}
+	o := initramfs.Options{SourceDir: ".", Arch: *arch, Kernel: k, Compression: *comp, Output: *out, Version: *version, ExtraModules: extra}
+	for _, p := range extra {
+		// Checked before the build: a module for another kernel fails here,
+		// not after minutes of building.
+		if _, err := initramfs.CheckModule(k, p); err != nil {
+			return fmt.Errorf("--extra-module: %w", err)
+		}
+	}
 	if *debug {
 		o.DebugCommands = initramfs.DebugCommands
 	}

@@ -81,6 +81,16 @@ type Ironic struct {
 // WithNetNS).
 func (ir *Ironic) HTTP() *http.Client { return ir.http }
 
+// Dial connects from Ironic's network (inside its namespace, with
+// WithNetNS): a test reaches a VM on the provisioning network this way,
+// by SSH for example.
+func (ir *Ironic) Dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	if ir.netns == "" {
+		return (&net.Dialer{Timeout: 10 * time.Second}).DialContext(ctx, network, addr)
+	}
+	return nsDialer(ir.netns)(ctx, network, addr)
+}
+
 type options struct {
 	heartbeatTimeout int
 	inspector        bool
