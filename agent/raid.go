@@ -111,19 +111,8 @@ func (a *Agent) deleteConfiguration(ctx context.Context, sc *StepCall) (any, err
 // raidCandidates are the whole disks software RAID may use, within
 // goipa-devices.
 func (a *Agent) raidCandidates(ctx context.Context) ([]inventory.Disk, error) {
-	if err := a.mayTouchDisks(); err != nil {
-		return nil, err
-	}
-	all, err := inventory.BlockDevices(ctx, inventory.WithDevices(a.cfg.Devices), inventory.WithLogger(a.log))
-	if err != nil {
-		return nil, err
-	}
-	for _, d := range all {
-		if err := a.checkDevice(d.Name); err != nil {
-			return nil, err
-		}
-	}
-	return raid.Candidates(all), nil
+	all, err := a.scopedDisks(ctx)
+	return raid.Candidates(all), err
 }
 
 // assembleExisting starts the arrays whose members are on the disks, as

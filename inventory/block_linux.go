@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/goipa/goipa/disk"
 	"github.com/goipa/goipa/firmware"
 )
 
@@ -263,4 +264,9 @@ func wwnFromWWID(wwid string) (wwn, withExt, vendorExt string) {
 		return "0x" + h, "0x" + h, ""
 	}
 	return "", "", ""
+}
+
+// EraseTarget is what disk's erase needs to know about d.
+func (d Disk) EraseTarget() disk.Target {
+	return disk.Target{Path: d.Name, Serial: deref(d.Serial), Model: deref(d.Model), Size: d.Size, ReadOnly: d.ReadOnly}
 }
