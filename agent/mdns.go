@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 
@@ -67,12 +68,7 @@ func (a *Agent) findEndpoint(ctx context.Context, instance string) (string, erro
 // ipa-mdns-allowed-overrides (IPA's [mdns] allowed_overrides: mDNS is
 // unauthenticated, so anyone on the link could answer).
 func (a *Agent) applyMDNSOverrides(instance string, props map[string]string) {
-	keys := make([]string, 0, len(props))
-	for k := range props {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(props)) {
 		v := props[k]
 		name, ok := strings.CutPrefix(k, "ipa_")
 		switch {

@@ -119,7 +119,7 @@ func (a *Agent) raidCandidates(ctx context.Context) ([]inventory.Disk, error) {
 // inventory, the install disk and erase see them. Only where goipa owns
 // the disks (the ramdisk, or goipa-devices naming them).
 func (a *Agent) assembleExisting() {
-	if !a.realPower && a.cfg.Power != "system" && len(a.cfg.Devices) == 0 {
+	if a.mayTouchDisks() != nil {
 		return
 	}
 	if _, err := os.Stat("/sys/module/md_mod"); err != nil {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -39,6 +40,12 @@ func waitChild(mode string) bool {
 			if tlvs := w.Heard(i); tlvs != nil {
 				res.LLDP[i] = tlvs
 			}
+		}
+		json.NewEncoder(os.Stdout).Encode(res)
+	case "links-down":
+		var res childResult
+		if err := LinksDown(); err != nil {
+			res.Err = err.Error()
 		}
 		json.NewEncoder(os.Stdout).Encode(res)
 	case "up-then-wait":
@@ -142,6 +149,24 @@ func TestWatchLLDPWithoutLinks(t *testing.T) {
 			}
 			assert.Nil(t, w.Heard("eth0"))
 		})
+	}
+}
+
+// TestLinksDown: every link of the namespace goes down but loopback.
+func TestLinksDown(t *testing.T) {
+	l := newLab(t, 2)
+	sh(t, "ip", "-n", l.client, "link", "set", "c0", "up")
+	sh(t, "ip", "-n", l.client, "link", "set", "c1", "up")
+	res := l.run("links-down")
+	require.Empty(t, res.Err)
+	for _, tc := range []struct {
+		link string
+		up   bool
+	}{{"lo", true}, {"c0", false}, {"c1", false}} {
+		out, err := exec.Command("ip", "-n", l.client, "-o", "link", "show", tc.link).CombinedOutput()
+		require.NoError(t, err, "%s", out)
+		flags := strings.SplitN(string(out), ">", 2)[0]
+		assert.Equal(t, tc.up, strings.Contains(flags, ",UP") || strings.Contains(flags, "<UP"), "%s: %s", tc.link, out)
 	}
 }
 
