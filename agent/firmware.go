@@ -54,11 +54,7 @@ func (a *Agent) updateFirmware(ctx context.Context, sc *StepCall) (any, error) {
 		// NICs are never among goipa-devices: a host agent flashes nothing.
 		return nil, ErrInvalidParams("update_firmware is refused on a host agent (goipa agent): it would flash the host's own devices")
 	}
-	var progress []firmware.Progress
-	u, err := newFirmwareUpdater(a, sc, firmware.WithStagePreparation(prepareFirmwareDir), firmware.WithProgress(func(p firmware.Progress) {
-		progress = append(progress, p)
-		sc.SetProgress(p)
-	}))
+	u, err := newFirmwareUpdater(a, sc, firmware.WithStagePreparation(prepareFirmwareDir), firmware.WithProgress(func(p firmware.Progress) { sc.SetProgress(p) }))
 	if err != nil {
 		return nil, err
 	}
