@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/goipa/goipa/timesync"
@@ -17,24 +18,25 @@ func (a *Agent) syncClock(ctx context.Context) {
 	if a.cfg.NTPServer == "" {
 		return
 	}
-	res, err := timesync.Query(ctx, a.cfg.NTPServer)
-	if err != nil {
+	var step func(time.Duration) error
+	if a.realPower {
+		step = a.stepClock
+		if step == nil {
+			step = timesync.Step
+		}
+	}
+	res, err := timesync.Sync(ctx, a.cfg.NTPServer, step)
+	var failed *timesync.StepError
+	switch {
+	case errors.As(err, &failed):
+		a.log.Error("ipa-ntp-server: could not set the clock", "server", res.Server, "offset", res.Offset, "error", failed.Err)
+	case err != nil:
 		a.log.Warn("ipa-ntp-server: could not read the time, the clock is left as it is", "server", a.cfg.NTPServer, "error", err)
-		return
-	}
-	if !a.realPower {
+	case step == nil:
 		a.log.Info("ipa-ntp-server: agent on a host, the host's clock is not set", "server", res.Server, "offset", res.Offset.Round(time.Millisecond), "stratum", res.Stratum)
-		return
+	default:
+		a.log.Info("clock set from ipa-ntp-server", "server", res.Server, "offset", res.Offset.Round(time.Millisecond), "stratum", res.Stratum)
 	}
-	step := a.stepClock
-	if step == nil {
-		step = timesync.Step
-	}
-	if err := step(res.Offset); err != nil {
-		a.log.Error("ipa-ntp-server: could not set the clock", "server", res.Server, "offset", res.Offset, "error", err)
-		return
-	}
-	a.log.Info("clock set from ipa-ntp-server", "server", res.Server, "offset", res.Offset.Round(time.Millisecond), "stratum", res.Stratum)
 }
 
 // logIgnoredParams says once which given parameters goipa does not act on.

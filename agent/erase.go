@@ -2,10 +2,8 @@ package agent
 
 import (
 	"context"
-	"fmt"
+	"errors"
 	"maps"
-	"sort"
-	"strings"
 	"sync"
 
 	"github.com/goipa/goipa/disk"
@@ -47,7 +45,7 @@ func (a *Agent) eraseDevices(ctx context.Context, sc *StepCall, express bool) (a
 				return nil, err
 			}
 		}
-		targets = append(targets, disk.Target{Path: d.Name, Serial: deref(d.Serial), Model: deref(d.Model), Size: d.Size, ReadOnly: d.ReadOnly})
+		targets = append(targets, d.EraseTarget())
 	}
 	var mu sync.Mutex
 	state := map[string]any{}
@@ -70,24 +68,9 @@ func (a *Agent) eraseDevices(ctx context.Context, sc *StepCall, express bool) (a
 	return result, nil
 }
 
-func deref(s *string) string {
-	if s == nil {
-		return ""
-	}
-	return *s
-}
-
-// deviceScope is what goipa may write or erase: goipa-devices when set,
-// else every disk in the ramdisk (goipa owns the machine), else nothing
-// (a host agent without goipa-devices).
+// deviceScope is what goipa may write or erase (disk.ScopeFor).
 func (a *Agent) deviceScope() disk.Scope {
-	switch {
-	case len(a.cfg.Devices) > 0:
-		return disk.Only(a.cfg.Devices)
-	case a.realPower || a.cfg.Power == "system":
-		return disk.WholeMachine()
-	}
-	return disk.Scope{}
+	return disk.ScopeFor(a.cfg.Devices, a.realPower || a.cfg.Power == "system")
 }
 
 // mayTouchDisks is the host-mode guard: a `goipa agent` without
@@ -109,10 +92,9 @@ func (a *Agent) checkDevice(dev string) error {
 	return nil
 }
 
-// eraseTargets lists the disks an erase step may touch: the inventory's
-// list (goipa-devices), minus properties.skip_block_devices and
-// read-only devices, as IPA does.
-func (a *Agent) eraseTargets(ctx context.Context, node map[string]any) ([]inventory.Disk, error) {
+// scopedDisks lists the block devices (inventory.BlockDevices, limited to
+// goipa-devices), each checked against the device scope.
+func (a *Agent) scopedDisks(ctx context.Context) ([]inventory.Disk, error) {
 	if err := a.mayTouchDisks(); err != nil {
 		return nil, err
 	}
@@ -120,62 +102,35 @@ func (a *Agent) eraseTargets(ctx context.Context, node map[string]any) ([]invent
 	if err != nil {
 		return nil, err
 	}
-	var skips []map[string]any
-	if props, ok := node["properties"].(map[string]any); ok {
-		if list, ok := props["skip_block_devices"].([]any); ok {
-			for _, s := range list {
-				if m, ok := s.(map[string]any); ok {
-					if _, vol := m["volume_name"]; vol {
-						continue // RAID volumes: kept below by name
-					}
-					skips = append(skips, m)
-				}
-			}
-		}
-	}
-	keepVolumes := raid.SkipVolumeNames(node)
-	var out []inventory.Disk
 	for _, d := range disks {
 		if err := a.checkDevice(d.Name); err != nil {
 			return nil, err
 		}
-		skip := d.ReadOnly
-		// IPA never erases a RAID member as a plain disk (the array is
-		// erased as a whole), and keeps arrays named on the skip list.
-		if raid.IsMember(d.Name) {
-			a.log.Info("erase: skipping software RAID member", "device", d.Name)
-			continue
-		}
-		if name := raid.VolumeName(d.Name); name != "" && keepVolumes[name] {
-			a.log.Info("erase: skipping software RAID volume on the skip list", "device", d.Name, "volume_name", name)
-			continue
-		}
-		for _, s := range skips {
-			if ok, err := inventory.Matches(d, s); err != nil {
-				return nil, ErrInvalidParams("skip_block_devices: %v", err)
-			} else if ok {
-				skip = true
-			}
-		}
-		if skip {
-			a.log.Info("erase: skipping device", "device", d.Name, "read_only", d.ReadOnly)
-			continue
-		}
-		out = append(out, d)
 	}
-	return out, nil
+	return disks, nil
+}
+
+// eraseTargets lists the disks an erase step may touch (raid.EraseTargets).
+func (a *Agent) eraseTargets(ctx context.Context, node map[string]any) ([]inventory.Disk, error) {
+	disks, err := a.scopedDisks(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out, err := raid.EraseTargets(disks, node, a.log)
+	var bad *raid.SkipListError
+	if errors.As(err, &bad) {
+		return nil, ErrInvalidParams("%v", bad)
+	}
+	return out, err
 }
 
 func guardSpecial(a *Agent, node map[string]any) bool {
 	if !a.cfg.GuardSpecialFilesystems {
 		return false
 	}
-	if dii, ok := node["driver_internal_info"].(map[string]any); ok {
-		if v, ok := dii["wipe_special_filesystems"].(bool); ok && !v {
-			return false
-		}
-	}
-	return true
+	dii, _ := node["driver_internal_info"].(map[string]any)
+	v, ok := dii["wipe_special_filesystems"].(bool)
+	return !ok || v
 }
 
 // eraseMetadata is erase_devices_metadata: every disk at once, each
@@ -190,14 +145,8 @@ func (a *Agent) eraseMetadata(ctx context.Context, sc *StepCall) (any, error) {
 	for i, d := range disks {
 		names[i] = d.Name
 	}
-	failures := disk.WipeMetadataEach(ctx, names, guardSpecial(a, sc.Node), func(dev string) { sc.Log.Info("metadata erased", "device", dev) })
-	if len(failures) > 0 {
-		var parts []string
-		for dev, e := range failures {
-			parts = append(parts, fmt.Sprintf("%s: %s", dev, e.Error()))
-		}
-		sort.Strings(parts)
-		return nil, &Error{Type: "BlockDeviceEraseError", Code: 500, Message: "Failed to erase the metadata on the device(s)", Details: strings.Join(parts, "; ")}
+	if failures := disk.WipeMetadataEach(ctx, names, guardSpecial(a, sc.Node), func(dev string) { sc.Log.Info("metadata erased", "device", dev) }); len(failures) > 0 {
+		return nil, &Error{Type: "BlockDeviceEraseError", Code: 500, Message: "Failed to erase the metadata on the device(s)", Details: failures.Error()}
 	}
 	return nil, nil
 }

@@ -46,17 +46,15 @@ func (a *Agent) registerFirmwareUpdateSteps() {
 }
 
 func (a *Agent) updateFirmware(ctx context.Context, sc *StepCall) (any, error) {
-	images, err := firmwareImages(sc.Args["images"])
+	images, err := firmware.ImagesFromArgs(sc.Args["images"])
 	if err != nil {
-		return nil, err
+		return nil, firmwareArgsError(err)
 	}
 	if !a.realPower {
 		// NICs are never among goipa-devices: a host agent flashes nothing.
 		return nil, ErrInvalidParams("update_firmware is refused on a host agent (goipa agent): it would flash the host's own devices")
 	}
-	u, err := newFirmwareUpdater(a, sc, firmware.WithStagePreparation(prepareFirmwareDir), firmware.WithProgress(func(p firmware.Progress) {
-		sc.SetProgress(p)
-	}))
+	u, err := newFirmwareUpdater(a, sc, firmware.WithStagePreparation(prepareFirmwareDir), firmware.WithProgress(func(p firmware.Progress) { sc.SetProgress(p) }))
 	if err != nil {
 		return nil, err
 	}
@@ -75,23 +73,9 @@ func (a *Agent) updateFirmware(ctx context.Context, sc *StepCall) (any, error) {
 }
 
 func (a *Agent) verifyFirmware(ctx context.Context, sc *StepCall) (any, error) {
-	invalid := ErrInvalidParams(`devices must be a list of {"target": ..., "version": ...}: %s`, jsonText(sc.Args["devices"]))
-	list, ok := sc.Args["devices"].([]any)
-	if !ok || len(list) == 0 {
-		return nil, invalid
-	}
-	var want []firmware.Expectation
-	for _, d := range list {
-		m, ok := d.(map[string]any)
-		if !ok {
-			return nil, invalid
-		}
-		t, _ := m["target"].(string)
-		v, _ := m["version"].(string)
-		if t == "" || v == "" {
-			return nil, invalid
-		}
-		want = append(want, firmware.Expectation{Target: t, Version: v})
+	want, err := firmware.ExpectationsFromArgs(sc.Args["devices"])
+	if err != nil {
+		return nil, firmwareArgsError(err)
 	}
 	u, err := newFirmwareUpdater(a, sc)
 	if err != nil {
@@ -107,55 +91,12 @@ func (a *Agent) verifyFirmware(ctx context.Context, sc *StepCall) (any, error) {
 	return map[string]any{"running": found}, nil
 }
 
-// firmwareImages translates the step's images argument.
-func firmwareImages(raw any) ([]firmware.Image, error) {
-	invalid := func(why string) error {
-		return ErrInvalidParams("images must be a list of {url, checksum, target, component, slot, activate}: %s: %s", why, jsonText(raw))
+// firmwareArgsError: a step argument firmware cannot use is IPA's
+// InvalidCommandParamsError.
+func firmwareArgsError(err error) error {
+	var bad *firmware.ArgsError
+	if errors.As(err, &bad) || errors.Is(err, firmware.ErrInvalidImage) {
+		return ErrInvalidParams("%v", err)
 	}
-	list, ok := raw.([]any)
-	if !ok || len(list) == 0 {
-		return nil, invalid("not a non-empty list")
-	}
-	var out []firmware.Image
-	for _, e := range list {
-		m, ok := e.(map[string]any)
-		if !ok {
-			return nil, invalid("an entry is not an object")
-		}
-		var img firmware.Image
-		for k, v := range m {
-			switch k {
-			case "url", "checksum", "target", "component", "activate":
-				s, ok := v.(string)
-				if !ok && v != nil {
-					return nil, invalid(k + " is not a string")
-				}
-				switch k {
-				case "url":
-					img.URL = s
-				case "checksum":
-					img.Checksum = s
-				case "target":
-					img.Target = s
-				case "component":
-					img.Component = s
-				case "activate":
-					img.Activate = s
-				}
-			case "slot":
-				f, ok := v.(float64)
-				if v != nil && (!ok || f != float64(int(f))) {
-					return nil, invalid("slot is not a whole number")
-				}
-				img.Slot = int(f)
-			default:
-				return nil, invalid("unknown key " + k)
-			}
-		}
-		if err := firmware.ValidateImage(img); err != nil {
-			return nil, ErrInvalidParams("%v", err)
-		}
-		out = append(out, img)
-	}
-	return out, nil
+	return err
 }

@@ -14,8 +14,6 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-
-	"github.com/goipa/goipa/inventory"
 )
 
 func TestIPACallbackRetryWaits(t *testing.T) {
@@ -137,27 +135,6 @@ func TestInspectionWaitsBeforeCollecting(t *testing.T) {
 	a := newTestAgent(t, "ipa-inspection-callback-url="+srv.URL, WithHardware(hw))
 	a.inspect(context.Background())
 	assert.Equal(t, []string{"wait", "collect"}, hw.events)
-}
-
-func TestDHCPWaitLinks(t *testing.T) {
-	ifs := []inventory.Interface{{Name: "eth0", MACAddress: "52:54:00:aa:bb:01"}, {Name: "eth1", MACAddress: "52:54:00:aa:bb:02"}}
-	for _, tc := range []struct {
-		name   string
-		all    bool
-		bootif string
-		want   []string
-	}{
-		{name: "all interfaces", all: true, want: []string{"eth0", "eth1"}},
-		{name: "all interfaces, BOOTIF known", all: true, bootif: "01-52-54-00-aa-bb-02", want: []string{"eth0", "eth1"}},
-		{name: "the PXE NIC, pxelinux form", bootif: "01-52-54-00-aa-bb-02", want: []string{"eth1"}},
-		{name: "the PXE NIC, MAC form, upper case", bootif: "52:54:00:AA:BB:01", want: []string{"eth0"}},
-		{name: "no BOOTIF: nothing to wait for", want: nil},
-		{name: "BOOTIF of no NIC here", bootif: "01-52-54-00-aa-bb-99", want: nil},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			assert.Equal(t, tc.want, dhcpWaitLinks(ifs, tc.all, tc.bootif))
-		})
-	}
 }
 
 // conflictIronic answers lookups with 409 (node locked) a few times.

@@ -2,17 +2,12 @@ package agent
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
-	"net"
-	"net/netip"
+	"maps"
 	"slices"
-	"strconv"
 	"strings"
-	"time"
 
 	"github.com/goipa/goipa/discovery"
-	"github.com/goipa/goipa/netcfg"
 )
 
 // The mDNS names Ironic and ironic-inspector publish (ironic-lib's
@@ -53,104 +48,19 @@ func (a *Agent) resolveMDNS(ctx context.Context) error {
 	return nil
 }
 
-// findEndpoint asks mDNS for instance until it answers. IPA gives up
-// after three tries and the agent dies; goipa keeps asking with a capped
-// backoff, as lookup does, since a dead agent helps nobody.
+// findEndpoint asks mDNS for instance until it answers
+// (discovery.FindEndpoint) and applies the TXT records' overrides.
 func (a *Agent) findEndpoint(ctx context.Context, instance string) (string, error) {
-	find := a.findService
-	if find == nil {
-		find = func(ctx context.Context, instance, serviceType string) (*discovery.Service, error) {
-			return discovery.Find(ctx, instance, serviceType, discovery.WithLogger(a.log))
-		}
+	opts := []discovery.EndpointOption{discovery.WithEndpointLogger(a.log)}
+	if a.findService != nil {
+		opts = append(opts, discovery.WithFinder(discovery.Finder(a.findService)))
 	}
-	bo := newBackoff(time.Second, 30*time.Second)
-	for attempt := 1; ; attempt++ {
-		svc, err := find(ctx, instance, mdnsServiceType)
-		if err == nil {
-			var u string
-			var props map[string]string
-			u, props, err = endpointURL(svc, routable)
-			if err == nil {
-				a.applyMDNSOverrides(instance, props)
-				return u, nil
-			}
-		}
-		if ctx.Err() != nil {
-			return "", ctx.Err()
-		}
-		wait := bo.next()
-		a.log.Warn("mDNS: service not found yet, asking again", "service", instance+"."+mdnsServiceType+".local.", "attempt", attempt, "error", err, "retry_in", wait.Round(time.Millisecond))
-		if err := sleepCtx(ctx, wait); err != nil {
-			return "", err
-		}
+	ep, err := discovery.FindEndpoint(ctx, instance, mdnsServiceType, opts...)
+	if err != nil {
+		return "", err
 	}
-}
-
-// endpointURL builds the service's URL as IPA's mdns.get_endpoint: the
-// scheme from the "protocol" TXT record (else http on port 80, https
-// otherwise), the path from "path"; a ".local." host means "use its
-// address" (the first one this machine has a route to, loopback
-// skipped), any other host name is used as it is. The other TXT records
-// are returned as properties.
-func endpointURL(s *discovery.Service, routable func(netip.Addr) bool) (string, map[string]string, error) {
-	props := map[string]string{}
-	for k, v := range s.TXT {
-		props[k] = v
-	}
-	path := props["path"]
-	proto := props["protocol"]
-	delete(props, "path")
-	delete(props, "protocol")
-	if proto == "" {
-		proto = "https"
-		if s.Port == 80 {
-			proto = "http"
-		}
-	}
-	if s.Port <= 0 || s.Port > 65535 {
-		return "", nil, fmt.Errorf("mDNS: %s announces port %d", s.Instance, s.Port)
-	}
-	host := strings.TrimSuffix(s.Host, ".")
-	if host == "" || strings.HasSuffix(strings.ToLower(s.Host), ".local.") {
-		addr, err := pickAddress(s.Addrs, routable)
-		if err != nil {
-			return "", nil, fmt.Errorf("mDNS: %s: %w", s.Instance, err)
-		}
-		host = addr.String()
-	}
-	if path != "" && !strings.HasPrefix(path, "/") {
-		path = "/" + path
-	}
-	return proto + "://" + net.JoinHostPort(host, strconv.Itoa(s.Port)) + path, props, nil
-}
-
-// pickAddress is the first non-loopback address routable from here, or
-// else the first non-loopback one (IPA warns and uses it).
-func pickAddress(addrs []netip.Addr, routable func(netip.Addr) bool) (netip.Addr, error) {
-	var fallback netip.Addr
-	for _, a := range addrs {
-		if !a.IsValid() || a.IsLoopback() {
-			continue
-		}
-		if routable(a) {
-			return a, nil
-		}
-		if !fallback.IsValid() {
-			fallback = a
-		}
-	}
-	if fallback.IsValid() {
-		return fallback, nil
-	}
-	return netip.Addr{}, fmt.Errorf("none of the addresses %v is usable", addrs)
-}
-
-// routable reports whether this machine has a route to a.
-func routable(a netip.Addr) bool {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	_, err := netcfg.SourceAddr(ctx, a)
-	return err == nil
+	a.applyMDNSOverrides(instance, ep.Properties)
+	return ep.URL, nil
 }
 
 // applyMDNSOverrides sets the agent parameters TXT records carry, as
@@ -158,12 +68,7 @@ func routable(a netip.Addr) bool {
 // ipa-mdns-allowed-overrides (IPA's [mdns] allowed_overrides: mDNS is
 // unauthenticated, so anyone on the link could answer).
 func (a *Agent) applyMDNSOverrides(instance string, props map[string]string) {
-	keys := make([]string, 0, len(props))
-	for k := range props {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(props)) {
 		v := props[k]
 		name, ok := strings.CutPrefix(k, "ipa_")
 		switch {

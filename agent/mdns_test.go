@@ -15,52 +15,6 @@ import (
 	"github.com/goipa/goipa/discovery"
 )
 
-func TestEndpointURL(t *testing.T) {
-	addrs := []netip.Addr{netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("10.9.0.1"), netip.MustParseAddr("192.168.7.2")}
-	only := func(ok ...string) func(netip.Addr) bool {
-		return func(a netip.Addr) bool {
-			for _, s := range ok {
-				if a.String() == s {
-					return true
-				}
-			}
-			return false
-		}
-	}
-	for _, tc := range []struct {
-		name      string
-		svc       discovery.Service
-		routable  func(netip.Addr) bool
-		want      string
-		wantProps map[string]string
-		wantErr   bool
-	}{
-		{name: "Ironic 21.4 with an IP in its URL (protocol http, port 6385)",
-			svc:  discovery.Service{Instance: "baremetal._openstack._tcp.local.", Host: "baremetal._openstack._tcp.local.", Port: 6385, Addrs: addrs, TXT: map[string]string{"protocol": "http", "ipa_debug": "True"}},
-			want: "http://10.9.0.1:6385", routable: only("10.9.0.1", "192.168.7.2"), wantProps: map[string]string{"ipa_debug": "True"}},
-		{name: "no protocol record: https", svc: discovery.Service{Host: "x.local.", Port: 6385, Addrs: addrs[1:]}, routable: only("10.9.0.1"), want: "https://10.9.0.1:6385", wantProps: map[string]string{}},
-		{name: "no protocol record on port 80: http", svc: discovery.Service{Host: "x.local.", Port: 80, Addrs: addrs[1:]}, routable: only("10.9.0.1"), want: "http://10.9.0.1:80", wantProps: map[string]string{}},
-		{name: "path record", svc: discovery.Service{Host: "x.local.", Port: 443, Addrs: addrs[1:], TXT: map[string]string{"path": "/baremetal", "protocol": "https"}}, routable: only("10.9.0.1"), want: "https://10.9.0.1:443/baremetal", wantProps: map[string]string{}},
-		{name: "loopback skipped, first routable wins", svc: discovery.Service{Host: "x.local.", Port: 6385, Addrs: addrs, TXT: map[string]string{"protocol": "http"}}, routable: only("192.168.7.2"), want: "http://192.168.7.2:6385", wantProps: map[string]string{}},
-		{name: "nothing routable: the first non-loopback", svc: discovery.Service{Host: "x.local.", Port: 6385, Addrs: addrs, TXT: map[string]string{"protocol": "http"}}, routable: only(), want: "http://10.9.0.1:6385", wantProps: map[string]string{}},
-		{name: "IPv6 in brackets", svc: discovery.Service{Host: "x.local.", Port: 6385, Addrs: []netip.Addr{netip.MustParseAddr("fd00::5")}, TXT: map[string]string{"protocol": "http"}}, routable: only("fd00::5"), want: "http://[fd00::5]:6385", wantProps: map[string]string{}},
-		{name: "a real host name is kept", svc: discovery.Service{Host: "ironic.example.com.", Port: 6385, Addrs: addrs, TXT: map[string]string{"protocol": "https"}}, routable: only(), want: "https://ironic.example.com:6385", wantProps: map[string]string{}},
-		{name: "only loopback: error", svc: discovery.Service{Host: "x.local.", Port: 6385, Addrs: addrs[:1]}, routable: only("127.0.0.1"), wantErr: true},
-		{name: "port 0: error", svc: discovery.Service{Host: "x.local.", Port: 0, Addrs: addrs[1:]}, routable: only("10.9.0.1"), wantErr: true},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			u, props, err := endpointURL(&tc.svc, tc.routable)
-			if tc.wantErr {
-				assert.Error(t, err)
-				return
-			}
-			require.NoError(t, err)
-			assert.Equal(t, tc.want, u)
-			assert.Equal(t, tc.wantProps, props)
-		})
-	}
-}
-
 func TestMDNSOverrides(t *testing.T) {
 	for _, tc := range []struct {
 		name       string

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"os"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/goipa/goipa/inventory"
@@ -23,12 +21,17 @@ var raidApplyArgsInfo = map[string]ArgInfo{
 		Required: false},
 }
 
-// raidError turns package raid's error into IPA's SoftwareRAIDError;
-// other errors (the host-mode guard, listing disks) pass unchanged.
+// raidError turns package raid's errors into IPA's SoftwareRAIDError or
+// InvalidCommandParamsError; other errors (the host-mode guard, listing
+// disks) pass unchanged.
 func raidError(err error) error {
 	var re *raid.Error
-	if errors.As(err, &re) {
+	var bad *raid.ArgError
+	switch {
+	case errors.As(err, &re):
 		return &Error{Type: "SoftwareRAIDError", Code: 500, Message: "Software RAID caused unknown error", Details: re.Details}
+	case errors.As(err, &bad):
+		return ErrInvalidParams("%s", bad.Msg)
 	}
 	return err
 }
@@ -59,13 +62,9 @@ func (a *Agent) createConfiguration(ctx context.Context, sc *StepCall) (any, err
 
 // applyConfiguration is IPA's apply_configuration deploy step.
 func (a *Agent) applyConfiguration(ctx context.Context, sc *StepCall) (any, error) {
-	cfg, ok := sc.Args["raid_config"].(map[string]any)
-	if !ok {
-		return nil, ErrInvalidParams("raid_config is required and must be an object, got %v", sc.Args["raid_config"])
-	}
-	del, err := deleteExisting(sc.Args)
+	cfg, del, err := raid.ApplyArgs(sc.Args)
 	if err != nil {
-		return nil, err
+		return nil, raidError(err)
 	}
 	disks, err := a.raidCandidates(ctx)
 	if err != nil {
@@ -111,19 +110,8 @@ func (a *Agent) deleteConfiguration(ctx context.Context, sc *StepCall) (any, err
 // raidCandidates are the whole disks software RAID may use, within
 // goipa-devices.
 func (a *Agent) raidCandidates(ctx context.Context) ([]inventory.Disk, error) {
-	if err := a.mayTouchDisks(); err != nil {
-		return nil, err
-	}
-	all, err := inventory.BlockDevices(ctx, inventory.WithDevices(a.cfg.Devices), inventory.WithLogger(a.log))
-	if err != nil {
-		return nil, err
-	}
-	for _, d := range all {
-		if err := a.checkDevice(d.Name); err != nil {
-			return nil, err
-		}
-	}
-	return raid.Candidates(all), nil
+	all, err := a.scopedDisks(ctx)
+	return raid.Candidates(all), err
 }
 
 // assembleExisting starts the arrays whose members are on the disks, as
@@ -131,7 +119,7 @@ func (a *Agent) raidCandidates(ctx context.Context) ([]inventory.Disk, error) {
 // inventory, the install disk and erase see them. Only where goipa owns
 // the disks (the ramdisk, or goipa-devices naming them).
 func (a *Agent) assembleExisting() {
-	if !a.realPower && a.cfg.Power != "system" && len(a.cfg.Devices) == 0 {
+	if a.mayTouchDisks() != nil {
 		return
 	}
 	if _, err := os.Stat("/sys/module/md_mod"); err != nil {
@@ -144,23 +132,4 @@ func (a *Agent) assembleExisting() {
 		return
 	}
 	raid.Assemble(ctx, disks, a.log)
-}
-
-// deleteExisting reads apply_configuration's delete_existing (default
-// true; Ironic may send a bool or its string form).
-func deleteExisting(args map[string]any) (bool, error) {
-	v, ok := args["delete_existing"]
-	if !ok || v == nil {
-		return true, nil
-	}
-	switch x := v.(type) {
-	case bool:
-		return x, nil
-	case string:
-		b, err := strconv.ParseBool(strings.ToLower(x))
-		if err == nil {
-			return b, nil
-		}
-	}
-	return false, ErrInvalidParams("delete_existing must be a boolean, not %v", v)
 }

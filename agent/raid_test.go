@@ -45,22 +45,9 @@ func TestRAIDErrorIsSoftwareRAIDError(t *testing.T) {
 	assert.Equal(t, "SoftwareRAIDError", ae.Type)
 	assert.Equal(t, 500, ae.Code)
 	assert.Contains(t, ae.Details, "RAID config contains no logical disks")
+	_, _, err = raid.ApplyArgs(map[string]any{})
+	require.True(t, errors.As(raidError(err), &ae), "error %v", err)
+	assert.Equal(t, "InvalidCommandParamsError", ae.Type, "a bad argument is the caller's")
 	other := errors.New("listing disks")
 	assert.Same(t, other, raidError(other), "other errors pass unchanged")
-}
-
-func TestDeleteExisting(t *testing.T) {
-	for _, tc := range []struct {
-		args map[string]any
-		want bool
-		bad  bool
-	}{{map[string]any{}, true, false}, {map[string]any{"delete_existing": false}, false, false}, {map[string]any{"delete_existing": "True"}, true, false}, {map[string]any{"delete_existing": 3.0}, false, true}} {
-		got, err := deleteExisting(tc.args)
-		if tc.bad {
-			assert.Error(t, err)
-			continue
-		}
-		assert.NoError(t, err)
-		assert.Equal(t, tc.want, got, "%v", tc.args)
-	}
 }

@@ -3,9 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/goipa/goipa/rescue"
@@ -60,29 +58,19 @@ func (a *Agent) cmdFinalizeRescue(ctx context.Context, c *Call) (any, error) {
 		}
 		hashed = b
 	}
-	hash := password
-	if hashed {
-		h, err := rescue.ParseHash(password)
-		if err != nil {
-			return nil, ErrInvalidParams("rescue_password: %v", err)
-		}
-		hash = h.String()
-	} else {
-		var err error
-		if hash, err = rescue.HashSHA256(password); err != nil {
-			if errors.Is(err, rescue.ErrPasswordTooLong) {
-				// The SSH server would refuse it at every login.
-				return nil, ErrInvalidParams("rescue_password: %v", err)
-			}
-			return nil, fmt.Errorf("hashing the rescue password: %w", err)
-		}
+	hash, err := rescue.LoginHash(password, hashed)
+	var invalid *rescue.InvalidPasswordError
+	if errors.As(err, &invalid) {
+		return nil, ErrInvalidParams("%v", invalid)
+	} else if err != nil {
+		return nil, err
 	}
 	scheme := hash[:3]
 	c.Log.Info("rescue password received", "hashed", hashed, "scheme", scheme)
 
 	real := a.realPower || a.cfg.Power == "system"
 	if real {
-		if err := storeRescuePassword(hash); err != nil {
+		if err := rescue.StorePassword(rescuePasswordFile, hash); err != nil {
 			return nil, err
 		}
 		// IPA only warns when the marker cannot be made: the password is
@@ -112,26 +100,4 @@ func (a *Agent) cmdFinalizeRescue(ctx context.Context, c *Call) (any, error) {
 		}
 	}()
 	return nil, nil
-}
-
-// storeRescuePassword writes the hash where IPA does. The file is the
-// tenant's credential: only root reads it, and a failed write is IPA's
-// error (in IPA's words), which fails the rescue.
-func storeRescuePassword(hash string) error {
-	if err := os.MkdirAll(filepath.Dir(rescuePasswordFile), 0o755); err != nil {
-		return rescueWriteError(err)
-	}
-	tmp := rescuePasswordFile + ".tmp"
-	if err := os.WriteFile(tmp, []byte(hash), 0o600); err != nil {
-		return rescueWriteError(err)
-	}
-	if err := os.Rename(tmp, rescuePasswordFile); err != nil {
-		os.Remove(tmp)
-		return rescueWriteError(err)
-	}
-	return nil
-}
-
-func rescueWriteError(err error) error {
-	return fmt.Errorf("rescue operation failed when writing the hashed rescue password to the password file: %w", err)
 }

@@ -3,7 +3,7 @@ package agent
 import (
 	"log/slog"
 
-	"github.com/vishvananda/netlink"
+	"github.com/goipa/goipa/netcfg"
 	"golang.org/x/sys/unix"
 )
 
@@ -20,20 +20,10 @@ func systemPower(act powerAction) error {
 	return unix.Reboot(cmd)
 }
 
-// linksDown takes every non-loopback link down after a lockdown in the
-// ramdisk, so nothing reaches the agent any more.
+// linksDown takes every link but loopback down after a lockdown in the
+// ramdisk (netcfg.LinksDown), so nothing reaches the agent any more.
 func linksDown(log *slog.Logger) {
-	links, err := netlink.LinkList()
-	if err != nil {
-		log.Error("lockdown: listing links", "error", err)
-		return
-	}
-	for _, l := range links {
-		if l.Attrs().Flags&unix.IFF_LOOPBACK != 0 {
-			continue
-		}
-		if err := netlink.LinkSetDown(l); err != nil {
-			log.Error("lockdown: link down", "link", l.Attrs().Name, "error", err)
-		}
+	if err := netcfg.LinksDown(); err != nil {
+		log.Error("lockdown: links down", "error", err)
 	}
 }

@@ -2,7 +2,9 @@
 // goes into service, as IPA's burn-in clean steps do with stress-ng and
 // fio, but inside the agent: every worker checks its own results, so a
 // faulty core, memory cell or link fails the step instead of only
-// slowing it down.
+// slowing it down. The Run functions are those steps whole: they read
+// IPA's driver_info options (DriverInfo), run the burn-in (the disks'
+// through disk.BurnInEach) and write the output files IPA names.
 package burnin
 
 import (

@@ -12,11 +12,11 @@ import (
 // WipeMetadataEach wipes every device's metadata at once (IPA's
 // erase_devices_metadata), each first checked by
 // CheckSpecialFilesystems when guardSpecial is set. done is called
-// (serialized) for each device wiped; the map holds each device that
+// (serialized) for each device wiped; the result holds each device that
 // failed and why, nil when none did.
-func WipeMetadataEach(ctx context.Context, devs []string, guardSpecial bool, done func(dev string)) map[string]error {
+func WipeMetadataEach(ctx context.Context, devs []string, guardSpecial bool, done func(dev string)) DeviceErrors {
 	var mu sync.Mutex
-	var failures map[string]error
+	var failures DeviceErrors
 	var wg sync.WaitGroup
 	for _, dev := range devs {
 		wg.Add(1)
@@ -34,7 +34,7 @@ func WipeMetadataEach(ctx context.Context, devs []string, guardSpecial bool, don
 			defer mu.Unlock()
 			if err != nil {
 				if failures == nil {
-					failures = map[string]error{}
+					failures = DeviceErrors{}
 				}
 				failures[dev] = err
 				return

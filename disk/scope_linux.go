@@ -30,6 +30,20 @@ func WholeMachine() Scope { return Scope{all: true} }
 // arrays whose members all lie on them. No devices allows nothing.
 func Only(devices []string) Scope { return Scope{devices: devices} }
 
+// ScopeFor is the scope of an agent: the devices goipa-devices names
+// when it names any, else the whole machine when goipa owns it (the
+// ramdisk, or goipa-power=system), else nothing (a host agent without
+// goipa-devices).
+func ScopeFor(devices []string, ownsMachine bool) Scope {
+	switch {
+	case len(devices) > 0:
+		return Only(devices)
+	case ownsMachine:
+		return WholeMachine()
+	}
+	return Scope{}
+}
+
 // ErrNoDevices: a host agent without goipa-devices never writes a disk.
 var ErrNoDevices = errors.New("goipa agent refuses to erase or write disks on this host without goipa-devices naming the devices it may use")
 

@@ -217,3 +217,26 @@ func TestSCSIPathCandidates(t *testing.T) {
 		t.Errorf("candidates %v, want %s", got, want)
 	}
 }
+
+// TestScopeFor: goipa-devices wins; without it the ramdisk owns every
+// disk and a host agent none.
+func TestScopeFor(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		devices     []string
+		ownsMachine bool
+		want        Scope
+	}{
+		{"goipa-devices on a host", []string{"/dev/loop0"}, false, Only([]string{"/dev/loop0"})},
+		{"goipa-devices in the ramdisk", []string{"/dev/loop0"}, true, Only([]string{"/dev/loop0"})},
+		{"the ramdisk", nil, true, WholeMachine()},
+		{"a host without goipa-devices", nil, false, Scope{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := ScopeFor(tc.devices, tc.ownsMachine)
+			if got.all != tc.want.all || strings.Join(got.devices, ",") != strings.Join(tc.want.devices, ",") {
+				t.Errorf("ScopeFor(%v, %v) = %+v, want %+v", tc.devices, tc.ownsMachine, got, tc.want)
+			}
+		})
+	}
+}

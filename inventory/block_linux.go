@@ -296,3 +296,8 @@ func wwnFromWWID(wwid string) (wwn, withExt, vendorExt string) {
 	}
 	return "", "", ""
 }
+
+// EraseTarget is what disk's erase needs to know about d.
+func (d Disk) EraseTarget() disk.Target {
+	return disk.Target{Path: d.Name, Serial: deref(d.Serial), Model: deref(d.Model), Size: d.Size, ReadOnly: d.ReadOnly}
+}

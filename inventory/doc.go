@@ -6,8 +6,11 @@
 // CPU, memory and DMI data come from jaypipes/ghw; disks and NICs are read
 // from sysfs and udev's database, which carry what ghw lacks (wwn, hctl,
 // by-path, sector sizes, transport). The BMC is asked over IPMI through
-// the kernel's /dev/ipmi0 ioctls, and the dmi-decode collector reads the
-// SMBIOS tables in sysfs: no ipmitool or dmidecode in the ramdisk.
+// the kernel's /dev/ipmi0 (u-root's pkg/ipmi), and the dmi-decode
+// collector reads the SMBIOS tables in sysfs: no ipmitool or dmidecode in
+// the ramdisk. Machine is the agent's view of all this under one
+// configuration: inventory, MACs, inspection data with its waits (LLDP
+// heard, NICs addressed), and the install disk with IPA's wait for it.
 //
 // The inspection collectors carry IPA's names and shapes; extra-hardware
 // reports what the python hardware package's hardware-detect prints

@@ -8,19 +8,21 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"runtime"
 	"sync"
 	"time"
-	"unsafe"
 
-	"golang.org/x/sys/unix"
+	"github.com/u-root/u-root/pkg/ipmi"
 )
 
 // The BMC is asked through the kernel's IPMI message handler
-// (ipmi_devintf's /dev/ipmi0), with the requests ipmitool's `mc info`,
-// `lan print` and `lan6 print` send, so that no ipmitool is needed in the
-// ramdisk. IPA's rules over ipmitool's output are reproduced on the raw
-// answers.
+// (ipmi_devintf's /dev/ipmi0, by u-root's pkg/ipmi), with the requests
+// ipmitool's `mc info`, `lan print` and `lan6 print` send, so that no
+// ipmitool is needed in the ramdisk. IPA's rules over ipmitool's output
+// are reproduced on the raw answers. The answers are read here, not by
+// u-root's GetDeviceID and GetLanConfig: GetDeviceID slices an empty
+// answer out of range (a panic) and fails a whole answer over a short
+// auxiliary revision, and GetLanConfig always asks for set 0, where the
+// IPv6 address tables need their set selectors.
 
 // IPMI network functions and commands (IPMI 2.0 tables G-1 and 23-*).
 const (
@@ -290,149 +292,70 @@ func usableIP6(addrs []ip6Address) bool {
 	return false
 }
 
-// ipmiDevice is an open /dev/ipmiN: requests go to the BMC through the
-// system interface, one at a time.
+// ipmiDevice is an open /dev/ipmiN, through u-root's pkg/ipmi (the
+// kernel's ipmi_devintf ioctls): requests go to the BMC through the
+// system interface, one at a time. u-root's SendRecv waits for the
+// answer with the file's read deadline (its own 10 s), dropping answers
+// to earlier requests; the context and the per-request timeout reach it
+// as that deadline.
 type ipmiDevice struct {
-	f       *os.File
-	msgid   int
+	dev     *ipmi.IPMI
 	timeout time.Duration // for each request
 }
 
-// The kernel's structures (include/uapi/linux/ipmi.h); Go lays these out
-// as C does (long is Go's int on Linux).
-type ipmiSystemInterfaceAddr struct {
-	AddrType int32
-	Channel  int16
-	LUN      uint8
-	_        uint8
-}
-
-type ipmiMsg struct {
-	NetFn   uint8
-	Cmd     uint8
-	DataLen uint16
-	Data    *byte
-}
-
-type ipmiReq struct {
-	Addr    *byte
-	AddrLen uint32
-	MsgID   int
-	Msg     ipmiMsg
-}
-
-type ipmiRecv struct {
-	RecvType int32
-	Addr     *byte
-	AddrLen  uint32
-	MsgID    int
-	Msg      ipmiMsg
-}
-
-const (
-	ipmiSystemInterfaceAddrType = 0x0c
-	ipmiBMCChannel              = 0x0f
-	ipmiResponseRecvType        = 1
-	ipmiMaxAddrSize             = 32
-	ipmiMaxMsgLength            = 272
-)
-
-// ioctl numbers as _IOR/_IOWR compute them on amd64 and arm64.
-func ipmiIoc(dir, nr uintptr, size uintptr) uintptr {
-	return dir<<30 | size<<16 | uintptr('i')<<8 | nr
-}
-
-var (
-	ipmictlSendCommand     = ipmiIoc(2, 13, unsafe.Sizeof(ipmiReq{}))
-	ipmictlReceiveMsgTrunc = ipmiIoc(3, 11, unsafe.Sizeof(ipmiRecv{}))
-)
-
 func openIPMI(path string, timeout time.Duration) (*ipmiDevice, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|unix.O_CLOEXEC, 0)
+	dev, err := ipmi.OpenPath(path)
 	if err != nil {
 		return nil, err
 	}
-	return &ipmiDevice{f: f, timeout: timeout}, nil
+	return &ipmiDevice{dev: dev, timeout: timeout}, nil
 }
 
-func (d *ipmiDevice) Close() error { return d.f.Close() }
+func (d *ipmiDevice) Close() error { return d.dev.Close() }
 
 // send writes a request and waits, at most d.timeout and until ctx ends,
-// for its response; stale responses to earlier, timed-out requests are
-// dropped.
+// for its response.
 func (d *ipmiDevice) send(ctx context.Context, netfn, cmd byte, data []byte) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	d.msgid++
-	id := d.msgid
-	addr := ipmiSystemInterfaceAddr{AddrType: ipmiSystemInterfaceAddrType, Channel: ipmiBMCChannel}
-	req := ipmiReq{Addr: (*byte)(unsafe.Pointer(&addr)), AddrLen: uint32(unsafe.Sizeof(addr)), MsgID: id,
-		Msg: ipmiMsg{NetFn: netfn, Cmd: cmd, DataLen: uint16(len(data))}}
-	if len(data) > 0 {
-		req.Msg.Data = &data[0]
-	}
-	var pin runtime.Pinner
-	defer pin.Unpin()
-	pin.Pin(&addr)
-	if len(data) > 0 {
-		pin.Pin(&data[0])
-	}
-	raw, err := d.f.SyscallConn()
-	if err != nil {
-		return nil, err
-	}
-	var errno unix.Errno
-	raw.Control(func(fd uintptr) {
-		_, _, errno = unix.Syscall(unix.SYS_IOCTL, fd, ipmictlSendCommand, uintptr(unsafe.Pointer(&req)))
+	rctx, cancel := context.WithTimeout(ctx, d.timeout)
+	defer cancel()
+	returned := make(chan struct{})
+	stop := context.AfterFunc(rctx, func() {
+		// SendRecv sets its own deadline when it starts waiting: ours is
+		// set again until it returns, so an end that comes just before
+		// that is not lost.
+		t := time.NewTicker(20 * time.Millisecond)
+		defer t.Stop()
+		for {
+			d.dev.File().SetReadDeadline(time.Unix(1, 0))
+			select {
+			case <-returned:
+				return
+			case <-t.C:
+			}
+		}
 	})
-	if errno != 0 {
-		return nil, fmt.Errorf("ipmi: sending netfn 0x%02x cmd 0x%02x: %w", netfn, cmd, errno)
+	if len(data) == 0 {
+		data = nil // SendRecv takes &data[0] of any slice that is not nil
 	}
-	deadline := time.Now().Add(d.timeout)
-	buf := make([]byte, ipmiMaxMsgLength)
-	var from [ipmiMaxAddrSize]byte
-	pin.Pin(&buf[0])
-	pin.Pin(&from[0])
-	for {
-		wait := time.Until(deadline)
-		if wait <= 0 {
-			return nil, fmt.Errorf("ipmi: no answer to netfn 0x%02x cmd 0x%02x within %s: %w", netfn, cmd, d.timeout, os.ErrDeadlineExceeded)
-		}
-		if wait > 100*time.Millisecond {
-			wait = 100 * time.Millisecond // look at ctx between polls
-		}
-		var ready bool
-		raw.Control(func(fd uintptr) {
-			fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-			n, err := unix.Poll(fds, int(wait/time.Millisecond)+1)
-			ready = err == nil && n > 0
-		})
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		if !ready {
-			continue
-		}
-		recv := ipmiRecv{Addr: &from[0], AddrLen: uint32(len(from)), Msg: ipmiMsg{Data: &buf[0], DataLen: uint16(len(buf))}}
-		raw.Control(func(fd uintptr) {
-			_, _, errno = unix.Syscall(unix.SYS_IOCTL, fd, ipmictlReceiveMsgTrunc, uintptr(unsafe.Pointer(&recv)))
-		})
-		if errno == unix.EAGAIN {
-			continue
-		}
-		if errno != 0 && errno != unix.EMSGSIZE { // EMSGSIZE: truncated, still delivered
-			return nil, fmt.Errorf("ipmi: receiving: %w", errno)
-		}
-		if recv.RecvType != ipmiResponseRecvType || recv.MsgID != id {
-			continue // an event, or the answer to an earlier request
-		}
-		n := int(recv.Msg.DataLen)
-		if n > len(buf) {
-			n = len(buf)
-		}
-		return completion(netfn, cmd, buf[:n])
+	resp, err := d.dev.SendRecv(ipmi.NetFn(netfn), ipmi.Command(cmd), data)
+	close(returned)
+	stop()
+	var cc ipmi.CompletionError
+	switch {
+	case err == nil:
+		// SendRecv's answer starts with the completion code (OK here).
+		return completion(netfn, cmd, resp)
+	case ctx.Err() != nil:
+		return nil, ctx.Err()
+	case rctx.Err() != nil || errors.Is(err, os.ErrDeadlineExceeded):
+		return nil, fmt.Errorf("ipmi: no answer to netfn 0x%02x cmd 0x%02x within %s: %w", netfn, cmd, d.timeout, os.ErrDeadlineExceeded)
+	case errors.As(err, &cc):
+		return nil, &ipmiCompletionError{NetFn: netfn, Cmd: cmd, Code: byte(cc)}
 	}
+	return nil, fmt.Errorf("ipmi: netfn 0x%02x cmd 0x%02x: %w", netfn, cmd, err)
 }
 
 // completion splits a response into its completion code and data.

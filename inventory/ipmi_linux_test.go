@@ -2,25 +2,47 @@ package inventory
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"testing"
-	"unsafe"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
-func TestIPMIIoctlNumbers(t *testing.T) {
-	if unsafe.Sizeof(uintptr(0)) != 8 {
-		t.Skip("the figures below are the 64-bit kernel's")
+// TestIPMIDeviceSend: the device layer (u-root's pkg/ipmi) refuses at
+// once, without a panic or a wait, what cannot reach a BMC; a request
+// of an ended context is never sent.
+func TestIPMIDeviceSend(t *testing.T) {
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	for _, tc := range []struct {
+		name string
+		ctx  context.Context
+		data []byte
+		want func(error) bool
+	}{
+		{name: "an ended context", ctx: cancelled, want: func(err error) bool { return errors.Is(err, context.Canceled) }},
+		// /dev/null is a character device whose ioctls fail.
+		{name: "no IPMI device behind the path", ctx: context.Background(), data: []byte{1, 3, 0, 0},
+			want: func(err error) bool { return err != nil && !errors.Is(err, os.ErrDeadlineExceeded) }},
+		{name: "empty request data", ctx: context.Background(), data: []byte{},
+			want: func(err error) bool { return err != nil && !errors.Is(err, os.ErrDeadlineExceeded) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d, err := openIPMI("/dev/null", time.Minute)
+			require.NoError(t, err)
+			defer d.Close()
+			start := time.Now()
+			_, err = d.send(tc.ctx, netfnApp, cmdGetChannelInfo, tc.data)
+			assert.True(t, tc.want(err), "%v", err)
+			assert.Less(t, time.Since(start), 5*time.Second)
+		})
 	}
-	// As the kernel headers compute them on amd64 and arm64.
-	assert.Equal(t, uintptr(0x8028690d), ipmictlSendCommand)
-	assert.Equal(t, uintptr(0xc030690b), ipmictlReceiveMsgTrunc)
-	assert.Equal(t, uintptr(8), unsafe.Sizeof(ipmiSystemInterfaceAddr{}))
 }
 
 func TestParseDeviceID(t *testing.T) {

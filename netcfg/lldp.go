@@ -27,7 +27,13 @@ const (
 var oui8021 = []byte{0x00, 0x80, 0xc2}
 
 // ParseLLDP splits an LLDPDU (the frame's payload after the ethertype)
-// into TLVs, stopping at the End TLV.
+// into TLVs, stopping at the End TLV. It is written here rather than
+// taken from a library because IPA reports every TLV raw (lldp_raw),
+// mandatory ones included, and a frame a switch sends slightly wrong
+// must still be reported: mdlayher/lldp refuses a frame whose End TLV
+// is not the buffer's last bytes (odd Ethernet padding after it) or
+// whose mandatory TLVs are out of order, and gopacket's layers refuse
+// one without every mandatory TLV.
 func ParseLLDP(pdu []byte) ([]TLV, error) {
 	var out []TLV
 	for len(pdu) > 0 {

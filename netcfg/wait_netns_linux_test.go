@@ -3,8 +3,10 @@ package netcfg
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -24,6 +26,25 @@ func waitChild(mode string) bool {
 		got, err := CollectLLDP(context.Background(), strings.Split(os.Getenv(childEnv+"_IFACES"), ","), timeout, WithCarrierOnly(), WithPollInterval(50*time.Millisecond))
 		res := childResult{LLDP: got, Seconds: time.Since(start).Seconds()}
 		if err != nil {
+			res.Err = err.Error()
+		}
+		json.NewEncoder(os.Stdout).Encode(res)
+	case "lldp-watch":
+		timeout, _ := time.ParseDuration(os.Getenv(childEnv + "_TIMEOUT"))
+		start := time.Now()
+		ifaces := strings.Split(os.Getenv(childEnv+"_IFACES"), ",")
+		w := WatchLLDP(context.Background(), func(context.Context) ([]string, error) { return ifaces, nil }, timeout, WithPollInterval(50*time.Millisecond))
+		<-w.Done()
+		res := childResult{LLDP: map[string][]TLV{}, Seconds: time.Since(start).Seconds()}
+		for _, i := range ifaces {
+			if tlvs := w.Heard(i); tlvs != nil {
+				res.LLDP[i] = tlvs
+			}
+		}
+		json.NewEncoder(os.Stdout).Encode(res)
+	case "links-down":
+		var res childResult
+		if err := LinksDown(); err != nil {
 			res.Err = err.Error()
 		}
 		json.NewEncoder(os.Stdout).Encode(res)
@@ -92,6 +113,61 @@ func TestLLDPWaitEndsWhenEveryCarrierLinkHeard(t *testing.T) {
 	assert.NotContains(t, res.LLDP, "c1")
 	assert.Equal(t, "tor-switch-3", Summarize(res.LLDP["c0"]).SystemName)
 	assert.Less(t, res.Seconds, 5.0, "the wait did not end when c0 heard its switch")
+}
+
+// TestWatchLLDP: the background collection stops waiting for a link
+// without carrier, and what c0 heard is there once it is done.
+func TestWatchLLDP(t *testing.T) {
+	l := newLab(t, 2)
+	sh(t, "ip", "-n", l.client, "link", "set", "c0", "up")
+	sh(t, "ip", "-n", l.client, "link", "set", "c1", "up")
+	sh(t, "ip", "-n", l.server, "link", "set", "s1", "down") // c1: no carrier
+	l.runIn(l.server, "lldp-send", childEnv+"_IFACES=s0")
+	res := l.run("lldp-watch", childEnv+"_IFACES=c0,c1", childEnv+"_TIMEOUT=10s")
+	require.Contains(t, res.LLDP, "c0")
+	assert.NotContains(t, res.LLDP, "c1")
+	assert.Equal(t, "tor-switch-3", Summarize(res.LLDP["c0"]).SystemName)
+	assert.Less(t, res.Seconds, 5.0, "the watch did not end when c0 heard its switch")
+}
+
+// TestWatchLLDPWithoutLinks: links that cannot be listed end the watch
+// at once with nothing heard.
+func TestWatchLLDPWithoutLinks(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		links func(context.Context) ([]string, error)
+	}{
+		{"listing fails", func(context.Context) ([]string, error) { return nil, errors.New("no sysfs") }},
+		{"no links", func(context.Context) ([]string, error) { return nil, nil }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := WatchLLDP(context.Background(), tc.links, time.Minute)
+			select {
+			case <-w.Done():
+			case <-time.After(5 * time.Second):
+				t.Fatal("the watch did not end")
+			}
+			assert.Nil(t, w.Heard("eth0"))
+		})
+	}
+}
+
+// TestLinksDown: every link of the namespace goes down but loopback.
+func TestLinksDown(t *testing.T) {
+	l := newLab(t, 2)
+	sh(t, "ip", "-n", l.client, "link", "set", "c0", "up")
+	sh(t, "ip", "-n", l.client, "link", "set", "c1", "up")
+	res := l.run("links-down")
+	require.Empty(t, res.Err)
+	for _, tc := range []struct {
+		link string
+		up   bool
+	}{{"lo", true}, {"c0", false}, {"c1", false}} {
+		out, err := exec.Command("ip", "-n", l.client, "-o", "link", "show", tc.link).CombinedOutput()
+		require.NoError(t, err, "%s", out)
+		flags := strings.SplitN(string(out), ">", 2)[0]
+		assert.Equal(t, tc.up, strings.Contains(flags, ",UP") || strings.Contains(flags, "<UP"), "%s: %s", tc.link, out)
+	}
 }
 
 // TestLLDPWaitIsBounded: c1 has carrier but its switch never talks.

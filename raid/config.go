@@ -2,8 +2,9 @@
 // asks of ironic-python-agent: IPA's validation of the logical disks, its
 // choice of holder disks, the holders' partitions and the md arrays
 // (through mdraid), deleting them again, assembling arrays found on the
-// disks at start-up, and the questions erase asks (is this disk a member,
-// what is this array's volume name). The rules are IPA's hardware.py and
+// disks at start-up, and which disks an erase may touch (EraseTargets:
+// never a member, never a kept volume), and apply_configuration's
+// arguments. The rules are IPA's hardware.py and
 // raid_utils.py; errors carry IPA's wording in *Error.
 package raid
 

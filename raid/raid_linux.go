@@ -356,3 +356,12 @@ func VolumeName(dev string) string {
 	}
 	return ""
 }
+
+// EraseTargets are the disks an erase (or disk burn-in) step may touch,
+// as IPA picks them: not md members (an array is erased whole), not
+// arrays whose volume_name properties.skip_block_devices keeps, not
+// read-only devices, not devices the skip list's hints match (a bad
+// hint is a *SkipListError).
+func EraseTargets(disks []inventory.Disk, node map[string]any, log *slog.Logger) ([]inventory.Disk, error) {
+	return eraseTargets(disks, node, IsMember, VolumeName, log)
+}

@@ -4,7 +4,8 @@
 // them (Metal3's IRONIC_RAMDISK_SSH_KEY), and one SSH server on port 22
 // whose accounts (root for the operator's debug login, `rescue` for the
 // tenant of a rescued node) get the ramdisk's shell, with or without a
-// PTY.
+// PTY. LoginHash and StorePassword are finalize_rescue's part: the hash a
+// login checks, kept where IPA keeps it.
 //
 // IPA's ramdisks create Unix accounts and rely on the distribution's
 // sshd and getty; goipa's ramdisk has neither, so the hash is checked

@@ -5,5 +5,5 @@
 // out of order. The protocol (SNTP, with the answer checked: origin
 // timestamp, kiss-of-death, unsynchronised or too distant servers) is
 // github.com/beevik/ntp's; this package adds bounded retries, a context,
-// and the clock step.
+// and the clock step (Sync does both).
 package timesync

@@ -93,3 +93,30 @@ func queryOnce(ctx context.Context, server string, timeout time.Duration) (Resul
 
 // ErrBadAnswer marks an answer that arrived but must not be trusted.
 var ErrBadAnswer = errors.New("NTP answer refused")
+
+// StepError is a clock that could not be set from a good answer.
+type StepError struct {
+	Result Result
+	Err    error
+}
+
+func (e *StepError) Error() string {
+	return fmt.Sprintf("setting the clock by %v from %s: %v", e.Result.Offset, e.Result.Server, e.Err)
+}
+
+func (e *StepError) Unwrap() error { return e.Err }
+
+// Sync reads the time from server (Query) and, when step is not nil,
+// steps the clock by the offset (Step, or a test's). A nil step only
+// reads the offset: an agent on a host must not set the host's clock.
+// A server that gives no trustworthy answer leaves the clock alone.
+func Sync(ctx context.Context, server string, step func(time.Duration) error, opts ...Option) (Result, error) {
+	res, err := Query(ctx, server, opts...)
+	if err != nil || step == nil {
+		return res, err
+	}
+	if err := step(res.Offset); err != nil {
+		return res, &StepError{Result: res, Err: err}
+	}
+	return res, nil
+}

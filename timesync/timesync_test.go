@@ -47,3 +47,49 @@ func TestQueryGivesUpOnSilence(t *testing.T) {
 	_, err = Query(ctx, c.LocalAddr().String(), WithTimeout(time.Hour))
 	assert.True(t, errors.Is(err, context.Canceled), "got %v", err)
 }
+
+// TestSync: the clock is stepped by the server's offset only when a
+// step is given and the answer is good; a failed step is a StepError.
+func TestSync(t *testing.T) {
+	good, err := timesynctest.NewServer(time.Hour)
+	require.NoError(t, err)
+	defer good.Close()
+	bad, err := timesynctest.NewServer(time.Hour)
+	require.NoError(t, err)
+	defer bad.Close()
+	bad.Unsynchronised()
+	refused := errors.New("no CAP_SYS_TIME")
+	for _, tc := range []struct {
+		name      string
+		server    string
+		stepErr   error
+		readOnly  bool
+		wantSteps int
+		check     func(error) bool
+	}{
+		{name: "stepped", server: good.Addr, wantSteps: 1, check: func(err error) bool { return err == nil }},
+		{name: "read only", server: good.Addr, readOnly: true, check: func(err error) bool { return err == nil }},
+		{name: "the step fails", server: good.Addr, stepErr: refused, wantSteps: 1, check: func(err error) bool {
+			var se *StepError
+			return errors.As(err, &se) && errors.Is(err, refused)
+		}},
+		{name: "an untrustworthy server leaves the clock", server: bad.Addr, check: func(err error) bool { return errors.Is(err, ErrBadAnswer) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var steps []time.Duration
+			step := func(d time.Duration) error { steps = append(steps, d); return tc.stepErr }
+			if tc.readOnly {
+				step = nil
+			}
+			res, err := Sync(context.Background(), tc.server, step, WithAttempts(1, 0))
+			assert.True(t, tc.check(err), "%v", err)
+			require.Len(t, steps, tc.wantSteps)
+			if tc.wantSteps > 0 {
+				assert.InDelta(t, time.Hour.Seconds(), steps[0].Seconds(), 1)
+			}
+			if err == nil {
+				assert.InDelta(t, time.Hour.Seconds(), res.Offset.Seconds(), 1)
+			}
+		})
+	}
+}
