@@ -39,24 +39,18 @@ var grubModules = []string{
 	"efi_gop", "efi_uga", "all_video", "video_bochs", "video_cirrus",
 }
 
-// grubEmbeddedConfig finds Ironic's grub.cfg: on the first CD (where the
-// firmware booted this ESP from when it came from virtual media), else on
-// whatever device holds that path. $root and $prefix then point at the
-// CD, as Ironic's /vmlinuz and /initrd are relative to it.
+// grubEmbeddedConfig finds Ironic's grub.cfg on the CD and reads it. GRUB
+// runs an embedded configuration with its rescue parser (no if, no
+// functions: every line runs), so it is straight-line: search for the
+// file, the first CD first (where the firmware booted this ESP from when
+// it came from virtual media), then the rest; $root and $prefix then
+// point at the CD, which Ironic's /vmlinuz and /initrd are relative to.
+// If nothing holds the file, configfile fails and GRUB's prompt stays.
 func grubEmbeddedConfig(cfgPath string) string {
-	return fmt.Sprintf(`set ironic_cfg=%s
-if [ -e (cd0)$ironic_cfg ]; then
-  set root=cd0
-else
-  search --no-floppy --file --set=root $ironic_cfg
-fi
-if [ ! -e ($root)$ironic_cfg ]; then
-  echo "goipa ESP: no $ironic_cfg on any CD or disk: was this image booted from an ISO Ironic built?"
-  sleep 30
-fi
+	return fmt.Sprintf(`search --no-floppy --file --set=root --hint=cd0 %s
 set prefix=($root)%s
-configfile ($root)$ironic_cfg
-`, cfgPath, filepath.Dir(cfgPath))
+configfile ($root)%s
+`, cfgPath, filepath.Dir(cfgPath), cfgPath)
 }
 
 // BuildESP writes a FAT image holding GRUB (from Debian's grub-common

@@ -45,7 +45,7 @@ func TestBuildESP(t *testing.T) {
 	require.Less(t, pe+6, len(img))
 	assert.Equal(t, "PE\x00\x00", string(img[pe:pe+4]))
 	assert.Equal(t, []byte{0x64, 0x86}, img[pe+4:pe+6], "machine x86-64")
-	for _, want := range []string{"linuxefi", "iso9660", "(cd0)$ironic_cfg", "set ironic_cfg=/EFI/BOOT/grub.cfg"} {
+	for _, want := range []string{"linuxefi", "iso9660", "--hint=cd0 /EFI/BOOT/grub.cfg", "configfile ($root)/EFI/BOOT/grub.cfg"} {
 		assert.True(t, bytes.Contains(img, []byte(want)), "BOOTX64.EFI holds %q", want)
 	}
 }
