@@ -222,7 +222,7 @@ func (m *qemuMachine) ForceOff(ctx context.Context) error {
 	qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	_, err := r.qmp.execute(qctx, "quit", nil)
 	cancel()
-	if err != nil && !strings.Contains(err.Error(), "closed the connection") {
+	if err != nil && !errors.Is(err, errQMPClosed) {
 		r.vm.Kill() // QMP is stuck: pull the plug
 	}
 	select {

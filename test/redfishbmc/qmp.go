@@ -45,6 +45,10 @@ type qmpEvent struct {
 	Data json.RawMessage
 }
 
+// errQMPClosed is a command that met a closed connection: QEMU has
+// exited, or is exiting (after quit).
+var errQMPClosed = errors.New("QEMU closed the QMP connection")
+
 // QMPError is an error QEMU answered a command with.
 type QMPError struct {
 	Command, Class, Desc string
@@ -125,7 +129,7 @@ func (c *qmpClient) execute(ctx context.Context, command string, args any) (json
 		return nil, err
 	}
 	if _, err := c.conn.Write(append(b, '\n')); err != nil {
-		return nil, fmt.Errorf("QMP %s: %w", command, err)
+		return nil, fmt.Errorf("QMP %s: %w (%v)", command, errQMPClosed, err)
 	}
 	select {
 	case m := <-c.replies:
@@ -134,7 +138,7 @@ func (c *qmpClient) execute(ctx context.Context, command string, args any) (json
 		}
 		return m.Return, nil
 	case <-c.done:
-		return nil, fmt.Errorf("QMP %s: QEMU closed the connection", command)
+		return nil, fmt.Errorf("QMP %s: %w", command, errQMPClosed)
 	case <-ctx.Done():
 		// The answer may still come and would be taken for the next
 		// command's: this connection is done.
