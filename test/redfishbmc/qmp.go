@@ -131,13 +131,22 @@ func (c *qmpClient) execute(ctx context.Context, command string, args any) (json
 	if _, err := c.conn.Write(append(b, '\n')); err != nil {
 		return nil, fmt.Errorf("QMP %s: %w (%v)", command, errQMPClosed, err)
 	}
-	select {
-	case m := <-c.replies:
+	answer := func(m qmpMessage) (json.RawMessage, error) {
 		if m.Error != nil {
 			return nil, &QMPError{Command: command, Class: m.Error.Class, Desc: m.Error.Desc}
 		}
 		return m.Return, nil
+	}
+	select {
+	case m := <-c.replies:
+		return answer(m)
 	case <-c.done:
+		// The answer may have come just before the end (quit's does).
+		select {
+		case m := <-c.replies:
+			return answer(m)
+		default:
+		}
 		return nil, fmt.Errorf("QMP %s: %w", command, errQMPClosed)
 	case <-ctx.Done():
 		// The answer may still come and would be taken for the next
