@@ -13,6 +13,7 @@ packages=(
   qemu-system-arm qemu-efi-aarch64
   openssl
   python3-zeroconf  # Ironic's and the inspector's mDNS publishing ([conductor] enable_mdns), for the mDNS test
+  python3-sushy  # the Redfish client Ironic uses, which drives the test BMC (test/redfishbmc)
   "$@"
 )
 
