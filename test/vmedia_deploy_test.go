@@ -63,7 +63,7 @@ func TestVirtualMediaDeployWithRealIronic(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	disk := sparseFile(t, 2<<30)
+	disk := sparseFile(t, 5<<30) // IPA's install disk rule wants 4 GiB at least
 	bmc, err := redfishbmc.New(redfishbmc.Options{UEFI: true, Disks: []string{disk}, ImageClient: ir.HTTP(),
 		VM: initramfs.VMOptions{MAC: mac, Tap: pn.tap, NetNS: pn.ns}})
 	if err != nil {
