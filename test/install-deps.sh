@@ -6,6 +6,7 @@ set -euo pipefail
 
 packages=(
   ironic-api ironic-conductor ironic-inspector python3-ironicclient genisoimage
+  isolinux syslinux-common  # Ironic builds BIOS boot ISOs with them (redfish-virtual-media)
   qemu-system-x86 qemu-utils dnsmasq-base iproute2
   gdisk fdisk dosfstools mtools e2fsprogs util-linux mount ovmf docker-registry lvm2
   mdadm  # reads the md superblocks goipa writes (the host kernel has no md; nothing is assembled)
