@@ -4,18 +4,14 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/vishvananda/netns"
 
 	"github.com/goipa/goipa/initramfs"
 	"github.com/goipa/goipa/internal/testenv"
@@ -245,30 +241,11 @@ func newStaticProvisioningNet(t *testing.T) *provisioningNet {
 	return p
 }
 
-// serveInNetNS serves h on addr inside network namespace ns (the socket
-// is made there and stays there) until the test ends, and returns its
-// base URL.
+// serveInNetNS serves h on addr inside network namespace ns until the
+// test ends, and returns its base URL.
 func serveInNetNS(t *testing.T, ns, addr string, h http.Handler) string {
 	t.Helper()
-	l, err := func() (net.Listener, error) {
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			return nil, err
-		}
-		defer orig.Close()
-		target, err := netns.GetFromName(ns)
-		if err != nil {
-			return nil, err
-		}
-		defer target.Close()
-		if err := netns.Set(target); err != nil {
-			return nil, err
-		}
-		defer netns.Set(orig)
-		return net.Listen("tcp", addr)
-	}()
+	l, err := listenInNetNS(ns, addr)
 	if err != nil {
 		t.Fatalf("listening on %s in %s: %v", addr, ns, err)
 	}
