@@ -109,6 +109,7 @@ func TestRunSyncsTheClockBeforeServing(t *testing.T) {
 	require.GreaterOrEqual(t, ntp, 0, out)
 	require.GreaterOrEqual(t, serving, 0, out)
 	assert.Less(t, ntp, serving, "the clock was read after the API started")
-	assert.Contains(t, out, "param=boot_method")
-	assert.Equal(t, 1, strings.Count(out, "parameter ignored"))
+	// goipa init reads the virtual CD with boot_method=vmedia: the agent
+	// must not tell the operator it ignores it.
+	assert.NotContains(t, out, "parameter ignored")
 }

@@ -106,9 +106,8 @@ type Config struct {
 
 // ignoredParams are parameters goipa accepts, as IPA does, without acting
 // on them yet, and why: the agent says so once rather than seem to obey.
-var ignoredParams = map[string]string{
-	"boot_method": "configuration from virtual media is not read by this agent",
-}
+// (boot_method is acted on: goipa init reads the virtual CD with vmedia.)
+var ignoredParams = map[string]string{}
 
 // ConfigError names the parameter whose value is malformed.
 type ConfigError = kernelparams.Error

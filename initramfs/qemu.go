@@ -26,7 +26,14 @@ type VMOptions struct {
 	ISO string
 	// UEFI boots OVMF (Debian's ovmf package) instead of SeaBIOS, with a
 	// fresh copy of its variable store, so the guest has efivarfs.
-	UEFI        bool
+	UEFI bool
+	// UEFIVars is the variable store to use instead of a fresh copy, kept
+	// when QEMU exits: a machine's NVRAM across power cycles (the test
+	// BMC's). It is filled from OVMF's template when missing or empty.
+	UEFIVars string
+	// NetBoot keeps QEMU's iPXE option ROM on the NIC and boots it first
+	// (bootindex 0): a network boot. Without it the NIC has no ROM.
+	NetBoot     bool
 	VirtioDisks []string // raw disk files
 	NVMeDisks   []string
 	MAC         string
@@ -129,13 +136,29 @@ func StartVM(ctx context.Context, o VMOptions) (_ *VM, err error) {
 		if err != nil {
 			return nil, err
 		}
-		args = append(args, "-drive", "if=pflash,format=raw,readonly=on,file="+fw.code, "-drive", "if=pflash,format=raw,file="+fw.vars)
-		cleanup = append(cleanup, fw.vars)
-		defer func() {
-			if err != nil {
-				os.Remove(fw.vars)
+		if o.UEFIVars != "" {
+			// The template copy is not needed: the caller's store is
+			// kept, and filled from the template the first time.
+			tmpl, rerr := os.ReadFile(fw.vars)
+			os.Remove(fw.vars)
+			if rerr != nil {
+				return nil, rerr
 			}
-		}()
+			if st, serr := os.Stat(o.UEFIVars); serr != nil || st.Size() == 0 {
+				if err := os.WriteFile(o.UEFIVars, tmpl, 0o600); err != nil {
+					return nil, fmt.Errorf("UEFI variable store: %w", err)
+				}
+			}
+			fw.vars = o.UEFIVars
+		} else {
+			cleanup = append(cleanup, fw.vars)
+			defer func() {
+				if err != nil {
+					os.Remove(fw.vars)
+				}
+			}()
+		}
+		args = append(args, "-drive", "if=pflash,format=raw,readonly=on,file="+fw.code, "-drive", "if=pflash,format=raw,file="+fw.vars)
 	}
 	if !arm && accel == "kvm" {
 		args = append(args, "-cpu", "host")
@@ -151,8 +174,12 @@ func StartVM(ctx context.Context, o VMOptions) (_ *VM, err error) {
 	if o.MAC != "" {
 		mac = ",mac=" + o.MAC
 	}
+	rom := ",romfile="
+	if o.NetBoot {
+		rom = ",bootindex=0" // QEMU's default ROM: iPXE
+	}
 	if o.Tap != "" {
-		args = append(args, "-netdev", "tap,id=n0,ifname="+o.Tap+",script=no,downscript=no", "-device", "virtio-net-pci,netdev=n0,romfile="+mac)
+		args = append(args, "-netdev", "tap,id=n0,ifname="+o.Tap+",script=no,downscript=no", "-device", "virtio-net-pci,netdev=n0"+rom+mac)
 	} else {
 		fwd := ""
 		if o.HostForward != 0 {
@@ -161,7 +188,7 @@ func StartVM(ctx context.Context, o VMOptions) (_ *VM, err error) {
 		for _, f := range o.MoreForwards {
 			fwd += fmt.Sprintf(",hostfwd=tcp:127.0.0.1:%d-:%d", f[0], f[1])
 		}
-		args = append(args, "-netdev", "user,id=n0"+fwd, "-device", "virtio-net-pci,netdev=n0,romfile="+mac)
+		args = append(args, "-netdev", "user,id=n0"+fwd, "-device", "virtio-net-pci,netdev=n0"+rom+mac)
 	}
 	name := "qemu-system-x86_64"
 	if arm {

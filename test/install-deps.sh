@@ -6,6 +6,7 @@ set -euo pipefail
 
 packages=(
   ironic-api ironic-conductor ironic-inspector python3-ironicclient genisoimage
+  isolinux syslinux-common  # Ironic builds BIOS boot ISOs with them (redfish-virtual-media)
   qemu-system-x86 qemu-utils dnsmasq-base iproute2
   gdisk fdisk dosfstools mtools e2fsprogs util-linux mount ovmf docker-registry lvm2
   mdadm  # reads the md superblocks goipa writes (the host kernel has no md; nothing is assembled)
@@ -13,6 +14,7 @@ packages=(
   openssl
   python3-zeroconf  # Ironic's and the inspector's mDNS publishing ([conductor] enable_mdns), for the mDNS test
   gcc make binutils xz-utils  # netdevsim.ko for the NIC firmware test (test/netdevsim)
+  python3-sushy  # the Redfish client Ironic uses, which drives the test BMC (test/redfishbmc)
   "$@"
 )
 

@@ -38,7 +38,90 @@ func TestVirtualMediaBootWithoutDHCP(t *testing.T) {
 	kernel, initrd := buildRamdisk(t)
 
 	tree := t.TempDir()
-	files := map[string]string{
+	for p, c := range vmediaFiles(t) {
+		if err := os.MkdirAll(filepath.Join(tree, filepath.Dir(p)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(tree, p), []byte(c), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	iso := filepath.Join(t.TempDir(), "vmedia.iso")
+	if out, err := exec.Command("genisoimage", "-quiet", "-r", "-V", "config-2", "-J", "-l", "-o", iso, tree).CombinedOutput(); err != nil {
+		t.Fatalf("genisoimage: %v: %s", err, out)
+	}
+	checkVirtualMediaBoot(t, initramfs.VMOptions{Kernel: kernel, Initrd: initrd, Cmdline: "boot_method=vmedia ipa-standalone=1",
+		Args: []string{"-device", "virtio-scsi-pci,id=vmscsi", "-drive", "file=" + iso + ",if=none,id=vmcd,media=cdrom,readonly=on", "-device", "scsi-cd,drive=vmcd,bus=vmscsi.0"}})
+}
+
+// TestVirtualMediaBootFromIronicsISO boots, through the firmware, the ISO
+// Debian's Ironic 21.4 builds itself for the redfish-virtual-media boot
+// interface (its create_boot_iso with its inject_files, the kernel
+// parameters as its prepare_deploy_iso composes them: `nofb`, `text`
+// and `--`, which the kernel hands to /init): ISOLINUX on SeaBIOS, and
+// on OVMF the GRUB ESP goipa-build esp makes, which finds Ironic's
+// grub.cfg (linuxefi) on the CD. The assertions are
+// TestVirtualMediaBootWithoutDHCP's.
+func TestVirtualMediaBootFromIronicsISO(t *testing.T) {
+	testenv.NeedRoot(t)
+	testenv.NeedCommands(t, "mkisofs", "mkfs.vfat", "mcopy", "/usr/bin/python3")
+	if _, err := os.Stat("/usr/lib/ISOLINUX/isolinux.bin"); err != nil {
+		t.Fatalf("Ironic's BIOS ISO needs Debian's isolinux (test/install-deps.sh installs it): %v", err)
+	}
+	kernel, initrd := buildRamdisk(t)
+	esp := filepath.Join(t.TempDir(), "esp.img")
+	if _, err := initramfs.BuildESP(context.Background(), initramfs.ESPOptions{Output: esp}); err != nil {
+		t.Fatal(err)
+	}
+	// Ironic reads file:// sources from the folders it is allowed, and
+	// copies them: one folder for the three.
+	src := t.TempDir()
+	for name, from := range map[string]string{"kernel": kernel, "initrd": initrd, "esp.img": esp} {
+		if err := os.Link(from, filepath.Join(src, name)); err != nil {
+			if err := copyFileForTest(from, filepath.Join(src, name)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	files := map[string]string{}
+	for p, c := range vmediaFiles(t) {
+		files[c] = p // Ironic's inject_files: content -> path on the ISO
+	}
+	for _, mode := range []struct {
+		name string
+		uefi bool
+	}{{"uefi", true}, {"bios", false}} {
+		t.Run(mode.name, func(t *testing.T) {
+			iso := filepath.Join(t.TempDir(), "boot.iso")
+			o := realironic.BootISO{Output: iso, Kernel: filepath.Join(src, "kernel"), Initrd: filepath.Join(src, "initrd"), UEFI: mode.uefi,
+				// [redfish] kernel_append_params' default, the serial console, ir_pub_id, the agent's parameters.
+				KernelParams: "nofb nomodeset vga=normal console=ttyS0 ir_pub_id=3c5a51ab-ironic boot_method=vmedia ipa-standalone=1",
+				Files:        files, PublisherID: "3c5a51ab-ironic"}
+			if mode.uefi {
+				o.ESP = filepath.Join(src, "esp.img")
+			}
+			realironic.CreateBootISO(t, o)
+			console := checkVirtualMediaBoot(t, initramfs.VMOptions{ISO: iso, UEFI: mode.uefi})
+			if !strings.Contains(console, "are no command, ignored") {
+				t.Errorf("the kernel handed /init no bare words: is this Ironic's command line?")
+			}
+		})
+	}
+}
+
+func copyFileForTest(from, to string) error {
+	b, err := os.ReadFile(from)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(to, b, 0o644)
+}
+
+// vmediaFiles is what the virtual CD carries besides the kernel: the CA
+// and ironic-tls.conf Ironic adds with [agent] api_ca_file, an
+// operator's configuration file, and the node's network_data.json.
+func vmediaFiles(t *testing.T) map[string]string {
+	return map[string]string{
 		"etc/ironic-python-agent/ironic.crt":         selfSignedCA(t),
 		"etc/ironic-python-agent.d/ironic-tls.conf":  "[DEFAULT]\ncafile = /etc/ironic-python-agent/ironic.crt\n",
 		"etc/ironic-python-agent.d/zz-operator.conf": "[DEFAULT]\nlisten_port = 9998\nmd5_enabled = false\n",
@@ -59,30 +142,23 @@ func TestVirtualMediaBootWithoutDHCP(t *testing.T) {
   "services": [{"type": "dns", "address": "10.0.2.3"}]
 }`,
 	}
-	for p, c := range files {
-		if err := os.MkdirAll(filepath.Join(tree, filepath.Dir(p)), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(tree, p), []byte(c), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	iso := filepath.Join(t.TempDir(), "vmedia.iso")
-	if out, err := exec.Command("genisoimage", "-quiet", "-r", "-V", "config-2", "-J", "-l", "-o", iso, tree).CombinedOutput(); err != nil {
-		t.Fatalf("genisoimage: %v: %s", err, out)
-	}
+}
 
+// checkVirtualMediaBoot boots o (with the CD, by its kernel or by the
+// firmware) on a NIC the host reaches and two more for the bond, and
+// checks that network_data.json and the CD's configuration files were
+// applied with no DHCP at all. It returns the console.
+func checkVirtualMediaBoot(t *testing.T, o initramfs.VMOptions) string {
+	t.Helper()
 	port := realironic.FreePort(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
-	vm := startGuest(t, ctx, initramfs.VMOptions{Kernel: kernel, Initrd: initrd, Cmdline: "boot_method=vmedia ipa-standalone=1",
-		MAC: "52:54:00:6b:00:01", HostForward: port, GuestPort: 9998,
-		Args: []string{
-			"-device", "virtio-scsi-pci,id=vmscsi", "-drive", "file=" + iso + ",if=none,id=vmcd,media=cdrom,readonly=on", "-device", "scsi-cd,drive=vmcd,bus=vmscsi.0",
-			"-netdev", "user,id=b1,restrict=on", "-device", "virtio-net-pci,netdev=b1,mac=52:54:00:6b:00:02,romfile=",
-			"-netdev", "user,id=b2,restrict=on", "-device", "virtio-net-pci,netdev=b2,mac=52:54:00:6b:00:03,romfile=",
-		}})
-	toAPI, err := vm.WaitFor(ctx, "API listening", 120*time.Second)
+	o.MAC, o.HostForward, o.GuestPort = "52:54:00:6b:00:01", port, 9998
+	o.Args = append(o.Args,
+		"-netdev", "user,id=b1,restrict=on", "-device", "virtio-net-pci,netdev=b1,mac=52:54:00:6b:00:02,romfile=",
+		"-netdev", "user,id=b2,restrict=on", "-device", "virtio-net-pci,netdev=b2,mac=52:54:00:6b:00:03,romfile=")
+	vm := startGuest(t, ctx, o)
+	toAPI, err := vm.WaitFor(ctx, "API listening", 5*time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +182,7 @@ func TestVirtualMediaBootWithoutDHCP(t *testing.T) {
 
 	console := vm.Console()
 	for _, want := range []string{
-		`msg="virtual media configuration" device=/dev/sr0 label=config-2`,
+		`msg="virtual media configuration" device=/dev/sr\d label=config-2`,
 		`configuration file overrides a kernel parameter" parameter=ipa-listen-port value=9998`,
 		`parameter=ipa-cafile value=/etc/ironic-python-agent/ironic.crt`,
 		`option=md5_enabled`, // an unknown option is logged, not fatal
@@ -130,6 +206,7 @@ func TestVirtualMediaBootWithoutDHCP(t *testing.T) {
 	if t.Failed() {
 		t.Logf("console:\n%s", tail(console, 120))
 	}
+	return console
 }
 
 // selfSignedCA is a CA certificate in PEM, as Ironic's api_ca_file.

@@ -6,6 +6,7 @@
 //	goipa-build iso [flags]               build, then build/goipa.iso (BIOS and UEFI) for virtual media
 //	goipa-build push --to REF [flags]     build, then push both as an OCI artifact
 //	goipa-build pull --from REF [--dir D] fetch a pushed ramdisk (tag or digest)
+//	goipa-build esp [--output F]          build/goipa-esp.img: GRUB ESP for Ironic's UEFI ISOs (driver_info bootloader)
 package main
 
 import (
@@ -32,15 +33,40 @@ func main() {
 		mode, args = args[0], args[1:]
 	}
 	var err error
-	if mode == "pull" {
+	switch {
+	case len(args) > 0 && args[0] == "esp":
+		err = esp(ctx, args[1:])
+	case mode == "pull":
 		err = pull(ctx, args)
-	} else {
+	default:
 		err = run(ctx, args, mode)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "goipa-build:", err)
 		os.Exit(1)
 	}
+}
+
+// esp builds the ESP image Ironic embeds in the UEFI ISOs it builds
+// itself from deploy_kernel and deploy_ramdisk (virtual media without
+// DHCP): GRUB with linuxefi, which Ironic's grub.cfg uses.
+func esp(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("goipa-build esp", flag.ContinueOnError)
+	out := fs.String("output", "build/goipa-esp.img", "the ESP image to write")
+	cfg := fs.String("grub-config-path", initramfs.IronicGrubConfigPath, "Ironic's [DEFAULT] grub_config_path: where its grub.cfg is on the ISO")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("esp: unexpected argument %q", fs.Arg(0))
+	}
+	res, err := initramfs.BuildESP(ctx, initramfs.ESPOptions{Output: *out, GrubConfigPath: *cfg})
+	if err != nil {
+		return err
+	}
+	fmt.Printf("esp %s: %d bytes (%.1f MiB), sha256 %s: give it to Ironic as the node's driver_info bootloader (or [DEFAULT] esp_image)\n",
+		res.Path, res.Size, float64(res.Size)/(1<<20), res.SHA256)
+	return nil
 }
 
 func pull(ctx context.Context, args []string) error {

@@ -142,14 +142,33 @@ func main() {
 	os.Exit(run(os.Args[1:]))
 }
 
+// commandOf picks the subcommand from the arguments. The kernel starts
+// /init (goipa, PID 1) with the command line's bare words it does not
+// know itself as arguments: Ironic's ISOs carry `text`, `nofb` and the
+// like, and after a `--` the kernel hands on every word. As PID 1, a
+// first argument that names no subcommand means init, and the kernel's
+// words are dropped (returned for the log); `goipa agent` run as PID 1
+// of a PID namespace keeps its command.
+func commandOf(args []string, pid int) (name string, rest, dropped []string) {
+	if pid == 1 {
+		if len(args) == 0 {
+			return "init", nil, nil
+		}
+		if _, ok := subcommands[args[0]]; !ok && !isHelp(args[0]) {
+			return "init", nil, args
+		}
+	}
+	if len(args) == 0 {
+		return "", nil, nil
+	}
+	return args[0], args[1:], nil
+}
+
 // run is main without the exit: the status it returns is goipa's.
 func run(args []string) int {
-	name := ""
-	switch {
-	case len(args) > 0:
-		name, args = args[0], args[1:]
-	case os.Getpid() == 1:
-		name = "init" // the kernel starts us without arguments
+	name, args, dropped := commandOf(args, os.Getpid())
+	if len(dropped) > 0 {
+		fmt.Fprintf(os.Stderr, "goipa init: the kernel's arguments %q are no command, ignored\n", dropped)
 	}
 	if isHelp(name) {
 		name = "help"

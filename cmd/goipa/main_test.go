@@ -109,3 +109,42 @@ func TestCommandLine(t *testing.T) {
 		})
 	}
 }
+
+// TestCommandOfKernelArguments: as PID 1 the kernel's bare words (what
+// Ironic's ISO command lines carry: `text`, `nofb`, words after `--`)
+// start init instead of failing as an unknown command, which would
+// panic the kernel; elsewhere an unknown word stays an error.
+func TestCommandOfKernelArguments(t *testing.T) {
+	tests := []struct {
+		args          []string
+		pid           int
+		name          string
+		rest, dropped []string
+	}{
+		{args: nil, pid: 1, name: "init"},
+		{args: []string{"nofb", "text"}, pid: 1, name: "init", dropped: []string{"nofb", "text"}},
+		{args: []string{"text", "init"}, pid: 1, name: "init", dropped: []string{"text", "init"}},
+		{args: []string{"init", "--cmdline-file=/x"}, pid: 1, name: "init", rest: []string{"--cmdline-file=/x"}},
+		{args: []string{"agent", "--ipa-standalone=1"}, pid: 1, name: "agent", rest: []string{"--ipa-standalone=1"}},
+		{args: []string{"--help"}, pid: 1, name: "--help"},
+		{args: []string{"nofb"}, pid: 4242, name: "nofb"},
+		{args: nil, pid: 4242, name: ""},
+	}
+	for _, tc := range tests {
+		name, rest, dropped := commandOf(tc.args, tc.pid)
+		assert.Equal(t, tc.name, name, "%v as pid %d", tc.args, tc.pid)
+		assert.Equal(t, tc.rest, nilIfEmpty(rest), "%v as pid %d", tc.args, tc.pid)
+		assert.Equal(t, tc.dropped, dropped, "%v as pid %d", tc.args, tc.pid)
+	}
+	// Outside PID 1 the same words are a usage error (exit 2).
+	res := runGoipa(t, "nofb")
+	assert.Equal(t, 2, res.code)
+	assert.Contains(t, res.stderr, `unknown command "nofb"`)
+}
+
+func nilIfEmpty(s []string) []string {
+	if len(s) == 0 {
+		return nil
+	}
+	return s
+}

@@ -10,6 +10,8 @@ package realironic
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -66,6 +68,9 @@ type Ironic struct {
 	ImageBase    string // http://127.0.0.1:<port>
 	LogPath      string
 	InspectorLog string
+	// CAFile is the CA (PEM) of Ironic's API certificate with WithTLS:
+	// [agent] api_ca_file, which Ironic puts into the ISOs it builds.
+	CAFile string
 
 	t          testing.TB
 	http       *http.Client
@@ -100,7 +105,24 @@ type options struct {
 	callbackTimeout  int
 	mdns             bool
 	netns, host      string
+	virtualMedia     bool
+	tls              bool
 }
+
+// WithVirtualMedia enables the redfish hardware type with the
+// redfish-virtual-media boot interface and redfish power and management,
+// and what Ironic needs to build boot ISOs itself and serve them to the
+// BMC without Swift: [redfish] use_swift = false, [deploy] http_root the
+// folder the image server serves (ImageDir, at http_url), Debian's
+// ISOLINUX path ([DEFAULT] isolinux_bin; Ironic's default path is not
+// Debian's, ldlinux.c32 it finds itself).
+func WithVirtualMedia() Option { return func(o *options) { o.virtualMedia = true } }
+
+// WithTLS serves Ironic's API over HTTPS with a certificate of a CA made
+// for the test ([api] enable_ssl_api, [ssl]); [agent] api_ca_file names
+// that CA, so Ironic's ISOs carry it (etc/ironic-python-agent/ironic.crt
+// with an ironic-tls.conf); the harness's client trusts it.
+func WithTLS() Option { return func(o *options) { o.tls = true } }
 
 // WithNetNS runs Ironic, the inspector and the image server inside the
 // network namespace ns, on address host there (a provisioning network
@@ -189,11 +211,14 @@ log_file = {{.Log}}
 use_stderr = false
 minimum_required_memory = 128
 minimum_memory_warning_only = true
-enabled_hardware_types = manual-management,fake-hardware
-enabled_boot_interfaces = pxe,fake
+enabled_hardware_types = manual-management,fake-hardware{{if .VirtualMedia}},redfish{{end}}
+enabled_boot_interfaces = pxe,fake{{if .VirtualMedia}},redfish-virtual-media{{end}}
 enabled_deploy_interfaces = direct,fake
-enabled_power_interfaces = fake
-enabled_management_interfaces = noop,fake
+enabled_power_interfaces = fake{{if .VirtualMedia}},redfish{{end}}
+enabled_management_interfaces = noop,fake{{if .VirtualMedia}},redfish{{end}}
+{{- if .VirtualMedia}}
+isolinux_bin = /usr/lib/ISOLINUX/isolinux.bin
+{{- end}}
 enabled_network_interfaces = noop
 enabled_inspect_interfaces = no-inspect,fake{{if .Inspector}},inspector{{end}}
 enabled_raid_interfaces = no-raid,agent,fake
@@ -211,6 +236,13 @@ port = {{.APIPort}}
 api_workers = 1
 ramdisk_heartbeat_timeout = {{.HeartbeatTimeout}}
 restrict_lookup = true
+enable_ssl_api = {{.TLS}}
+{{- if .TLS}}
+
+[ssl]
+cert_file = {{.State}}/tls/ironic.crt
+key_file = {{.State}}/tls/ironic.key
+{{- end}}
 
 [database]
 connection = sqlite:///{{.State}}/ironic.sqlite
@@ -234,7 +266,7 @@ deploy_ramdisk = {{.ImageBase}}/agent.ramdisk
 
 [deploy]
 http_url = {{.ImageBase}}
-http_root = {{.State}}/http
+http_root = {{.HTTPRoot}}
 default_boot_mode = bios
 fast_track = {{.FastTrack}}
 erase_devices_priority = 0
@@ -255,13 +287,21 @@ image_download_source = http
 certificates_path = {{.State}}/certificates
 verify_ca = False
 require_tls = false
+{{- if .TLS}}
+api_ca_file = {{.State}}/tls/ca.crt
+{{- end}}
+{{- if .VirtualMedia}}
+
+[redfish]
+use_swift = false
+{{- end}}
 
 [dhcp]
 dhcp_provider = none
 
 [service_catalog]
 auth_type = none
-endpoint_override = http://{{.Host}}:{{.APIPort}}
+endpoint_override = {{.APIURL}}
 
 [pxe]
 images_path = {{.State}}/images
@@ -304,7 +344,10 @@ connection = sqlite:///{{.State}}/inspector.sqlite
 
 [ironic]
 auth_type = none
-endpoint_override = http://{{.Host}}:{{.APIPort}}
+{{- if .TLS}}
+cafile = {{.State}}/tls/ca.crt
+{{- end}}
+endpoint_override = {{.APIURL}}
 
 [pxe_filter]
 driver = noop
@@ -373,14 +416,36 @@ func Start(t testing.TB, opts ...Option) *Ironic {
 	} else {
 		ir.startImageServer()
 	}
+	ir.URL = fmt.Sprintf("http://%s:%d", o.host, apiPort)
+	httpRoot := filepath.Join(state, "http")
+	if o.virtualMedia {
+		// Ironic publishes its ISOs under http_root/redfish and hands the
+		// BMC http_url/redfish/...: the folder the image server serves.
+		httpRoot = ir.ImageDir
+	}
+	if o.tls {
+		ir.URL = fmt.Sprintf("https://%s:%d", o.host, apiPort)
+		ir.CAFile = writeTestPKI(t, filepath.Join(state, "tls"), o.host)
+		pool := x509.NewCertPool()
+		ca, err := os.ReadFile(ir.CAFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pool.AppendCertsFromPEM(ca)
+		tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}
+		if o.netns != "" {
+			tr.DialContext = nsDialer(o.netns)
+		}
+		ir.http.Transport = tr
+	}
 	vals := map[string]any{
 		"State": state, "Log": ir.LogPath, "InspectorLog": ir.InspectorLog, "APIPort": apiPort, "InspectorPort": inspPort,
 		"HeartbeatTimeout": o.heartbeatTimeout, "AutomatedClean": o.automatedClean, "FastTrack": o.fastTrack, "CallbackTimeout": o.callbackTimeout,
 		"ImageBase": ir.ImageBase, "Inspector": o.inspector, "Metal3Inspector": o.metal3Inspector, "Host": o.host, "CallbackHost": callbackHost, "MDNS": o.mdns,
+		"VirtualMedia": o.virtualMedia, "TLS": o.tls, "HTTPRoot": httpRoot, "APIURL": ir.URL,
 	}
 	conf := filepath.Join(state, "ironic.conf")
 	writeTemplate(t, conf, ironicConf, vals)
-	ir.URL = fmt.Sprintf("http://%s:%d", o.host, apiPort)
 
 	run(t, 60*time.Second, "ironic-dbsync", "--config-file", conf, "create_schema")
 	ir.spawn("ironic", "--config-file", conf)

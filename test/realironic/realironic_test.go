@@ -4,6 +4,10 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -49,5 +53,46 @@ func TestHarness(t *testing.T) {
 	}
 	if err := ir.Provision(ctx, uuid, "abort", nil); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestHarnessVirtualMediaTLS: with WithVirtualMedia and WithTLS, Ironic's
+// API answers over HTTPS with the test CA's certificate (a client that
+// does not trust it is refused), the redfish hardware type offers the
+// redfish-virtual-media boot interface, and the configuration hands
+// Ironic the CA to put into its ISOs.
+func TestHarnessVirtualMediaTLS(t *testing.T) {
+	testenv.NeedCommands(t, "ironic", "ironic-dbsync")
+	ir := Start(t, WithVirtualMedia(), WithTLS())
+	if !strings.HasPrefix(ir.URL, "https://") || ir.CAFile == "" {
+		t.Fatalf("URL %s, CA %q", ir.URL, ir.CAFile)
+	}
+	ctx := context.Background()
+	var drv struct {
+		EnabledBootInterfaces  []string `json:"enabled_boot_interfaces"`
+		EnabledPowerInterfaces []string `json:"enabled_power_interfaces"`
+	}
+	if err := ir.Do(ctx, http.MethodGet, "/v1/drivers/redfish", nil, &drv); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(drv.EnabledBootInterfaces, "redfish-virtual-media") || !slices.Contains(drv.EnabledPowerInterfaces, "redfish") {
+		t.Errorf("redfish driver: %+v", drv)
+	}
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Get(ir.URL + "/v1")
+	if err == nil {
+		resp.Body.Close()
+		t.Fatal("a client without the test CA reached Ironic's API")
+	}
+	if !strings.Contains(err.Error(), "certificate") {
+		t.Errorf("untrusted client: %v, want a certificate error", err)
+	}
+	conf, err := os.ReadFile(filepath.Join(ir.StateDir, "ironic.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"api_ca_file = " + ir.CAFile, "use_swift = false", "isolinux_bin = /usr/lib/ISOLINUX/isolinux.bin", "http_root = " + ir.ImageDir} {
+		if !strings.Contains(string(conf), want) {
+			t.Errorf("ironic.conf lacks %q", want)
+		}
 	}
 }
