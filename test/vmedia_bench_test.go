@@ -163,6 +163,30 @@ func (a *arrivalClock) seen() (time.Time, string) {
 	return a.at, strings.Join(a.lines, "\n")
 }
 
+// goipaSteps are the steps goipa's log times (duration=) in a boot, for
+// the benchmark's log: where the time went.
+func goipaSteps(console string) string {
+	var steps []string
+	for _, l := range strings.Split(console, "\n") {
+		_, d, ok := strings.Cut(l, " duration=")
+		if !ok || !strings.Contains(l, "level=") {
+			continue
+		}
+		msg := l
+		if _, m, ok := strings.Cut(l, " msg="); ok {
+			msg = m
+			if strings.HasPrefix(m, `"`) {
+				msg, _, _ = strings.Cut(m[1:], `"`)
+			} else {
+				msg, _, _ = strings.Cut(m, " ")
+			}
+		}
+		d, _, _ = strings.Cut(d, " ")
+		steps = append(steps, msg+" "+d)
+	}
+	return strings.Join(steps, "; ")
+}
+
 // ironicVmediaISO builds the boot ISO exactly as Ironic 21.4's
 // redfish-virtual-media does for a BIOS node without DHCP: Ironic's own
 // images.create_isolinux_image_for_bios (ISOLINUX, Debian's path to
@@ -263,7 +287,7 @@ func BenchmarkVirtualMediaBootToLookup(b *testing.B) {
 			// asked no DHCP.
 			b.Fatalf("the vmedia boot did not configure itself from the CD alone; console:\n%s", tail(console, 60))
 		}
-		b.Logf("vmedia=%v: QEMU start to /init %.2f s, /init to the first lookup %.3f s", vmedia, initAt.Sub(started).Seconds(), got.at.Sub(initAt).Seconds())
+		b.Logf("vmedia=%v: QEMU start to /init %.2f s, /init to the first lookup %.3f s; goipa's steps: %s", vmedia, initAt.Sub(started).Seconds(), got.at.Sub(initAt).Seconds(), goipaSteps(console))
 		return got.at.Sub(initAt)
 	}
 

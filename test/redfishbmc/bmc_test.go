@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -25,6 +26,9 @@ type fakeMachine struct {
 	calls []string
 	cd    string // what ChangeMedium last put in the drive
 	fail  error
+	// buttonOff makes the guest listen to the power button (it shuts
+	// down).
+	buttonOff bool
 }
 
 func (f *fakeMachine) record(c string) error {
@@ -55,8 +59,19 @@ func (f *fakeMachine) ForceOff(context.Context) error {
 	return nil
 }
 
-func (f *fakeMachine) PowerButton(context.Context) error { return f.record("button") }
-func (f *fakeMachine) NMI(context.Context) error         { return f.record("nmi") }
+func (f *fakeMachine) PowerButton(context.Context) error {
+	if err := f.record("button"); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.buttonOff {
+		f.on = false
+	}
+	return nil
+}
+
+func (f *fakeMachine) NMI(context.Context) error { return f.record("nmi") }
 func (f *fakeMachine) On() bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -209,6 +224,18 @@ func TestReset(t *testing.T) {
 		assert.Equal(t, 500, w.Code)
 		assert.Contains(t, w.Body.String(), "QEMU is gone")
 	})
+}
+
+// TestGracefulRestart: the button is pressed, and the machine comes back
+// once the guest has shut down.
+func TestGracefulRestart(t *testing.T) {
+	b, fm := newTestBMC(t)
+	fm.on, fm.buttonOff = true, true
+	w := do(t, b, call{method: "POST", path: b.SystemPath() + "/Actions/ComputerSystem.Reset", body: `{"ResetType":"GracefulRestart"}`, auth: true})
+	require.Equal(t, 204, w.Code, w.Body.String())
+	require.Eventually(t, fm.On, 5*time.Second, 20*time.Millisecond, "the machine is back on")
+	assert.Equal(t, []string{"button", "on"}, fm.Calls())
+	assert.Len(t, b.Boots(), 1)
 }
 
 func TestSystemAdvertisesWhatIronicReads(t *testing.T) {

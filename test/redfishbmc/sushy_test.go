@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -88,6 +89,16 @@ func runSushy(t *testing.T, bmcURL string, b *BMC, actions ...string) sushyView 
 	return v
 }
 
+// needSushy fails the test unless QEMU and Debian's python3-sushy are
+// there.
+func needSushy(t *testing.T) {
+	t.Helper()
+	testenv.NeedCommands(t, "qemu-system-x86_64", debianPython)
+	if out, err := exec.Command(debianPython, "-c", "import sushy").CombinedOutput(); err != nil {
+		t.Fatalf("these tests need Debian's python3-sushy (installed with Ironic: test/install-deps.sh): %v: %s", err, out)
+	}
+}
+
 var ramdisk struct {
 	once  sync.Once
 	iso   string
@@ -99,10 +110,8 @@ var ramdisk struct {
 // for UEFI), once per test run.
 func bootISO(t *testing.T) string {
 	t.Helper()
-	testenv.NeedCommands(t, "apt-get", "apt-cache", "dpkg-deb", "qemu-system-x86_64", "go", debianPython)
-	if out, err := exec.Command(debianPython, "-c", "import sushy, importlib.metadata as m; print(m.version('sushy'))").CombinedOutput(); err != nil {
-		t.Fatalf("these tests need Debian's python3-sushy (installed with Ironic: test/install-deps.sh): %v: %s", err, out)
-	}
+	testenv.NeedCommands(t, "apt-get", "apt-cache", "dpkg-deb", "go")
+	needSushy(t)
 	ramdisk.once.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 		defer cancel()
@@ -293,5 +302,45 @@ func TestSushyBootsTheMachineFromVirtualMedia(t *testing.T) {
 				t.Errorf("%d boots: a power-off must not start the machine again", n)
 			}
 		})
+	}
+}
+
+// TestSushyNetworkBoot: a one-time Pxe override boots the NIC's option
+// ROM (QEMU's iPXE) first, and the next power-on is back to the disks.
+func TestSushyNetworkBoot(t *testing.T) {
+	testenv.NeedRoot(t)
+	needSushy(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	b, err := New(Options{VM: initramfs.VMOptions{MemoryMiB: 256}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	srv := httptest.NewServer(b)
+	defer srv.Close()
+	v := runSushy(t, srv.URL, b, "boot=Pxe,Once,Legacy", "reset=On")
+	if v.Power != "On" || v.Target != "Pxe" || v.Enabled != "Disabled" {
+		t.Errorf("after a one-time Pxe boot and On: %+v", v)
+	}
+	if _, err := b.Console().WaitFor(ctx, "iPXE initialising devices", 0, 3*time.Minute); err != nil {
+		t.Fatalf("%v\n%s", err, b.Console().Tail(30))
+	}
+	mark := b.Console().Mark()
+	runSushy(t, srv.URL, b, "reset=ForceRestart")
+	if boots := b.Boots(); len(boots) != 2 || boots[0].Target != TargetPxe || boots[1].Target != TargetNone {
+		t.Errorf("boots %+v, want Pxe then the firmware's own order", boots)
+	}
+	// No disk, an empty CD, no NIC ROM: SeaBIOS finds nothing to boot.
+	if _, err := b.Console().WaitFor(ctx, "No bootable device", mark, 3*time.Minute); err != nil {
+		t.Fatalf("%v\n%s", err, b.Console().Tail(30))
+	}
+	// The first boot's last lines may still arrive after the mark: what
+	// counts is after the second power-on's line.
+	if _, second, _ := strings.Cut(b.Console().String(), "redfishbmc: power on: boot target None"); strings.Contains(second, "iPXE") {
+		t.Errorf("the second boot ran iPXE: the one-time override was not spent:\n%s", b.Console().Tail(40))
+	}
+	if v := runSushy(t, srv.URL, b, "reset=ForceOff"); v.Power != "Off" {
+		t.Errorf("after ForceOff: %s", v.Power)
 	}
 }
