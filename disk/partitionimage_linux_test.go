@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -64,4 +65,43 @@ func TestWritePartitionImage(t *testing.T) {
 
 	_, err = WritePartitionImage(ctx, dev, PartitionLayout{Label: "msdos", RootMiB: 100}, nil, "", func(ctx context.Context, root string) error { return os.ErrDeadlineExceeded })
 	assert.ErrorIs(t, err, os.ErrDeadlineExceeded)
+}
+
+// TestRefuseMultipathMap: a partition image onto a dm-multipath map is
+// refused before anything is wiped (the kernel makes no partitions on
+// a dm device), naming the WWID; a device-mapper device of another kind
+// and an ordinary disk pass, also through a /dev/mapper-style symlink.
+func TestRefuseMultipathMap(t *testing.T) {
+	dir := t.TempDir()
+	sys := filepath.Join(dir, "sys")
+	for k, uuid := range map[string]string{"dm-3": "mpath-3600508b400105e210000900000490000\n", "dm-4": "LVM-abc\n"} {
+		require.NoError(t, os.MkdirAll(filepath.Join(sys, "class/block", k, "dm"), 0o755))
+		require.NoError(t, os.WriteFile(filepath.Join(sys, "class/block", k, "dm/uuid"), []byte(uuid), 0o644))
+	}
+	dev := filepath.Join(dir, "dev")
+	require.NoError(t, os.MkdirAll(dev, 0o755))
+	for _, k := range []string{"dm-3", "dm-4", "sda"} {
+		require.NoError(t, os.WriteFile(filepath.Join(dev, k), nil, 0o644))
+	}
+	require.NoError(t, os.Symlink("dm-3", filepath.Join(dev, "mpatha")))
+	for _, tc := range []struct {
+		device string
+		refuse bool
+	}{
+		{"dm-3", true},
+		{"mpatha", true},
+		{"dm-4", false},
+		{"sda", false},
+	} {
+		err := refuseMultipathMap(sys, filepath.Join(dev, tc.device))
+		var onMap *PartitionsOnMapError
+		if tc.refuse {
+			if assert.ErrorAs(t, err, &onMap, tc.device) {
+				assert.Equal(t, "3600508b400105e210000900000490000", onMap.WWID)
+				assert.Contains(t, err.Error(), "use a whole-disk image")
+			}
+		} else {
+			assert.NoError(t, err, tc.device)
+		}
+	}
 }
