@@ -195,7 +195,7 @@ func TestLookupConfigIsHonouredOrLoggedOnce(t *testing.T) {
 	a := newTestAgent(t, "ipa-api-url=http://127.0.0.1:1", WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
 	// Ironic master's ramdisk.config(), as a redfish node gets it.
 	cfg := map[string]any{
-		"metrics":                        map[string]any{"backend": "noop"},
+		"metrics":                        map[string]any{"backend": "statsd"},
 		"metrics_statsd":                 map[string]any{"statsd_host": "localhost", "statsd_port": 8125.0},
 		"heartbeat_timeout":              300.0,
 		"agent_containers":               map[string]any{"allow_arbitrary_containers": false},
@@ -216,10 +216,10 @@ func TestLookupConfigIsHonouredOrLoggedOnce(t *testing.T) {
 
 	assert.True(t, a.cfg.EnableBIOSBootloaderInstall, "enable_bios_bootloader_install from Ironic turns it on, as in IPA")
 	out := logs.String()
-	for _, k := range []string{"disable_deep_image_inspection", "metrics", "metrics_statsd", "agent_containers", "tls_cipher_suites", "a_key_from_the_future"} {
+	for _, k := range []string{"disable_deep_image_inspection", "metrics", "metrics_statsd", "agent_containers", "a_key_from_the_future"} {
 		assert.Equal(t, 1, strings.Count(out, "key="+k+" "), "%s logged as ignored exactly once:\n%s", k, out)
 	}
-	for _, k := range []string{"heartbeat_timeout", "agent_token", "agent_md5_checksum_enable", "permitted_image_formats", "agent_skip_bmc_detect", "enable_bios_bootloader_install", "tls_min_version"} {
+	for _, k := range []string{"heartbeat_timeout", "agent_token", "agent_md5_checksum_enable", "permitted_image_formats", "agent_skip_bmc_detect", "enable_bios_bootloader_install", "tls_min_version", "tls_cipher_suites"} {
 		assert.NotContains(t, out, "key="+k+" ", "%s is honoured, not ignored", k)
 	}
 }
@@ -229,6 +229,10 @@ func TestLookupConfigFalseTurnsNothingOff(t *testing.T) {
 	a.applyLookup(&LookupResult{Node: map[string]any{"uuid": "n"}, Config: map[string]any{"enable_bios_bootloader_install": false}})
 	assert.True(t, a.cfg.EnableBIOSBootloaderInstall, "IPA only overrides with a true value")
 	assert.Empty(t, unhonouredLookupKeys(map[string]any{"disable_deep_image_inspection": false, "tls_cipher_suites": "", "agent_containers": nil}))
+	// What Ironic sends by default: the noop metrics backend asks for
+	// nothing, so neither metrics key is reported as ignored.
+	assert.Empty(t, unhonouredLookupKeys(map[string]any{"metrics": map[string]any{"backend": "noop"},
+		"metrics_statsd": map[string]any{"statsd_host": "localhost", "statsd_port": 8125.0}}))
 }
 
 func TestSkipBMCDetectFollowsLookup(t *testing.T) {

@@ -22,11 +22,10 @@ var lookupConfigKeys = map[string]string{
 	"tls_min_version":                "", // the auto-TLS server's minimum version
 	"disable_deep_image_inspection": "goipa always checks what an image is before writing it (compression, qcow2 header, " +
 		"no backing file); turning the checks off would let a crafted image through",
-	"metrics":          "goipa serves Prometheus metrics on its API (/metrics); it has no statsd backend to configure",
-	"metrics_statsd":   "goipa serves Prometheus metrics on its API (/metrics); it has no statsd backend to configure",
-	"agent_containers": "goipa has no container steps (IPA's ContainerHardwareManager), so there is nothing to allow or run",
-	"tls_cipher_suites": "not yet honoured: goipa's auto-TLS server uses its fixed ECDHE AEAD suites " +
-		"(Ironic's cipher list belongs to the TLS hardening work)",
+	"metrics":           "goipa serves Prometheus metrics on its API (/metrics); it has no statsd backend to configure",
+	"metrics_statsd":    "goipa serves Prometheus metrics on its API (/metrics); it has no statsd backend to configure",
+	"agent_containers":  "goipa has no container steps (IPA's ContainerHardwareManager), so there is nothing to allow or run",
+	"tls_cipher_suites": "", // the auto-TLS server's suites (server.go; ipa-tls-cipher-suites wins)
 }
 
 // applyLookupConfig adopts the lookup config keys that change the agent
@@ -72,8 +71,21 @@ func unhonouredLookupKeys(cfg map[string]any) []string {
 		if v == nil || v == false || v == "" {
 			continue
 		}
+		// Ironic always sends both metrics keys; they ask for something
+		// only when the backend is statsd (its default, noop, collects
+		// nothing, which is what an agent without statsd does anyway).
+		if (k == "metrics" || k == "metrics_statsd") && !statsdRequested(cfg) {
+			continue
+		}
 		out = append(out, k)
 	}
 	sort.Strings(out)
 	return out
+}
+
+// statsdRequested says whether lookup's metrics config picks IPA's
+// statsd backend.
+func statsdRequested(cfg map[string]any) bool {
+	m, _ := cfg["metrics"].(map[string]any)
+	return m["backend"] == "statsd"
 }
