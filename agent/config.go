@@ -112,10 +112,6 @@ var ignoredParams = map[string]string{}
 // ConfigError names the parameter whose value is malformed.
 type ConfigError = kernelparams.Error
 
-// parseBool reads a boolean as IPA does (imageinfo.go reads image_info's
-// flags with it).
-var parseBool = kernelparams.ParseBool
-
 // param is one row of params.
 func param(name, def, usage string, set func(*Config, string) error) kernelparams.Param[Config] {
 	return kernelparams.Param[Config]{Name: name, Default: def, Usage: usage, Set: set}

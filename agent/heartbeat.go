@@ -109,14 +109,5 @@ func minTime(a, b time.Time) time.Time {
 	return b
 }
 
-// retryBackoff is backoff.Backoff under the names mdns.go uses.
-type retryBackoff struct{ *backoff.Backoff }
-
-func newBackoff(first, maxWait time.Duration) retryBackoff {
-	return retryBackoff{backoff.New(first, maxWait)}
-}
-
-func (b retryBackoff) next() time.Duration { return b.Next() }
-
 // sleepCtx waits d unless ctx ends first.
 var sleepCtx = backoff.Sleep
