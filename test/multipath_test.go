@@ -2,8 +2,10 @@ package test
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -11,10 +13,15 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/goipa/goipa/disk"
 	"github.com/goipa/goipa/initramfs"
 	"github.com/goipa/goipa/internal/testenv"
 	"github.com/goipa/goipa/test/realironic"
@@ -41,7 +48,10 @@ const (
 // erases the map (the tenant's data planted in the file is gone); a
 // whole-disk image written by write_image with root device hints by
 // serial and wwn goes to the map and its bytes are in the file; a hint
-// naming a path finds no disk; the log bundle's multipath file shows the
+// naming a path finds no disk; a partition image with a config drive
+// goes into the map's kpartx-style partition devices (the root
+// filesystem and the ISO at their partitions' offsets in the file,
+// get_partition_uuids answering); the log bundle's multipath file shows the
 // map and both paths.
 func TestMultipathInQEMU(t *testing.T) {
 	testenv.NeedRoot(t)
@@ -139,7 +149,13 @@ func TestMultipathInQEMU(t *testing.T) {
 		}
 	}
 	sum := sha256.Sum256(image)
+	rootImg, rootFSUUID := rootfsImage(t, "goipa-multipath-partition")
+	rootSum := sha256.Sum256(rootImg)
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/root.img" {
+			http.ServeContent(w, r, "root.img", time.Time{}, bytes.NewReader(rootImg))
+			return
+		}
 		http.ServeContent(w, r, "lun.raw", time.Time{}, bytes.NewReader(image))
 	}))
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -177,7 +193,73 @@ func TestMultipathInQEMU(t *testing.T) {
 		t.Errorf("the LUN's file does not hold the image: first difference at byte %d", i)
 	}
 
-	// 5. The log bundle's multipath file: the map and its two paths.
+	// 5. A partition image onto the map, with a config drive: the
+	// partitions are the map's kpartx-style devices
+	// (/dev/mapper/<WWID>-partN), the root filesystem and the config
+	// drive are in the LUN's file at their partitions' offsets, and
+	// get_partition_uuids reports the root filesystem's UUID.
+	cdDir := filepath.Join(t.TempDir(), "cd")
+	if err := os.MkdirAll(filepath.Join(cdDir, "openstack", "latest"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(cdDir, "openstack", "latest", "meta_data.json"), []byte(`{"uuid": "mpath-node", "name": "goipa-mpath"}`), 0o644)
+	iso, err := exec.Command("genisoimage", "-quiet", "-o", "-", "-V", "config-2", "-R", "-J", cdDir).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write(iso)
+	zw.Close()
+	partInfo := map[string]any{"id": "mpath-root", "urls": []string{fmt.Sprintf("http://10.0.2.2:%d/root.img", l.Addr().(*net.TCPAddr).Port)},
+		"disk_format": "raw", "os_hash_algo": "sha256", "os_hash_value": hex.EncodeToString(rootSum[:]),
+		"image_type": "partition", "root_mb": 64, "swap_mb": 0, "ephemeral_mb": 0}
+	res = longCommand(t, port, "deploy.execute_deploy_step", map[string]any{
+		"node": map[string]any{"uuid": "mpath-node", "instance_info": map[string]any{"root_device": map[string]any{"wwn": mpathWWN}}}, "ports": []any{},
+		"deploy_version": map[string]any{"generic_hardware_manager": "1.1"},
+		"step": map[string]any{"interface": "deploy", "step": "write_image", "args": map[string]any{
+			"image_info": partInfo, "configdrive": base64.StdEncoding.EncodeToString(gz.Bytes())}}})
+	if res["command_status"] != "SUCCEEDED" {
+		t.Fatalf("write_image of a partition image onto the map: %v\n%s", res, grepLines(vm.Console(), "partition", "multipath", "dm"))
+	}
+	uuids := command(t, port, "standby.get_partition_uuids", map[string]any{})["command_result"].(map[string]any)
+	t.Logf("get_partition_uuids: %v", uuids)
+	if uuids["root uuid"] != rootFSUUID {
+		t.Errorf("get_partition_uuids root uuid %v, want the root filesystem's %s", uuids["root uuid"], rootFSUUID)
+	}
+	parts, _ := uuids["partitions"].(map[string]any)
+	table, err := disk.ReadTable(lun)
+	if err != nil {
+		t.Fatalf("the LUN's partition table: %v", err)
+	}
+	partAt := func(role string) (disk.Partition, bool) {
+		path, _ := parts[role].(string)
+		prefix := "/dev/mapper/" + mpathWWID + "-part"
+		n, err := strconv.Atoi(strings.TrimPrefix(path, prefix))
+		if !strings.HasPrefix(path, prefix) || err != nil {
+			t.Errorf("the %s partition is %q, want the map's partition device %sN", role, path, prefix)
+			return disk.Partition{}, false
+		}
+		for _, p := range table.Partitions {
+			if p.Number == n {
+				return p, true
+			}
+		}
+		t.Errorf("the %s partition %s is not in the LUN's table %+v", role, path, table.Partitions)
+		return disk.Partition{}, false
+	}
+	if p, ok := partAt("root"); ok {
+		if got := readAt(t, lun, p.Start, len(rootImg)); !bytes.Equal(got, rootImg) {
+			t.Errorf("the LUN's file does not hold the root filesystem at the root partition's offset %d", p.Start)
+		}
+	}
+	if p, ok := partAt("configdrive"); ok {
+		if got := readAt(t, lun, p.Start, len(iso)); !bytes.Equal(got, iso) {
+			t.Errorf("the LUN's file does not hold the config drive at its partition's offset %d", p.Start)
+		}
+	}
+
+	// 6. The log bundle's multipath file: the map and its two paths.
 	logs := command(t, port, "log.collect_system_logs", map[string]any{})["command_result"].(map[string]any)["system_logs"].(string)
 	mp := tarMember(t, logs, "multipath")
 	if !strings.Contains(mp, "("+mpathWWID+") "+strings.TrimPrefix(mapDev, "/dev/")) || !strings.Contains(mp, " sda ") || !strings.Contains(mp, " sdb ") {
