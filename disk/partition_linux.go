@@ -291,10 +291,21 @@ func WaitForPartition(ctx context.Context, path string) error {
 
 // EnsurePartitionNodes makes sure the kernel shows every partition of
 // dev's table (BLKPG for those it did not add itself).
-func EnsurePartitionNodes(dev string) error {
+func EnsurePartitionNodes(ctx context.Context, dev string) error {
 	t, err := ReadTable(dev)
 	if err != nil {
 		return err
+	}
+	if _, ok := multipathMapAt("/sys", dev); ok {
+		// A map's partitions are device-mapper devices goipa makes
+		// (kpartx -u): remade when one of the table's is missing, as
+		// after a whole-disk image was written onto the map.
+		for _, p := range t.Partitions {
+			if _, err := os.Stat(partitionPath(dev, p.Number)); err != nil && !isExtendedContainer(p) {
+				return SyncMapPartitions(ctx, dev)
+			}
+		}
+		return nil
 	}
 	f, err := os.Open(dev)
 	if err != nil {
