@@ -213,7 +213,7 @@ func TestMultipathInQEMU(t *testing.T) {
 	zw.Close()
 	partInfo := map[string]any{"id": "mpath-root", "urls": []string{fmt.Sprintf("http://10.0.2.2:%d/root.img", l.Addr().(*net.TCPAddr).Port)},
 		"disk_format": "raw", "os_hash_algo": "sha256", "os_hash_value": hex.EncodeToString(rootSum[:]),
-		"image_type": "partition", "root_mb": 64, "swap_mb": 0, "ephemeral_mb": 0}
+		"image_type": "partition", "root_mb": 64, "swap_mb": 0, "ephemeral_mb": 0, "ephemeral_format": "ext4", "preserve_ephemeral": "False"}
 	res = longCommand(t, port, "deploy.execute_deploy_step", map[string]any{
 		"node": map[string]any{"uuid": "mpath-node", "instance_info": map[string]any{"root_device": map[string]any{"wwn": mpathWWN}}}, "ports": []any{},
 		"deploy_version": map[string]any{"generic_hardware_manager": "1.1"},
