@@ -73,3 +73,23 @@ func TestMapPartitionNaming(t *testing.T) {
 	assert.True(t, ok)
 	assert.Equal(t, 7, n)
 }
+
+// FuzzIsMapPartitionUUID: whatever a dm uuid in sysfs says, a UUID
+// taken as a map's partition is exactly the one goipa would give that
+// partition (so removing "its" partitions never removes another
+// device), and the parse never panics.
+func FuzzIsMapPartitionUUID(f *testing.F) {
+	f.Add("part1-mpath-3600508b400105e210000900000490000", "mpath-3600508b400105e210000900000490000")
+	f.Add("part01-mpath-x", "mpath-x")
+	f.Add("part-1-mpath-x", "mpath-x")
+	f.Add("LVM-abc", "mpath-x")
+	f.Fuzz(func(t *testing.T, uuid, mapUUID string) {
+		n, ok := isMapPartitionUUID(uuid, mapUUID)
+		if !ok {
+			return
+		}
+		if n <= 0 || mapPartitionUUID(mapUUID, n) != uuid {
+			t.Fatalf("%q taken as partition %d of %q", uuid, n, mapUUID)
+		}
+	})
+}
