@@ -211,59 +211,83 @@ func TestMultipathInQEMU(t *testing.T) {
 	zw := gzip.NewWriter(&gz)
 	zw.Write(iso)
 	zw.Close()
-	partInfo := map[string]any{"id": "mpath-root", "urls": []string{fmt.Sprintf("http://10.0.2.2:%d/root.img", l.Addr().(*net.TCPAddr).Port)},
-		"disk_format": "raw", "os_hash_algo": "sha256", "os_hash_value": hex.EncodeToString(rootSum[:]),
-		"image_type": "partition", "root_mb": 64, "swap_mb": 0, "ephemeral_mb": 0, "ephemeral_format": "ext4", "preserve_ephemeral": "False"}
-	res = longCommand(t, port, "deploy.execute_deploy_step", map[string]any{
-		"node": map[string]any{"uuid": "mpath-node", "instance_info": map[string]any{"root_device": map[string]any{"wwn": mpathWWN}}}, "ports": []any{},
-		"deploy_version": map[string]any{"generic_hardware_manager": "1.1"},
-		"step": map[string]any{"interface": "deploy", "step": "write_image", "args": map[string]any{
-			"image_info": partInfo, "configdrive": base64.StdEncoding.EncodeToString(gz.Bytes())}}})
-	if res["command_status"] != "SUCCEEDED" {
-		t.Fatalf("write_image of a partition image onto the map: %v\n%s", res, grepLines(vm.Console(), "partition", "multipath", "dm"))
-	}
-	uuids := command(t, port, "standby.get_partition_uuids", map[string]any{})["command_result"].(map[string]any)
-	t.Logf("get_partition_uuids: %v", uuids)
-	if uuids["root uuid"] != rootFSUUID {
-		t.Errorf("get_partition_uuids root uuid %v, want the root filesystem's %s", uuids["root uuid"], rootFSUUID)
-	}
-	parts, _ := uuids["partitions"].(map[string]any)
-	table, err := disk.ReadTable(lun)
-	if err != nil {
-		t.Fatalf("the LUN's partition table: %v", err)
-	}
-	partAt := func(role string) (disk.Partition, bool) {
-		path, _ := parts[role].(string)
-		prefix := "/dev/mapper/" + mpathWWID + "-part"
-		n, err := strconv.Atoi(strings.TrimPrefix(path, prefix))
-		if !strings.HasPrefix(path, prefix) || err != nil {
-			t.Errorf("the %s partition is %q, want the map's partition device %sN", role, path, prefix)
+	// Twice, the second time with one partition fewer: re-partitioning
+	// replaces the map's partition devices (the first deploy's hold the
+	// map, and its last one would be left stale).
+	for _, swapMiB := range []int{16, 0} {
+		partInfo := map[string]any{"id": "mpath-root", "urls": []string{fmt.Sprintf("http://10.0.2.2:%d/root.img", l.Addr().(*net.TCPAddr).Port)},
+			"disk_format": "raw", "os_hash_algo": "sha256", "os_hash_value": hex.EncodeToString(rootSum[:]),
+			"image_type": "partition", "root_mb": 64, "swap_mb": swapMiB, "ephemeral_mb": 0, "ephemeral_format": "ext4", "preserve_ephemeral": "False"}
+		res = longCommand(t, port, "deploy.execute_deploy_step", map[string]any{
+			"node": map[string]any{"uuid": "mpath-node", "instance_info": map[string]any{"root_device": map[string]any{"wwn": mpathWWN}}}, "ports": []any{},
+			"deploy_version": map[string]any{"generic_hardware_manager": "1.1"},
+			"step": map[string]any{"interface": "deploy", "step": "write_image", "args": map[string]any{
+				"image_info": partInfo, "configdrive": base64.StdEncoding.EncodeToString(gz.Bytes())}}})
+		if res["command_status"] != "SUCCEEDED" {
+			t.Fatalf("write_image of a partition image onto the map (swap %d MiB): %v\n%s", swapMiB, res, grepLines(vm.Console(), "partition", "multipath", "dm"))
+		}
+		uuids := command(t, port, "standby.get_partition_uuids", map[string]any{})["command_result"].(map[string]any)
+		t.Logf("swap %d MiB: get_partition_uuids: %v", swapMiB, uuids)
+		if uuids["root uuid"] != rootFSUUID {
+			t.Errorf("get_partition_uuids root uuid %v, want the root filesystem's %s", uuids["root uuid"], rootFSUUID)
+		}
+		parts, _ := uuids["partitions"].(map[string]any)
+		table, err := disk.ReadTable(lun)
+		if err != nil {
+			t.Fatalf("the LUN's partition table: %v", err)
+		}
+		wantParts := 2
+		if swapMiB > 0 {
+			wantParts = 3
+		}
+		if len(table.Partitions) != wantParts || len(parts) != wantParts {
+			t.Errorf("swap %d MiB: %d partitions in the LUN's table, %d reported (%v); want %d", swapMiB, len(table.Partitions), len(parts), parts, wantParts)
+		}
+		partAt := func(role string) (disk.Partition, bool) {
+			path, _ := parts[role].(string)
+			prefix := "/dev/mapper/" + mpathWWID + "-part"
+			n, err := strconv.Atoi(strings.TrimPrefix(path, prefix))
+			if !strings.HasPrefix(path, prefix) || err != nil {
+				t.Errorf("the %s partition is %q, want the map's partition device %sN", role, path, prefix)
+				return disk.Partition{}, false
+			}
+			for _, p := range table.Partitions {
+				if p.Number == n {
+					return p, true
+				}
+			}
+			t.Errorf("the %s partition %s is not in the LUN's table %+v", role, path, table.Partitions)
 			return disk.Partition{}, false
 		}
-		for _, p := range table.Partitions {
-			if p.Number == n {
-				return p, true
+		if p, ok := partAt("root"); ok {
+			if got := readAt(t, lun, p.Start, len(rootImg)); !bytes.Equal(got, rootImg) {
+				t.Errorf("swap %d MiB: the LUN's file does not hold the root filesystem at the root partition's offset %d", swapMiB, p.Start)
 			}
 		}
-		t.Errorf("the %s partition %s is not in the LUN's table %+v", role, path, table.Partitions)
-		return disk.Partition{}, false
-	}
-	if p, ok := partAt("root"); ok {
-		if got := readAt(t, lun, p.Start, len(rootImg)); !bytes.Equal(got, rootImg) {
-			t.Errorf("the LUN's file does not hold the root filesystem at the root partition's offset %d", p.Start)
-		}
-	}
-	if p, ok := partAt("configdrive"); ok {
-		if got := readAt(t, lun, p.Start, len(iso)); !bytes.Equal(got, iso) {
-			t.Errorf("the LUN's file does not hold the config drive at its partition's offset %d", p.Start)
+		if p, ok := partAt("configdrive"); ok {
+			if got := readAt(t, lun, p.Start, len(iso)); !bytes.Equal(got, iso) {
+				t.Errorf("swap %d MiB: the LUN's file does not hold the config drive at its partition's offset %d", swapMiB, p.Start)
+			}
 		}
 	}
 
-	// 6. The log bundle's multipath file: the map and its two paths.
+	// 6. The log bundle's multipath file: the map and its two paths, and
+	// its partition devices.
 	logs := command(t, port, "log.collect_system_logs", map[string]any{})["command_result"].(map[string]any)["system_logs"].(string)
 	mp := tarMember(t, logs, "multipath")
 	if !strings.Contains(mp, "("+mpathWWID+") "+strings.TrimPrefix(mapDev, "/dev/")) || !strings.Contains(mp, " sda ") || !strings.Contains(mp, " sdb ") {
 		t.Errorf("the bundle's multipath file:\n%s\nwant the map %s (%s) over sda and sdb", mp, mapDev, mpathWWID)
+	}
+	// The map's partition devices, as the last deploy left them: kpartx's
+	// names and UUIDs over the map, none stale from the first deploy.
+	for n := 1; n <= 2; n++ {
+		want := fmt.Sprintf("%s-part%d (uuid %q) on %s", mpathWWID, n, fmt.Sprintf("part%d-mpath-%s", n, mpathWWID), strings.TrimPrefix(mapDev, "/dev/"))
+		if !strings.Contains(mp, want) {
+			t.Errorf("the bundle's multipath file:\n%s\nwant the map's partition device %q", mp, want)
+		}
+	}
+	if strings.Contains(mp, mpathWWID+"-part3") {
+		t.Errorf("the first deploy's third partition device is still there:\n%s", mp)
 	}
 }
 
