@@ -289,6 +289,21 @@ func TestMultipathInQEMU(t *testing.T) {
 	if strings.Contains(mp, mpathWWID+"-part3") {
 		t.Errorf("the first deploy's third partition device is still there:\n%s", mp)
 	}
+
+	// 7. erase_devices_metadata of the map: its partition devices hold it,
+	// so they go first; the table is gone from the file, and so are they.
+	wipe := longCommand(t, port, "clean.execute_clean_step", map[string]any{"step": map[string]any{"step": "erase_devices_metadata", "interface": "deploy"},
+		"node": map[string]any{}, "ports": []any{}})
+	if wipe["command_status"] != "SUCCEEDED" {
+		t.Fatalf("erase_devices_metadata with the map's partition devices present: %v", wipe)
+	}
+	if table, err := disk.ReadTable(lun); err == nil && len(table.Partitions) > 0 {
+		t.Errorf("erase_devices_metadata left the partition table on the LUN: %+v", table.Partitions)
+	}
+	logs = command(t, port, "log.collect_system_logs", map[string]any{})["command_result"].(map[string]any)["system_logs"].(string)
+	if mp := tarMember(t, logs, "multipath"); strings.Contains(mp, mpathWWID+"-part") {
+		t.Errorf("partition devices of the map outlive the wiped table:\n%s", mp)
+	}
 }
 
 // longCommand is postCommand for commands that take minutes under TCG
