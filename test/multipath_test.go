@@ -48,11 +48,15 @@ const (
 // erases the map (the tenant's data planted in the file is gone); a
 // whole-disk image written by write_image with root device hints by
 // serial and wwn goes to the map and its bytes are in the file; a hint
-// naming a path finds no disk; a partition image with a config drive
-// goes into the map's kpartx-style partition devices (the root
-// filesystem and the ISO at their partitions' offsets in the file,
-// get_partition_uuids answering); the log bundle's multipath file shows the
-// map and both paths.
+// naming a path finds no disk; a whole-disk GPT image's config drive
+// goes into a new partition through the map's partition device; a
+// partition image with a config drive, deployed twice with different
+// layouts, goes into the map's kpartx-style partition devices
+// (/dev/mapper/<WWID>-partN: the root filesystem and the ISO at their
+// partitions' offsets in the file, get_partition_uuids answering, none
+// stale); the log bundle's multipath file shows the map, both paths
+// and the partition devices; erase_devices_metadata removes them with
+// the table.
 func TestMultipathInQEMU(t *testing.T) {
 	testenv.NeedRoot(t)
 	kernel, initrd := buildRamdisk(t)
@@ -150,8 +154,14 @@ func TestMultipathInQEMU(t *testing.T) {
 	}
 	sum := sha256.Sum256(image)
 	rootImg, rootFSUUID := rootfsImage(t, "goipa-multipath-partition")
+	gptImg := gptImage(t, 16<<20)
+	gptSum := sha256.Sum256(gptImg)
 	rootSum := sha256.Sum256(rootImg)
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/gpt.raw" {
+			http.ServeContent(w, r, "gpt.raw", time.Time{}, bytes.NewReader(gptImg))
+			return
+		}
 		if r.URL.Path == "/root.img" {
 			http.ServeContent(w, r, "root.img", time.Time{}, bytes.NewReader(rootImg))
 			return
@@ -211,6 +221,23 @@ func TestMultipathInQEMU(t *testing.T) {
 	zw := gzip.NewWriter(&gz)
 	zw.Write(iso)
 	zw.Close()
+	// A whole-disk image (GPT) with a config drive: the new partition is
+	// the map's partition device, and the ISO is in the file at it.
+	res = longCommand(t, port, "deploy.execute_deploy_step", map[string]any{
+		"node": map[string]any{"uuid": "mpath-node", "instance_info": map[string]any{"root_device": map[string]any{"wwn": mpathWWN}}}, "ports": []any{},
+		"deploy_version": map[string]any{"generic_hardware_manager": "1.1"},
+		"step": map[string]any{"interface": "deploy", "step": "write_image", "args": map[string]any{
+			"image_info": map[string]any{"id": "mpath-gpt", "urls": []string{fmt.Sprintf("http://10.0.2.2:%d/gpt.raw", l.Addr().(*net.TCPAddr).Port)},
+				"disk_format": "raw", "os_hash_algo": "sha256", "os_hash_value": hex.EncodeToString(gptSum[:])},
+			"configdrive": base64.StdEncoding.EncodeToString(gz.Bytes())}}})
+	if res["command_status"] != "SUCCEEDED" {
+		t.Fatalf("write_image of a whole-disk image with a config drive onto the map: %v\n%s", res, grepLines(vm.Console(), "config drive", "multipath", "dm"))
+	}
+	if want := "partition=/dev/mapper/" + mpathWWID + "-part2"; !strings.Contains(grepLines(vm.Console(), "config drive written"), want) {
+		t.Errorf("the config drive went elsewhere than the map's partition device (%s):\n%s", want, grepLines(vm.Console(), "config drive"))
+	}
+	checkConfigDrive(t, lun, "goipa-mpath")
+
 	// Twice, the second time with one partition fewer: re-partitioning
 	// replaces the map's partition devices (the first deploy's hold the
 	// map, and its last one would be left stale).
