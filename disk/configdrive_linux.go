@@ -29,10 +29,25 @@ var linuxFS = guidBytes("0FC63DAF-8483-4772-8E79-3D69D8477DE4")
 // the disk), an MBR disk a new primary partition. It returns the
 // partition's path.
 func WriteConfigDrive(ctx context.Context, dev string, iso []byte) (string, error) {
+	path, err := writeConfigDrive(ctx, dev, iso)
+	if err != nil {
+		return "", err
+	}
+	// A map's partition devices claim it: made once it is closed.
+	if err := SyncMapPartitions(ctx, dev); err != nil {
+		return "", err
+	}
+	return path, nil
+}
+
+func writeConfigDrive(ctx context.Context, dev string, iso []byte) (string, error) {
 	if len(iso) > ConfigDriveSize {
 		return "", fmt.Errorf("config drive is %d bytes, more than %d MiB", len(iso), ConfigDriveSize>>20)
 	}
 	if err := CheckSafe(ctx, dev); err != nil {
+		return "", err
+	}
+	if err := ReleaseMapPartitions(dev); err != nil {
 		return "", err
 	}
 	f, err := os.OpenFile(dev, os.O_RDWR|unix.O_EXCL|unix.O_CLOEXEC, 0)
@@ -100,8 +115,12 @@ func WriteConfigDrive(ctx context.Context, dev string, iso []byte) (string, erro
 	return partitionPath(dev, part.Number), nil
 }
 
-// partitionPath is the kernel's name for partition n of dev.
+// partitionPath is the kernel's name for partition n of dev, or for a
+// multipath map the /dev/mapper link of its partition device.
 func partitionPath(dev string, n int) string {
+	if p, ok := mapPartitionPath("/sys", dev, n); ok {
+		return p
+	}
 	if last := dev[len(dev)-1]; last >= '0' && last <= '9' {
 		return fmt.Sprintf("%sp%d", dev, n)
 	}

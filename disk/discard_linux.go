@@ -73,6 +73,9 @@ func DiscardErase(ctx context.Context, dev string, progress func(done, total int
 	if err := discardCapable(queueLimit(kname, "discard_max_bytes"), queueLimit(kname, "write_zeroes_max_bytes")); err != nil {
 		return "", err
 	}
+	if err := ReleaseMapPartitions(dev); err != nil {
+		return "", err
+	}
 	f, err := os.OpenFile(dev, os.O_WRONLY|unix.O_EXCL|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return "", fmt.Errorf("opening %s: %w", dev, err)

@@ -349,6 +349,9 @@ func Overwrite(ctx context.Context, dev string, passes int, zero bool, progress 
 	if err := CheckSafe(ctx, dev); err != nil {
 		return err
 	}
+	if err := ReleaseMapPartitions(dev); err != nil {
+		return err
+	}
 	f, err := os.OpenFile(dev, os.O_WRONLY|unix.O_DIRECT|unix.O_EXCL|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("opening %s: %w", dev, err)

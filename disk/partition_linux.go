@@ -103,7 +103,22 @@ func (l PartitionLayout) plan(diskBytes int64) ([]plannedPart, error) {
 // swap1) in Go, and returns each role's partition. Whatever dev held is
 // gone: the caller wiped its metadata first.
 func MakePartitions(ctx context.Context, dev string, l PartitionLayout) (map[PartitionRole]Partition, error) {
+	parts, err := makePartitions(ctx, dev, l)
+	if err != nil {
+		return nil, err
+	}
+	// A map's partition devices claim it: made once it is closed.
+	if err := SyncMapPartitions(ctx, dev); err != nil {
+		return nil, err
+	}
+	return parts, nil
+}
+
+func makePartitions(ctx context.Context, dev string, l PartitionLayout) (map[PartitionRole]Partition, error) {
 	if err := CheckSafe(ctx, dev); err != nil {
+		return nil, err
+	}
+	if err := ReleaseMapPartitions(dev); err != nil {
 		return nil, err
 	}
 	f, err := os.OpenFile(dev, os.O_RDWR|unix.O_EXCL|unix.O_CLOEXEC, 0)
@@ -192,6 +207,9 @@ func MakePartitions(ctx context.Context, dev string, l PartitionLayout) (map[Par
 // the kernel did not make when re-reading the table: kernels built
 // without a GPT or MBR parser, and loop devices without partition scan.
 func ensurePartitionNodes(f *os.File, dev string, t Table) error {
+	if _, ok := multipathMapAt("/sys", dev); ok {
+		return nil // SyncMapPartitions makes a map's, once it is closed
+	}
 	var errs []error
 	for _, p := range t.Partitions {
 		path := partitionPath(dev, p.Number)
@@ -273,10 +291,21 @@ func WaitForPartition(ctx context.Context, path string) error {
 
 // EnsurePartitionNodes makes sure the kernel shows every partition of
 // dev's table (BLKPG for those it did not add itself).
-func EnsurePartitionNodes(dev string) error {
+func EnsurePartitionNodes(ctx context.Context, dev string) error {
 	t, err := ReadTable(dev)
 	if err != nil {
 		return err
+	}
+	if _, ok := multipathMapAt("/sys", dev); ok {
+		// A map's partitions are device-mapper devices goipa makes
+		// (kpartx -u): remade when one of the table's is missing, as
+		// after a whole-disk image was written onto the map.
+		for _, p := range t.Partitions {
+			if _, err := os.Stat(partitionPath(dev, p.Number)); err != nil && !isExtendedContainer(p) {
+				return SyncMapPartitions(ctx, dev)
+			}
+		}
+		return nil
 	}
 	f, err := os.Open(dev)
 	if err != nil {

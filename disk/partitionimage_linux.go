@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 )
 
@@ -22,9 +21,6 @@ type PartitionImageDisk struct {
 // (ephemeralFS, "" for ext4). The image itself then goes into
 // Paths[RoleRoot].
 func LayOutPartitionImage(ctx context.Context, device string, layout PartitionLayout, iso []byte, ephemeralFS string) (*PartitionImageDisk, error) {
-	if err := refuseMultipathMap("/sys", device); err != nil {
-		return nil, err
-	}
 	if err := WipeMetadata(ctx, device); err != nil {
 		return nil, fmt.Errorf("wiping %s: %v", device, err)
 	}
@@ -120,30 +116,4 @@ func writeWhole(path string, b []byte) error {
 		return err
 	}
 	return f.Close()
-}
-
-// PartitionsOnMapError refuses a partition image onto a dm-multipath
-// map: the kernel makes no partition devices on a device-mapper device
-// (multipath-tools' kpartx does, and the ramdisk has none), so the
-// partitions could not be written. Refused before anything is wiped.
-type PartitionsOnMapError struct {
-	Device, WWID string
-}
-
-func (e *PartitionsOnMapError) Error() string {
-	return fmt.Sprintf("%s is the dm-multipath map of WWID %s: partition images cannot be written onto a multipath map "+
-		"(the ramdisk makes no partition mappings); use a whole-disk image", e.Device, e.WWID)
-}
-
-// refuseMultipathMap returns a *PartitionsOnMapError when device (a
-// path in /dev) is a dm-multipath map; sys is the sysfs mount.
-func refuseMultipathMap(sys, device string) error {
-	real, err := filepath.EvalSymlinks(device)
-	if err != nil {
-		real = device
-	}
-	if wwid, ok := MultipathWWIDOf(sys, filepath.Base(real)); ok {
-		return &PartitionsOnMapError{Device: device, WWID: wwid}
-	}
-	return nil
 }

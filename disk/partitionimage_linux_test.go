@@ -67,41 +67,40 @@ func TestWritePartitionImage(t *testing.T) {
 	assert.ErrorIs(t, err, os.ErrDeadlineExceeded)
 }
 
-// TestRefuseMultipathMap: a partition image onto a dm-multipath map is
-// refused before anything is wiped (the kernel makes no partitions on
-// a dm device), naming the WWID; a device-mapper device of another kind
-// and an ordinary disk pass, also through a /dev/mapper-style symlink.
-func TestRefuseMultipathMap(t *testing.T) {
+// TestMapPartitionPath: a dm-multipath map's partition N is its
+// kpartx-style device /dev/mapper/<map name>-partN, also through a
+// /dev/mapper-style symlink to the map; a device-mapper device of
+// another kind and an ordinary disk keep the kernel's naming.
+func TestMapPartitionPath(t *testing.T) {
 	dir := t.TempDir()
 	sys := filepath.Join(dir, "sys")
-	for k, uuid := range map[string]string{"dm-3": "mpath-3600508b400105e210000900000490000\n", "dm-4": "LVM-abc\n"} {
-		require.NoError(t, os.MkdirAll(filepath.Join(sys, "class/block", k, "dm"), 0o755))
-		require.NoError(t, os.WriteFile(filepath.Join(sys, "class/block", k, "dm/uuid"), []byte(uuid), 0o644))
+	const wwid = "3600508b400105e210000900000490000"
+	for k, uuid := range map[string]string{"dm-3": "mpath-" + wwid + "\n", "dm-4": "LVM-abc\n"} {
+		d := filepath.Join(sys, "class/block", k)
+		require.NoError(t, os.MkdirAll(filepath.Join(d, "dm"), 0o755))
+		require.NoError(t, os.WriteFile(filepath.Join(d, "dm/uuid"), []byte(uuid), 0o644))
+		require.NoError(t, os.WriteFile(filepath.Join(d, "dm/name"), []byte(strings.TrimPrefix(strings.TrimSpace(uuid), "mpath-")+"\n"), 0o644))
+		require.NoError(t, os.WriteFile(filepath.Join(d, "dev"), []byte("253:"+k[3:]+"\n"), 0o644))
 	}
 	dev := filepath.Join(dir, "dev")
 	require.NoError(t, os.MkdirAll(dev, 0o755))
 	for _, k := range []string{"dm-3", "dm-4", "sda"} {
 		require.NoError(t, os.WriteFile(filepath.Join(dev, k), nil, 0o644))
 	}
-	require.NoError(t, os.Symlink("dm-3", filepath.Join(dev, "mpatha")))
+	require.NoError(t, os.Symlink("dm-3", filepath.Join(dev, wwid)))
 	for _, tc := range []struct {
-		device string
-		refuse bool
+		device, want string
 	}{
-		{"dm-3", true},
-		{"mpatha", true},
-		{"dm-4", false},
-		{"sda", false},
+		{"dm-3", "/dev/mapper/" + wwid + "-part2"},
+		{wwid, "/dev/mapper/" + wwid + "-part2"},
+		{"dm-4", ""},
+		{"sda", ""},
 	} {
-		err := refuseMultipathMap(sys, filepath.Join(dev, tc.device))
-		var onMap *PartitionsOnMapError
-		if tc.refuse {
-			if assert.ErrorAs(t, err, &onMap, tc.device) {
-				assert.Equal(t, "3600508b400105e210000900000490000", onMap.WWID)
-				assert.Contains(t, err.Error(), "use a whole-disk image")
-			}
-		} else {
-			assert.NoError(t, err, tc.device)
-		}
+		got, ok := mapPartitionPath(sys, filepath.Join(dev, tc.device), 2)
+		assert.Equal(t, tc.want != "", ok, tc.device)
+		assert.Equal(t, tc.want, got, tc.device)
 	}
+	m, ok := multipathMapAt(sys, filepath.Join(dev, "dm-3"))
+	require.True(t, ok)
+	assert.Equal(t, multipathMapDevice{Kernel: "dm-3", Name: wwid, UUID: "mpath-" + wwid, DevNo: "253:3"}, m)
 }

@@ -74,6 +74,11 @@ func WipeMetadata(ctx context.Context, dev string) error {
 	if err := CheckSafe(ctx, dev); err != nil {
 		return err
 	}
+	// A multipath map's partition devices hold it; they describe the
+	// table about to go.
+	if err := ReleaseMapPartitions(dev); err != nil {
+		return err
+	}
 	// O_EXCL on a block device fails while the kernel uses it (mounted,
 	// an md or dm member): a second guard after CheckSafe.
 	f, err := os.OpenFile(dev, os.O_RDWR|unix.O_EXCL|unix.O_CLOEXEC, 0)

@@ -170,6 +170,10 @@ func Write(ctx context.Context, req Request) (*Result, error) {
 			return nil, err
 		}
 	}
+	// A multipath map's partition devices hold it exclusively.
+	if err := disk.ReleaseMapPartitions(req.Device); err != nil {
+		return nil, err
+	}
 	f, err := os.OpenFile(req.Device, os.O_WRONLY|unix.O_EXCL|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("opening %s: %w", req.Device, err)

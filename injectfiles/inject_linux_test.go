@@ -31,7 +31,7 @@ func ext4Loop(t *testing.T) string {
 	sh(t, "sgdisk", "-n", "1:2048:0", img)
 	loop := strings.TrimSpace(sh(t, "losetup", "--find", "--show", "--partscan", img))
 	t.Cleanup(func() { exec.Command("losetup", "-d", loop).Run() })
-	if err := disk.EnsurePartitionNodes(loop); err != nil { // no udev here
+	if err := disk.EnsurePartitionNodes(context.Background(), loop); err != nil { // no udev here
 		t.Fatal(err)
 	}
 	if err := disk.WaitForPartition(context.Background(), loop+"p1"); err != nil {

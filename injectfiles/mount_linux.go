@@ -22,7 +22,7 @@ import (
 // Every partition passes allow before it is mounted: a device path the
 // request names may lie outside what goipa may write.
 func withFilePartition(ctx context.Context, device, partition, rel string, allow func(dev string) error, fn func(root *os.Root, rel string) error) error {
-	if err := disk.EnsurePartitionNodes(device); err != nil {
+	if err := disk.EnsurePartitionNodes(ctx, device); err != nil {
 		return err
 	}
 	var candidates []string

@@ -65,7 +65,7 @@ func WriteTable(ctx context.Context, dev, label string, spans []Span) error {
 	// devices) that parse no tables get theirs through BLKPG below.
 	unix.IoctlSetInt(int(f.Fd()), unix.BLKRRPART, 0)
 	f.Close()
-	if err := disk.EnsurePartitionNodes(dev); err != nil {
+	if err := disk.EnsurePartitionNodes(ctx, dev); err != nil {
 		return err
 	}
 	for _, s := range spans {
@@ -130,7 +130,7 @@ func AddPartition(ctx context.Context, dev string, s Span, typeGUID, name string
 	if err != nil {
 		return disk.Table{}, fmt.Errorf("writing the GPT of %s: %w", dev, err)
 	}
-	if err := disk.EnsurePartitionNodes(dev); err != nil {
+	if err := disk.EnsurePartitionNodes(ctx, dev); err != nil {
 		return disk.Table{}, err
 	}
 	if err := disk.WaitForPartition(ctx, disk.PartitionPath(dev, s.Number)); err != nil {

@@ -570,7 +570,7 @@ func TestBootcInstallFromRegistry(t *testing.T) {
 	}
 
 	rootDev := disk.PartitionPath(loop, root.Number)
-	if err := disk.EnsurePartitionNodes(loop); err != nil {
+	if err := disk.EnsurePartitionNodes(context.Background(), loop); err != nil {
 		t.Fatal(err)
 	}
 	if out, err := exec.Command("e2fsck", "-fn", rootDev).CombinedOutput(); err != nil {
