@@ -397,10 +397,14 @@ func sshShellWithPTY(t *testing.T, c *ssh.Client) {
 	}
 	waitOut := func(s string) {
 		t.Helper()
-		deadline := time.Now().Add(90 * time.Second)
+		// 150 s as for the serial console's line editor: gosh redraws per
+		// key and asks the terminal questions on the way out; under TCG
+		// beside the rest of make test one CI run took over 90 s to run
+		// a typed line that had been drawn in full.
+		deadline := time.Now().Add(150 * time.Second)
 		for !strings.Contains(out.String(), s) {
 			if time.Now().After(deadline) {
-				t.Fatalf("no %q from the SSH shell within 90 s; it printed %q", s, out.String())
+				t.Fatalf("no %q from the SSH shell within 150 s; it printed %q", s, out.String())
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
